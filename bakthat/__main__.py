@@ -1,0 +1,3 @@
+from bakthat.cli import run
+
+run()

@@ -1,0 +1,197 @@
+"""The small storage interface every backend implements.
+
+A backend stores opaque objects under string keys.  Primitives (what a subclass writes):
+:meth:`Backend.open_upload`, :meth:`Backend.open_read`, :meth:`Backend.stat`,
+:meth:`Backend.list`, :meth:`Backend.delete` and optionally :meth:`Backend.url`.
+Everything else (hashing, size checks, verification) is built above them here or in
+the pipeline, so each backend stays short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, ClassVar
+
+from bakthat.errors import ConfigError, IntegrityError
+
+_BAD_KEY = re.compile(r"(^/)|(^|/)\.\.?(/|$)|\x00|\\|//")
+
+
+@dataclass
+class ObjectInfo:
+    """What a backend knows about one stored object."""
+
+    key: str
+    size: int
+    modified: float | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Upload:
+    """A write in progress.  Nothing is visible under the key until :meth:`commit`.
+
+    Subclasses implement ``write``, ``commit`` and ``abort``.  ``abort`` is idempotent
+    and safe to call after a failed ``commit``.
+    """
+
+    def write(self, data: bytes) -> int:
+        raise NotImplementedError
+
+    def commit(self) -> ObjectInfo:
+        """Make the object durable and visible.  Raise AlreadyExistsError if the key exists."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Nothing to flush: writes are buffered by the upload itself."""
+
+
+class HashingWriter:
+    """Pass writes to a sink while counting them and computing their SHA-256."""
+
+    def __init__(self, sink: Any):
+        self._sink = sink
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        self._sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Writes go straight to the sink."""
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class HashingReader:
+    """Read from a source while counting and hashing what was read."""
+
+    def __init__(self, source: IO[bytes]):
+        self._source = source
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        """Read the rest of the source so the hash covers the whole object."""
+        while self.read(1 << 20):
+            pass
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        self._source.close()
+
+
+class Backend:
+    """Base class of storage backends.  ``conf`` is the profile's settings dict."""
+
+    name: ClassVar[str] = "base"
+    #: True when reading an object twice costs little (a local disk): restore then
+    #: verifies the whole object's SHA-256 before it decrypts or extracts anything.
+    cheap_reads: ClassVar[bool] = False
+
+    def __init__(self, conf: dict[str, Any]):
+        self.conf = conf
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def container(self) -> str:
+        """Return what identifies this store's location (a path, a bucket...)."""
+        raise NotImplementedError
+
+    @property
+    def backend_hash(self) -> str:
+        """Return the SHA-512 hex digest identifying this store, as 0.6's ``backend_hash``."""
+        return hashlib.sha512(f"{self.name}:{self.container}".encode()).hexdigest()
+
+    @staticmethod
+    def check_key(key: str) -> str:
+        """Given a key, return it.  Raise ConfigError if it is empty, absolute or has ``..``."""
+        if not key or _BAD_KEY.search(key):
+            raise ConfigError(f"invalid storage key {key!r}")
+        return key
+
+    # -- primitives ---------------------------------------------------------------
+    def open_upload(self, key: str, metadata: dict[str, str] | None = None) -> Upload:
+        raise NotImplementedError
+
+    def open_read(self, key: str) -> IO[bytes]:
+        """Return a readable stream of the object.  Raise NotFoundError if it is missing."""
+        raise NotImplementedError
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Return the object's info.  Raise NotFoundError if it is missing."""
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every committed object whose key starts with ``prefix``, sorted by key."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Delete the object.  Raise NotFoundError if it is missing."""
+        raise NotImplementedError
+
+    def url(self, key: str, expires_in: int = 3600) -> str:
+        """Return a URL that reads the object (signed and expiring where the store can)."""
+        raise NotImplementedError
+
+    # -- layered --------------------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        """Return True if an object is stored under ``key``."""
+        from bakthat.errors import NotFoundError
+
+        try:
+            self.stat(key)
+        except NotFoundError:
+            return False
+        return True
+
+    def put(
+        self,
+        key: str,
+        source: IO[bytes] | bytes,
+        *,
+        metadata: dict[str, str] | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+    ) -> ObjectInfo:
+        """Given a key and a readable stream (or bytes), store it and return its info.
+
+        When ``sha256`` or ``size`` is given, the bytes read must match them; otherwise
+        the upload is aborted, nothing is stored, and IntegrityError is raised.
+        """
+        if isinstance(source, (bytes, bytearray)):
+            source = io.BytesIO(source)
+        upload = self.open_upload(self.check_key(key), metadata)
+        try:
+            writer = HashingWriter(upload)
+            while chunk := source.read(1 << 20):
+                writer.write(chunk)
+            if size is not None and writer.size != size:
+                raise IntegrityError(f"{key}: source gave {writer.size} bytes, {size} were declared")
+            if sha256 is not None and writer.hexdigest() != sha256:
+                raise IntegrityError(f"{key}: SHA-256 of the data does not match the declared one")
+            return upload.commit()
+        except BaseException:
+            upload.abort()
+            raise

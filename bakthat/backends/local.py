@@ -1,0 +1,185 @@
+"""The local directory store: bakthat's zero-configuration default destination.
+
+Objects are files under ``local_path`` (default ``~/.bakthat_store``), directories 0700
+and files 0600.  A write goes to ``.tmp-<host>-<pid>-<random>`` beside its final name,
+is fsynced, then hard-linked to the final name (which fails if it exists, so nothing is
+ever replaced) and the directory is fsynced: a killed process never leaves a file under
+a final name.  Temp files of dead processes on this host are removed by later uploads.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from bakthat.backends import base
+from bakthat.errors import AlreadyExistsError, NotFoundError, StorageError
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"local store full while {action} {key}: no space left on device")
+    return StorageError(f"local store: {action} {key} failed: {exc.strerror or exc}")
+
+
+def _is_stale_temp(name: str, host: str) -> bool:
+    """Return True if a temp file name belongs to a dead process on this host."""
+    parts = name[len(TEMP_PREFIX):].split("-")
+    if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class LocalUpload(base.Upload):
+    def __init__(self, final: Path, key: str):
+        self.final = final
+        self.key = key
+        host = socket.gethostname().replace("-", "_")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{host}-{os.getpid()}-", dir=final.parent)
+        except OSError as exc:
+            raise _storage_error("creating", key, exc) from None
+        self.temp = Path(temp)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._done = False
+
+    def write(self, data: bytes) -> int:
+        try:
+            view = memoryview(data)
+            while view:
+                written = self._file.write(view)
+                view = view[written:]
+        except OSError as exc:
+            raise _storage_error("writing", self.key, exc) from None
+        return len(data)
+
+    def commit(self) -> base.ObjectInfo:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.chmod(self.temp, 0o600)
+            os.link(self.temp, self.final)
+        except FileExistsError:
+            raise AlreadyExistsError(f"local store: {self.key} already exists; nothing was replaced") from None
+        except OSError as exc:
+            raise _storage_error("committing", self.key, exc) from None
+        self.abort()  # removes the temp name; the data lives on under the final name
+        _fsync_dir(self.final.parent)
+        return base.ObjectInfo(self.key, self.final.stat().st_size, self.final.stat().st_mtime)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class Backend(base.Backend):
+    """Store objects as files under a local directory."""
+
+    name = "local"
+    cheap_reads = True
+
+    def __init__(self, conf: dict[str, Any]):
+        super().__init__(conf)
+        self.root = Path(os.path.expanduser(str(conf.get("local_path") or "~/.bakthat_store"))).absolute()
+
+    @property
+    def container(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / self.check_key(key)
+
+    def open_upload(self, key: str, metadata: dict[str, str] | None = None) -> LocalUpload:
+        path = self._path(key)
+        self._remove_stale_temps(path.parent)
+        if path.exists():
+            raise AlreadyExistsError(f"local store: {key} already exists; nothing was replaced")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise _storage_error("creating the store for", key, exc) from None
+        return LocalUpload(path, key)
+
+    def _remove_stale_temps(self, directory: Path) -> None:
+        host = socket.gethostname().replace("-", "_")
+        try:
+            names = [name for name in os.listdir(directory) if name.startswith(TEMP_PREFIX)]
+        except OSError:
+            return
+        for name in names:
+            if _is_stale_temp(name, host):
+                try:
+                    (directory / name).unlink()
+                except OSError:
+                    pass
+
+    def open_read(self, key: str) -> IO[bytes]:
+        try:
+            return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            raise NotFoundError(f"local store: no object {key}") from None
+        except OSError as exc:
+            raise _storage_error("reading", key, exc) from None
+
+    def stat(self, key: str) -> base.ObjectInfo:
+        try:
+            result = self._path(key).stat()
+        except FileNotFoundError:
+            raise NotFoundError(f"local store: no object {key}") from None
+        return base.ObjectInfo(key, result.st_size, result.st_mtime)
+
+    def list(self, prefix: str = "") -> Iterator[base.ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        found = []
+        for directory, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in filenames:
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                full = Path(directory) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    result = full.stat()
+                    found.append(base.ObjectInfo(key, result.st_size, result.st_mtime))
+        yield from sorted(found, key=lambda info: info.key)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise NotFoundError(f"local store: no object {key}") from None
+        except OSError as exc:
+            raise _storage_error("deleting", key, exc) from None
+        _fsync_dir(path.parent)
+
+    def url(self, key: str, expires_in: int = 3600) -> str:
+        return self._path(key).as_uri()

@@ -1,0 +1,103 @@
+"""Errors raised by bakthat, each with a message and a documented CLI exit code.
+
+Every error bakthat raises on purpose is a subclass of :class:`BakthatError`.  The
+``exit_code`` class attribute is what the ``bakthat`` command exits with when the error
+reaches it; the table lives in ``docs/exit-codes.md`` and in :data:`EXIT_CODES`.
+Messages never contain a password, a key or any other secret.
+"""
+
+from __future__ import annotations
+
+
+class BakthatError(Exception):
+    """Base class: a failure bakthat expected and can explain (exit code 1)."""
+
+    exit_code = 1
+
+
+class ConfigError(BakthatError):
+    """The configuration or the command-line usage is wrong (exit code 2)."""
+
+    exit_code = 2
+
+
+class PartialFailure(BakthatError):
+    """Part of the work failed and the rest succeeded (exit code 3)."""
+
+    exit_code = 3
+
+
+class NotFoundError(BakthatError):
+    """No backup (or stored object) matches what was asked for (exit code 4)."""
+
+    exit_code = 4
+
+
+class WrongPasswordError(BakthatError):
+    """The password or identity does not open the archive (exit code 5)."""
+
+    exit_code = 5
+
+
+class PasswordRequiredError(WrongPasswordError):
+    """The archive is encrypted and no password or identity was given (exit code 5)."""
+
+
+class IntegrityError(BakthatError):
+    """Stored data does not match its checksum or authentication tag (exit code 6).
+
+    Raised for a flipped byte, a truncated or extended archive, a damaged header, or an
+    object whose SHA-256 differs from the one recorded at backup time.
+    """
+
+    exit_code = 6
+
+
+class UnsafeArchiveError(BakthatError):
+    """An archive member would escape the target or is of a refused kind (exit code 7)."""
+
+    exit_code = 7
+
+
+class TargetExistsError(BakthatError):
+    """Restoring would overwrite existing files and overwriting was not asked for (exit code 8)."""
+
+    exit_code = 8
+
+
+class StorageError(BakthatError):
+    """The destination failed to store, read or delete an object (exit code 9)."""
+
+    exit_code = 9
+
+
+class AlreadyExistsError(StorageError):
+    """An object already exists under the key a backend was asked to create."""
+
+
+class VetoedError(BakthatError):
+    """A ``before_`` event handler refused the action; nothing was done (exit code 10)."""
+
+    exit_code = 10
+
+
+class Interrupted(BakthatError):
+    """The action was interrupted (Ctrl-C or SIGTERM); nothing partial was kept (exit 130)."""
+
+    exit_code = 130
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "failure (an unexpected or generic error)",
+    2: "usage or configuration error",
+    3: "partial failure: some items failed, the rest succeeded",
+    4: "not found: no backup matches",
+    5: "wrong password or missing password/identity",
+    6: "integrity error: checksum or authentication failed, archive damaged or truncated",
+    7: "unsafe archive: a member would escape the target or is a device/FIFO",
+    8: "target exists: restore would overwrite files (use --overwrite)",
+    9: "storage error: the destination could not store, read or delete",
+    10: "vetoed: a before_ event handler (plugin) refused the action",
+    130: "interrupted (SIGINT/SIGTERM)",
+}

@@ -1,0 +1,106 @@
+"""Shared fixtures: an isolated HOME and working directory, trees to back up, snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Run every test with its own HOME and cwd, no BAKTHAT_* variables, a clean catalog
+    binding and no leftover event handlers."""
+    from bakthat import models
+    from bakthat.eventing import EVENT_NAMES, events
+
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for variable in list(os.environ):
+        if variable.startswith("BAKTHAT_"):
+            monkeypatch.delenv(variable)
+    monkeypatch.chdir(work)
+    models.unbind()
+    yield home
+    models.unbind()
+    for name in EVENT_NAMES:
+        getattr(events, name).targets.clear()
+
+
+@pytest.fixture
+def home(isolated):
+    return isolated
+
+
+def make_tree(root: Path) -> Path:
+    """Create a directory with the kinds of entries a restore must reproduce exactly."""
+    root.mkdir(parents=True)
+    (root / "text.txt").write_text("compressible text\n" * 2000)
+    (root / "random.bin").write_bytes(os.urandom(300_000))
+    (root / "empty.txt").write_bytes(b"")
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "sub" / "deeper" / "note.md").write_text("# note\n")
+    (root / "empty_dir").mkdir()
+    (root / "héllo wörld ñ.txt").write_text("non-ascii name\n")
+    (root / "script.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(root / "script.sh", 0o755)
+    (root / "secret.key").write_text("private\n")
+    os.chmod(root / "secret.key", 0o600)
+    os.symlink("text.txt", root / "link-to-text")
+    os.symlink("sub/deeper", root / "link-to-dir")
+    os.link(root / "text.txt", root / "hardlink.txt")
+    for index, path in enumerate(sorted(root.rglob("*"))):
+        if not path.is_symlink():
+            os.utime(path, (1_600_000_000 + index, 1_600_000_000 + index))
+    os.utime(root / "sub", (1_500_000_000, 1_500_000_000))
+    os.utime(root, (1_400_000_000, 1_400_000_000))
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Return {relative path: (kind, mode, mtime, content sha256 or link target)} for a tree."""
+    result = {}
+    paths = [root, *sorted(root.rglob("*"))]
+    for path in paths:
+        info = path.lstat()
+        relative = path.relative_to(root).as_posix()
+        if stat.S_ISLNK(info.st_mode):
+            result[relative] = ("link", os.readlink(path))
+        elif stat.S_ISDIR(info.st_mode):
+            result[relative] = ("dir", stat.S_IMODE(info.st_mode), int(info.st_mtime))
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            result[relative] = ("file", stat.S_IMODE(info.st_mode), int(info.st_mtime), digest)
+    return result
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    return make_tree(tmp_path / "data" / "mydir")
+
+
+def run_cli(*args: str, env: dict | None = None, input: str | None = None, cwd=None, timeout: int = 120):
+    """Run ``python -m bakthat ARGS`` in a subprocess with this test's environment."""
+    import subprocess
+
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = str(ROOT) + os.pathsep + environment.get("PYTHONPATH", "")
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bakthat", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        input=input,
+        cwd=cwd,
+        timeout=timeout,
+    )

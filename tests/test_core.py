@@ -1,0 +1,386 @@
+"""The public API: backup, restore, delete, search, with the catalog and the local store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+import bakthat
+from bakthat import models
+from bakthat.errors import (
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+    PasswordRequiredError,
+    StorageError,
+    TargetExistsError,
+    WrongPasswordError,
+)
+from tests.conftest import make_tree, snapshot
+
+FAST = {"scrypt_work_factor": 10}
+
+
+def store_dir(home: Path) -> Path:
+    return home / ".bakthat_store"
+
+
+def corrupt(path: Path, offset: int) -> None:
+    """Flip one byte (XOR 0xFF: never a no-op) at offset (negative counts from the end)."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+@pytest.mark.parametrize("password", ["", "correct horse"])
+def test_backup_then_restore_reproduces_the_tree_byte_for_byte(tree, tmp_path, compression, password):
+    row = bakthat.backup(str(tree), password=password, compression=compression, conf=FAST)
+    target = tmp_path / "restored"
+    bakthat.restore("mydir", password=password or None, target=target, conf=FAST)
+    assert snapshot(target / "mydir") == snapshot(tree)
+    restored = target / "mydir"
+    assert os.stat(restored / "hardlink.txt").st_ino == os.stat(restored / "text.txt").st_ino
+    assert row.compression == compression
+    assert row.is_encrypted() == bool(password)
+
+
+def test_backup_returns_the_row_with_the_0_6_stored_filename_shape(tree, home):
+    row = bakthat.backup(str(tree), password="")
+    assert isinstance(row, models.Backups)
+    assert re.fullmatch(r"mydir\.\d{14}\.tar\.zst", row.stored_filename)
+    assert row.filename == "mydir"
+    assert row.backend == "local"
+    assert abs(row.backup_date - time.time()) < 60
+    assert row.size == (store_dir(home) / row.stored_filename).stat().st_size
+    assert len(row.sha256) == 64 and len(row.backend_hash) == 128
+    assert row.metadata["is_enc"] is False and row.metadata["client"] == row.host
+    assert models.Backups.get(models.Backups.stored_filename == row.stored_filename).id == row.id
+
+
+def test_encrypted_backup_is_stored_as_an_age_file(tree, home):
+    row = bakthat.backup(str(tree), password="pw", conf=FAST)
+    assert row.stored_filename.endswith(".tar.zst.age")
+    assert (store_dir(home) / row.stored_filename).read_bytes().startswith(b"age-encryption.org/v1\n")
+    assert row.encryption == "age-scrypt"
+
+
+def test_each_archive_has_a_manifest_that_describes_it(tree, home):
+    row = bakthat.backup(str(tree), password="pw", tags="daily db", conf=FAST)
+    manifest = json.loads((store_dir(home) / (row.stored_filename + ".manifest.json")).read_text())
+    assert manifest["name"] == "mydir"
+    assert manifest["sha256"] == row.sha256
+    assert manifest["size"] == row.size
+    assert manifest["tags"] == ["daily", "db"]
+    assert manifest["compression"] == "zstd" and manifest["encryption"] == "age-scrypt"
+    assert manifest["backup_date"] == row.backup_date
+    assert manifest["host"] == row.host and manifest["format_version"] == 1
+    assert manifest["header_sha256"] == row.metadata["header_sha256"]
+
+
+def test_developer_guide_first_example_runs_as_written(tmp_path, monkeypatch):
+    source = make_tree(tmp_path / "dir" / "i" / "wanto" / "bak")
+    monkeypatch.chdir(tmp_path / "work")
+    bakthat_conf = {'access_key': 'YOURACCESSKEY',
+                    'secret_key': 'YOURSECRETKEY',
+                    'glacier_vault': 'yourvault',
+                    's3_bucket': 'yours3bucket',
+                    'region_name': 'eu-west-1',
+                    'rotation': {'days': 7,
+                                 'first_week_day': 5,
+                                 'months': 6,
+                                 'weeks': 6}}
+
+    bakthat.backup(str(source), conf=bakthat_conf)
+    bakthat.ls()
+    # restore in the current working directory
+    bakthat.restore("bak", conf=bakthat_conf)
+
+    assert snapshot(tmp_path / "work" / "bak") == snapshot(source)
+
+
+def test_developer_guide_event_example_runs_as_written(tree, capsys):
+    from bakthat import backup, events
+
+    def before_backup_callback(session_id):
+        print(session_id, "before_backup")
+
+    def on_backup_callback(session_id, backup):
+        print(session_id, "on_backup", backup)
+
+    events.before_backup += before_backup_callback
+    events.on_backup += on_backup_callback
+
+    row = backup(str(tree), password="")
+
+    lines = capsys.readouterr().out.splitlines()
+    before_id, _ = lines[0].split(" ", 1)
+    assert lines[0] == f"{before_id} before_backup"
+    assert lines[1] == f"{before_id} on_backup <Backup: {row.stored_filename}>"
+    assert row.session_id == before_id
+
+
+def test_conf_dict_replaces_the_config_file_profile(tree, home, tmp_path):
+    (home / ".bakthat.yml").write_text(f"default:\n  local_path: {tmp_path / 'from-file'}\n")
+    bakthat.backup(str(tree), password="", conf={"local_path": str(tmp_path / "from-conf")})
+    assert list((tmp_path / "from-conf").glob("mydir.*.tar.zst"))
+    assert not (tmp_path / "from-file").exists()
+
+
+def test_config_file_profile_is_used_without_conf(tree, home, tmp_path):
+    (home / ".bakthat.yml").write_text(
+        f"default:\n  local_path: {tmp_path / 'a'}\nother:\n  local_path: {tmp_path / 'b'}\n  compression: gzip\n"
+    )
+    bakthat.backup(str(tree), password="", profile="other")
+    assert list((tmp_path / "b").glob("mydir.*.tgz"))
+    assert not (tmp_path / "a").exists()
+
+
+def test_unknown_profile_is_a_config_error_naming_the_known_ones(tree, home):
+    (home / ".bakthat.yml").write_text("default: {}\nwork: {}\n")
+    with pytest.raises(ConfigError, match="no profile 'nope'.*default, work"):
+        bakthat.backup(str(tree), password="", profile="nope")
+
+
+def test_a_python_object_tag_in_the_config_is_refused(tree, home):
+    (home / ".bakthat.yml").write_text("default: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        bakthat.backup(str(tree), password="")
+
+
+def test_restore_picks_the_newest_backup_of_the_name(tree, tmp_path):
+    first = bakthat.backup(str(tree), password="")
+    (tree / "text.txt").write_text("changed\n")
+    second = bakthat.backup(str(tree), password="")
+    assert second.backup_date > first.backup_date
+    restored = bakthat.restore("mydir", target=tmp_path / "out")
+    assert restored.id == second.id
+    assert (tmp_path / "out" / "mydir" / "text.txt").read_text() == "changed\n"
+
+
+def test_restore_by_exact_stored_filename_gets_that_version(tree, tmp_path):
+    first = bakthat.backup(str(tree), password="")
+    (tree / "text.txt").write_text("changed\n")
+    bakthat.backup(str(tree), password="")
+    bakthat.restore(first.stored_filename, target=tmp_path / "out")
+    assert (tmp_path / "out" / "mydir" / "text.txt").read_text().startswith("compressible text")
+
+
+def test_restore_matches_names_exactly_not_by_substring(tree, tmp_path):
+    bakthat.backup(str(tree), password="", custom_filename="webapp")
+    with pytest.raises(NotFoundError, match="no backup named 'web'.*webapp"):
+        bakthat.restore("web", target=tmp_path / "out")
+
+
+def test_restore_of_an_unknown_name_raises_not_found(home):
+    with pytest.raises(NotFoundError):
+        bakthat.restore("nothing-here")
+
+
+def test_restore_with_a_wrong_password_writes_nothing(tree, tmp_path):
+    bakthat.backup(str(tree), password="right", conf=FAST)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WrongPasswordError) as caught:
+        bakthat.restore("mydir", password="wrong", target=target, conf=FAST)
+    assert "wrong" not in str(caught.value).replace("wrong password", "")
+    assert list(target.iterdir()) == []
+
+
+def test_restore_of_an_encrypted_backup_without_a_password_asks_for_one(tree, tmp_path):
+    bakthat.backup(str(tree), password="right", conf=FAST)
+    with pytest.raises(PasswordRequiredError):
+        bakthat.restore("mydir", target=tmp_path / "out", conf=FAST)
+
+
+def test_bakthat_password_variable_serves_backup_and_restore(tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("BAKTHAT_PASSWORD", "from-env")
+    row = bakthat.backup(str(tree), conf=FAST)
+    assert row.encryption == "age-scrypt"
+    bakthat.restore("mydir", target=tmp_path / "out", conf=FAST)
+    assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_flipped_byte_in_an_unencrypted_archive_is_an_integrity_error(tree, home, tmp_path, where):
+    row = bakthat.backup(str(tree), password="")
+    offset = {"start": 10, "middle": row.size // 2, "end": -3}[where]
+    corrupt(store_dir(home) / row.stored_filename, offset)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(IntegrityError, match=row.stored_filename):
+        bakthat.restore("mydir", target=target)
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["header", "middle", "end"])
+def test_a_flipped_byte_in_an_encrypted_archive_is_an_integrity_error(tree, home, tmp_path, where):
+    row = bakthat.backup(str(tree), password="pw", conf=FAST)
+    offset = {"header": 40, "middle": row.size // 2, "end": -3}[where]
+    corrupt(store_dir(home) / row.stored_filename, offset)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(IntegrityError):
+        bakthat.restore("mydir", password="pw", target=target, conf=FAST)
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("change", ["truncate", "extend"])
+@pytest.mark.parametrize("password", ["", "pw"])
+def test_a_truncated_or_extended_archive_is_an_integrity_error(tree, home, tmp_path, change, password):
+    row = bakthat.backup(str(tree), password=password, conf=FAST)
+    path = store_dir(home) / row.stored_filename
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 1000] if change == "truncate" else data + b"extra bytes")
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(IntegrityError):
+        bakthat.restore("mydir", password=password or None, target=target, conf=FAST)
+    assert list(target.iterdir()) == []
+
+
+def test_restore_into_the_current_directory_by_default(tree, tmp_path):
+    bakthat.backup(str(tree), password="")
+    bakthat.restore("mydir")
+    assert snapshot(Path.cwd() / "mydir") == snapshot(tree)
+
+
+def test_restore_never_overwrites_existing_files_unless_asked(tree, tmp_path):
+    bakthat.backup(str(tree), password="")
+    target = tmp_path / "out"
+    (target / "mydir").mkdir(parents=True)
+    (target / "mydir" / "text.txt").write_text("keep me\n")
+    with pytest.raises(TargetExistsError):
+        bakthat.restore("mydir", target=target)
+    assert (target / "mydir" / "text.txt").read_text() == "keep me\n"
+    assert [p.name for p in target.iterdir()] == ["mydir"]
+    bakthat.restore("mydir", target=target, overwrite=True)
+    assert (target / "mydir" / "text.txt").read_text().startswith("compressible text")
+
+
+def test_a_single_file_backs_up_and_restores_under_its_name(tmp_path):
+    source = tmp_path / "data" / "dump.sql"
+    source.parent.mkdir()
+    source.write_text("CREATE TABLE t (id int);\n")
+    row = bakthat.backup(str(source), password="")
+    assert row.filename == "dump.sql"
+    bakthat.restore("dump.sql", target=tmp_path / "out")
+    assert (tmp_path / "out" / "dump.sql").read_text() == source.read_text()
+
+
+def test_excludes_come_from_bakthatexclude_gitignore_and_the_exclude_file(tree, tmp_path):
+    (tree / ".bakthatexclude").write_text("*.bin\n")
+    (tree / ".gitignore").write_text("sub/\n!sub/\n*.md\n")
+    exclude_file = tmp_path / "excl"
+    exclude_file.write_text("empty.txt\n")
+    bakthat.backup(str(tree), password="", exclude_file=str(exclude_file))
+    bakthat.restore("mydir", target=tmp_path / "out")
+    restored = {p.relative_to(tmp_path / "out" / "mydir").as_posix() for p in (tmp_path / "out" / "mydir").rglob("*")}
+    assert "random.bin" not in restored
+    assert "empty.txt" not in restored
+    assert "sub/deeper/note.md" not in restored
+    assert "sub/deeper" in restored and "text.txt" in restored
+
+
+def test_a_missing_exclude_file_is_a_config_error(tree):
+    with pytest.raises(ConfigError, match="exclude file"):
+        bakthat.backup(str(tree), password="", exclude_file="/nonexistent/excludes")
+
+
+def test_backing_up_home_leaves_out_the_store_and_the_catalog(home, tmp_path):
+    (home / "notes.txt").write_text("mine\n")
+    bakthat.backup(str(home), password="")
+    bakthat.backup(str(home), password="")
+    bakthat.restore("home", target=tmp_path / "out")
+    restored = sorted(p.name for p in (tmp_path / "out" / "home").iterdir())
+    assert restored == ["notes.txt"]
+
+
+def test_backup_of_a_missing_path_fails_and_records_nothing(home):
+    from bakthat.archive import SourceError
+
+    with pytest.raises(SourceError):
+        bakthat.backup(str(home / "missing"), password="")
+    assert bakthat.search() == []
+    assert not list(store_dir(home).glob("*")) if store_dir(home).exists() else True
+
+
+def test_search_filters_by_name_tags_destination_and_date(tree):
+    a = bakthat.backup(str(tree), password="", tags="daily db")
+    b = bakthat.backup(str(tree), password="", tags=["weekly"], custom_filename="other")
+    assert [r.id for r in bakthat.search(tags="daily")] == [a.id]
+    assert [r.id for r in bakthat.search(tags="daily db")] == [a.id]
+    assert bakthat.search(tags="daily weekly") == []
+    assert [r.id for r in bakthat.search(name="other")] == [b.id]
+    assert {r.id for r in bakthat.search("ydi")} == {a.id}
+    assert len(bakthat.search(destination="local")) == 2
+    assert bakthat.search(destination="s3") == []
+    assert len(bakthat.search(since=a.backup_date)) == 2
+    assert bakthat.search(until=a.backup_date - 10) == []
+
+
+def test_delete_marks_the_row_then_removes_archive_and_manifest(tree, home):
+    row = bakthat.backup(str(tree), password="")
+    deleted = bakthat.delete("mydir")
+    assert deleted.id == row.id
+    stored = models.Backups.get_by_id(row.id)
+    assert stored.is_deleted and stored.state == "deleted"
+    assert list(store_dir(home).iterdir()) == []
+    assert bakthat.search() == []
+    with pytest.raises(NotFoundError):
+        bakthat.restore("mydir")
+
+
+def test_deleting_a_backup_whose_archive_is_already_gone_succeeds_with_a_warning(tree, home, caplog):
+    row = bakthat.backup(str(tree), password="")
+    (store_dir(home) / row.stored_filename).unlink()
+    deleted = bakthat.delete("mydir")
+    assert models.Backups.get_by_id(deleted.id).state == "deleted"
+    assert "already gone" in caplog.text
+
+
+def test_a_failed_object_delete_leaves_the_row_unrestorable_and_marked_for_retry(tree, home, monkeypatch):
+    from bakthat.backends import local
+
+    row = bakthat.backup(str(tree), password="")
+
+    def refuse(self, key):
+        raise StorageError("disk on fire")
+
+    monkeypatch.setattr(local.Backend, "delete", refuse)
+    with pytest.raises(StorageError):
+        bakthat.delete("mydir")
+    stored = models.Backups.get_by_id(row.id)
+    assert stored.is_deleted and stored.state == "deleting"
+    assert (store_dir(home) / row.stored_filename).exists()
+
+
+def test_two_backups_in_the_same_second_get_distinct_stored_filenames(tree):
+    rows = [bakthat.backup(str(tree), password="") for _ in range(3)]
+    assert len({r.stored_filename for r in rows}) == 3
+
+
+def test_a_full_store_fails_the_backup_cleanly(tree, home, monkeypatch):
+    import errno
+
+    from bakthat.backends import local
+
+    real_write = local.LocalUpload.write
+    calls = {"n": 0}
+
+    def write_until_full(self, data):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise local._storage_error("writing", self.key, OSError(errno.ENOSPC, "No space left on device"))
+        return real_write(self, data)
+
+    monkeypatch.setattr(local.LocalUpload, "write", write_until_full)
+    with pytest.raises(StorageError, match="no space left"):
+        bakthat.backup(str(tree), password="", compression="none")
+    assert bakthat.search() == []
+    assert list(store_dir(home).iterdir()) == []
