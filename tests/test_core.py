@@ -370,6 +370,7 @@ def test_a_full_store_fails_the_backup_cleanly(tree, home, monkeypatch):
 
     from bakthat.backends import local
 
+    (tree / "large.bin").write_bytes(os.urandom(5 << 20))
     real_write = local.LocalUpload.write
     calls = {"n": 0}
 
@@ -384,3 +385,36 @@ def test_a_full_store_fails_the_backup_cleanly(tree, home, monkeypatch):
         bakthat.backup(str(tree), password="", compression="none")
     assert bakthat.search() == []
     assert list(store_dir(home).iterdir()) == []
+
+
+def test_public_key_backups_need_the_identity_to_restore(tree, tmp_path):
+    from bakthat import crypto
+
+    identity, recipient = crypto.generate_identity()
+    identity_file = tmp_path / "identity.txt"
+    identity_file.write_text(f"# backup key\n{identity}\n")
+    backup_host = {"encryption_recipients": [recipient]}
+    row = bakthat.backup(str(tree), conf=backup_host)
+    assert row.encryption == "age-x25519" and row.stored_filename.endswith(".age")
+    with pytest.raises(PasswordRequiredError, match="identity_file"):
+        bakthat.restore("mydir", target=tmp_path / "out", conf=backup_host)
+    other_identity, _ = crypto.generate_identity()
+    (tmp_path / "other.txt").write_text(other_identity + "\n")
+    with pytest.raises(WrongPasswordError):
+        bakthat.restore("mydir", target=tmp_path / "out", conf={"identity_file": str(tmp_path / "other.txt")})
+    bakthat.restore("mydir", target=tmp_path / "out", conf={"identity_file": str(identity_file)})
+    assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)
+
+
+def test_no_secret_reaches_a_log_record_or_an_error_message(tree, tmp_path, caplog):
+    import logging
+
+    secret = "Tr0ub4dor&3-unique-secret"
+    caplog.set_level(logging.DEBUG)
+    bakthat.backup(str(tree), password=secret, conf=FAST)
+    bakthat.restore("mydir", password=secret, target=tmp_path / "out", conf=FAST)
+    with pytest.raises(WrongPasswordError) as wrong:
+        bakthat.restore("mydir", password=secret + "x", target=tmp_path / "out2", conf=FAST)
+    assert secret not in caplog.text
+    assert secret not in str(wrong.value)
+    assert all(secret not in str(record.args) for record in caplog.records)

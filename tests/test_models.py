@@ -15,7 +15,7 @@ from tests.conftest import ROOT, run_cli
 
 
 def test_importing_bakthat_reads_no_config_and_creates_nothing(tmp_path):
-    home = tmp_path / "home"
+    home = tmp_path / "fresh-home"
     home.mkdir()
     (home / ".bakthat.yml").write_text("this: [is not: valid yaml\n")
     code = (
