@@ -1,0 +1,32 @@
+"""``bakthat show``: list backups in the catalog."""
+
+from __future__ import annotations
+
+import argparse
+
+from bakthat.commands._common import add_json, add_scope, print_json
+
+NAME = "show"
+HELP = "list backups in the catalog"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", nargs="?", help="substring of the name or stored filename")
+    parser.add_argument("-t", "--tags", default="", help="only backups with all these tags")
+    add_scope(parser)
+    add_json(parser, "rows as a list")
+
+
+def run(args: argparse.Namespace) -> int:
+    import bakthat
+    from bakthat.utils import human_size, local_time
+
+    rows = bakthat.search(args.query or "", destination=args.destination, tags=args.tags, profile=args.profile, config=args.config)
+    if args.json:
+        print_json(rows)
+        return 0
+    table = [(local_time(r.backup_date), r.backend, human_size(r.size), r.stored_filename, r.tags) for r in rows]
+    widths = [max((len(line[i]) for line in table), default=0) for i in range(4)]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() + (f"  ({line[4]})" if line[4] else ""))
+    return 0
