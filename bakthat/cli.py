@@ -11,7 +11,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from bakthat.errors import BakthatError
 
