@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,39 @@ DEFAULT_LOCATION = "us-east-1"
 DEFAULT_DESTINATION = "local"
 EXCLUDE_FILES = [".bakthatexclude", ".gitignore"]
 
-DEFAULTS: dict[str, Any] = {
-    "default_destination": DEFAULT_DESTINATION,
-    "local_path": LOCAL_STORE,
-    "database": DATABASE,
-    "compression": "zstd",
-    "compression_level": None,
-    "compression_threads": -1,
-    "compress": True,
-    "region_name": DEFAULT_LOCATION,
-    "plugins": [],
-    "plugins_dir": PLUGINS_DIR,
-    "encryption_recipients": [],
-    "identity_file": None,
-    "scrypt_work_factor": 18,
+@dataclass(frozen=True)
+class Setting:
+    """One profile key: its accepted type(s), default and one line of documentation.
+
+    Modules that read profile keys declare them in a module-level ``SETTINGS`` dict of
+    name -> Setting (this module for the core, each backend module for its own keys),
+    so that validation and the configuration reference know every key.
+    """
+
+    types: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+
+SETTINGS: dict[str, Setting] = {
+    "default_destination": Setting(str, DEFAULT_DESTINATION, "destination used when none is given"),
+    "local_path": Setting(str, LOCAL_STORE, "directory of the local store"),
+    "database": Setting(str, DATABASE, "SQLite catalog path"),
+    "database_url": Setting(str, None, "database URL (postgresql://...) used instead of database"),
+    "compression": Setting(str, "zstd", "archive compression", ("zstd", "gzip", "none")),
+    "compress": Setting(bool, True, "0.6 key: false means compression none"),
+    "compression_level": Setting(int, None, "compression level (default 3 for zstd, 6 for gzip)"),
+    "compression_threads": Setting(int, -1, "zstd worker threads (-1: one per core)"),
+    "region_name": Setting(str, DEFAULT_LOCATION, "AWS region"),
+    "plugins": Setting(list, [], "plugins to enable: dotted module.Class paths or entry-point names"),
+    "plugins_dir": Setting(str, PLUGINS_DIR, "directory added to the import path for plugins"),
+    "encryption_recipients": Setting((list, str), [], "age recipients (age1...) to encrypt to instead of a password"),
+    "identity_file": Setting(str, None, "age identity file used to restore public-key encrypted backups"),
+    "scrypt_work_factor": Setting(int, 18, "log2 of scrypt's N for password encryption"),
 }
+
+DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
 # Environment variable -> profile key.  Values are strings; see _coerce.
 ENV_OVERRIDES: dict[str, str] = {
@@ -121,7 +140,7 @@ def get_profile(
         else:
             known = ", ".join(sorted(k for k in data if k != "sync")) or "none"
             raise ConfigError(f"{source}: no profile {profile!r} (profiles: {known})")
-    settings = dict(DEFAULTS)
+    settings = {name: (list(value) if isinstance(value, list) else value) for name, value in DEFAULTS.items()}
     settings.update(raw)
     for variable, key in ENV_OVERRIDES.items():
         value = os.environ.get(variable)

@@ -664,8 +664,10 @@ class Restic(Tool):
         return [[["restic", "-r", str(self.repo), "restore", "latest", "--target", str(dest)]]]
 
     def restored_root(self, dest):
-        # restic records the absolute path of the source
-        return dest / str(self.ctx.data.root).lstrip("/")
+        # restic 0.14 restores a relative backup path under the target as is (older
+        # versions used the absolute path)
+        relative = dest / DATA_NAME
+        return relative if relative.exists() else dest / str(self.ctx.data.root).lstrip("/")
 
 
 class Borg(Tool):
