@@ -12,15 +12,18 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["bakthat", "bakthat.*"]),
     install_requires=[
+        "boto3>=1.34",
         "cryptography>=42",
         "events>=0.5",
         "pathspec>=0.12",
         "peewee>=3.17",
         "pyyaml>=6",
+        "sh>=2",
+        "tqdm>=4.66",
         "zstandard>=0.22",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6"],
+        "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "grandfatherson>=1.3", "psycopg2-binary>=2.9", "sh>=2"],
     },
     entry_points={"console_scripts": ["bakthat = bakthat.cli:run"]},
     classifiers=[

@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -193,6 +193,7 @@ def backup(
     password: str | None = None,
     custom_filename: str | None = None,
     compression: str | None = None,
+    progress: Callable[[int], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Back up a file or directory and return its catalog row (``models.Backups``).
@@ -228,6 +229,7 @@ def backup(
             profile=profile,
             session_id=current.session_id,
             storage_class="REDUCED_REDUNDANCY" if s3_reduced_redundancy else None,
+            progress=progress,
         )
         suffix = EXTENSIONS[kind] + (".age" if plan.encryption != "none" else "")
         reservation, plan.backup_date = _reserve(ctx, plan.arcname, suffix, int(time.time()), current.session_id)
@@ -256,6 +258,7 @@ class _Plan:
     profile: str
     session_id: str
     storage_class: str | None
+    progress: Callable[[int], None] | None = None
     stored_filename: str = ""
     backup_date: int = 0
 
@@ -286,7 +289,9 @@ def _store(ctx: Context, plan: _Plan) -> Any:
             ctx.settings.get("compression_level"),
             int(ctx.settings.get("compression_threads", -1)),
         )
-        stats = archive.write_tar(plan.source, plan.arcname, compressing, plan.excludes, skip=_own_paths(ctx))
+        stats = archive.write_tar(
+            plan.source, plan.arcname, compressing, plan.excludes, skip=_own_paths(ctx), progress=plan.progress
+        )
         compressing.close()
         if encrypter is not None:
             encrypter.close()
@@ -389,6 +394,8 @@ def restore(
     target: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     prompt: str | bool = "yes",
+    wait: bool = False,
+    progress: Callable[[int], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
@@ -408,10 +415,11 @@ def restore(
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
         secret = _restore_secret(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
+        ctx.backend.prepare_read(row.stored_filename, wait=wait)
         if ctx.backend.cheap_reads:
             _verify_stored_object(ctx.backend, row)
         raw = ctx.backend.open_read(row.stored_filename)
-        hashed = HashingReader(raw)
+        hashed = HashingReader(raw, progress)
         try:
             decrypted = None
             if secret:
@@ -467,19 +475,30 @@ def delete(
     with session("delete") as current:
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
-        row.is_deleted = True
-        row.state = "deleting"
-        row.last_updated = int(time.time())
-        row.save()
-        for stored_key in (row.stored_filename, row.stored_filename + MANIFEST_SUFFIX):
-            try:
-                ctx.backend.delete(stored_key)
-            except NotFoundError:
-                log.warning("%s was already gone from %s", stored_key, ctx.destination)
-        row.state = "deleted"
-        row.save()
-        log.info("Deleted %s", row.stored_filename)
+        delete_row(ctx, row)
         return current.finish(row)
+
+
+def delete_row(ctx: Context, row: Any) -> None:
+    """Given a context and a live row, delete its backup in the safe order.
+
+    Mark the row deleted (``is_deleted``, state ``deleting``) first, so it can never be
+    restored again; then delete the archive and its manifest (an object already gone
+    is a warning); then set state ``deleted``.  Raise StorageError, leaving the row in
+    state ``deleting`` for a retry, if the store fails.
+    """
+    row.is_deleted = True
+    row.state = "deleting"
+    row.last_updated = int(time.time())
+    row.save()
+    for stored_key in (row.stored_filename, row.stored_filename + MANIFEST_SUFFIX):
+        try:
+            ctx.backend.delete(stored_key)
+        except NotFoundError:
+            log.warning("%s was already gone from %s", stored_key, ctx.destination)
+    row.state = "deleted"
+    row.save()
+    log.info("Deleted %s", row.stored_filename)
 
 
 def _epoch(value: int | float | datetime | None) -> int | None:

@@ -81,6 +81,21 @@ class VetoedError(BakthatError):
     exit_code = 10
 
 
+class RetrievalPendingError(BakthatError):
+    """The object is in an archive storage class; a retrieval was requested (exit code 11).
+
+    Run the same restore again once the retrieval is done (or pass ``wait=True``).
+    """
+
+    exit_code = 11
+
+
+class LockedError(BakthatError):
+    """Another process holds the lock this action needs (exit code 12)."""
+
+    exit_code = 12
+
+
 class Interrupted(BakthatError):
     """The action was interrupted (Ctrl-C or SIGTERM); nothing partial was kept (exit 130)."""
 
@@ -99,5 +114,7 @@ EXIT_CODES: dict[int, str] = {
     8: "target exists: restore would overwrite files (use --overwrite)",
     9: "storage error: the destination could not store, read or delete",
     10: "vetoed: a before_ event handler (plugin) refused the action",
+    11: "retrieval pending: the archive is being restored from cold storage; run again later",
+    12: "locked: another bakthat process holds the lock",
     130: "interrupted (SIGINT/SIGTERM)",
 }

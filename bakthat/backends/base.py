@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
@@ -76,15 +76,18 @@ class HashingWriter:
 class HashingReader:
     """Read from a source while counting and hashing what was read."""
 
-    def __init__(self, source: IO[bytes]):
+    def __init__(self, source: IO[bytes], progress: Callable[[int], None] | None = None):
         self._source = source
         self._hash = hashlib.sha256()
+        self._progress = progress
         self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._source.read(size)
         self._hash.update(data)
         self.size += len(data)
+        if self._progress is not None and data:
+            self._progress(len(data))
         return data
 
     def readable(self) -> bool:
@@ -154,6 +157,14 @@ class Backend:
     def url(self, key: str, expires_in: int = 3600) -> str:
         """Return a URL that reads the object (signed and expiring where the store can)."""
         raise NotImplementedError
+
+    def prepare_read(self, key: str, wait: bool = False) -> None:
+        """Make the object readable before :meth:`open_read`.
+
+        Stores with cold storage classes request a retrieval here and raise
+        RetrievalPendingError while it runs (or, with ``wait``, poll until it is done).
+        The default does nothing: the object is readable at once.
+        """
 
     # -- layered --------------------------------------------------------------------
     def exists(self, key: str) -> bool:
