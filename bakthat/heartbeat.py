@@ -1,0 +1,110 @@
+"""Heartbeat pings: the successor of bakthat 0.6's BakManager periodic backups.
+
+A profile's ``heartbeat_url`` (a healthchecks.io-style "ping URL", or any monitoring
+service that watches for HTTP requests) is requested after each ``bakthat backup``:
+
+- on success, the URL itself;
+- on failure, the URL with ``/fail`` appended.
+
+If the URL contains ``{status}``, it is replaced by ``success`` or ``fail`` instead of
+appending anything (for services that take the status as a parameter).  If it contains
+``{key}``, it is replaced by the backup's ``-k/--key``, and backups without a key send no
+ping.  A ping never fails a backup: an error is a warning, and the URL's path and query
+(which usually hold the check's secret token) never appear in messages.
+
+The ``bakthat backup`` command sends the pings.  Python API users get them from the
+heartbeat plugin, or call :func:`ping` from an ``on_backup`` / ``on_failure`` handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote, urlsplit
+
+from bakthat.conf import Setting
+
+log = logging.getLogger("bakthat")
+
+SETTINGS: dict[str, Setting] = {
+    "heartbeat_url": Setting(
+        str, None,
+        "URL requested after each bakthat backup; /fail is appended on failure ({status} and {key} are replaced)",
+    ),
+}
+
+STATUSES = ("success", "fail")
+
+
+def redact(url: str) -> str:
+    """Given a URL, return only its scheme and host, for messages (``https://hc-ping.com/…``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{host}{port}/…" if parts.scheme else "<invalid URL>"
+
+
+def url_for(url: str, status: str, key: str | None = None) -> str | None:
+    """Given a heartbeat URL template, a status and a backup key, return the URL to request.
+
+    Return None when the template uses ``{key}`` and no key is given (no ping is due).
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown heartbeat status {status!r}: use one of {', '.join(STATUSES)}")
+    if "{key}" in url:
+        if not key:
+            return None
+        url = url.replace("{key}", quote(key, safe=""))
+    if "{status}" in url:
+        return url.replace("{status}", status)
+    if status == "fail":
+        parts = urlsplit(url)
+        return parts._replace(path=parts.path.rstrip("/") + "/fail").geturl()
+    return url
+
+
+def ping(url: str, status: str, timeout: float = 10, key: str | None = None) -> bool:
+    """Given a heartbeat URL, a status (``success`` or ``fail``) and a timeout, request it.
+
+    Return True if the server answered with a 2xx status, False otherwise (after a
+    warning that names only the URL's host).  Never raise for a network or HTTP error.
+    """
+    import urllib.error
+    import urllib.request
+
+    target = url_for(url, status, key)
+    if target is None:
+        log.debug("heartbeat_url needs a key and this backup has none: no ping")
+        return False
+    shown = redact(url)
+    if urlsplit(target).scheme not in ("http", "https"):
+        log.warning("heartbeat ping not sent: %s is not an http or https URL", shown)
+        return False
+    from bakthat import __version__
+
+    request = urllib.request.Request(target, headers={"User-Agent": f"bakthat/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        log.warning("heartbeat ping (%s) to %s failed: %s", status, shown, _describe(reason))
+        return False
+    if not 200 <= code < 300:
+        log.warning("heartbeat ping (%s) to %s failed: HTTP %d", status, shown, code)
+        return False
+    log.debug("heartbeat ping (%s) sent to %s", status, shown)
+    return True
+
+
+def _describe(reason: object) -> str:
+    """Describe a network error without repeating a URL it may contain."""
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return type(reason).__name__ if "://" in str(reason) else str(reason)
