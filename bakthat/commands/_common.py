@@ -1,10 +1,19 @@
-"""Options and output helpers shared by command modules (not a command itself)."""
+"""Options and output helpers shared by command modules (not a command itself).
+
+Only the standard library is imported here at the top: ``bakthat --help`` loads every
+command module, so anything heavy (tqdm, the catalog) is imported inside functions.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -20,12 +29,107 @@ def add_json(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 
 
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal and not --quiet)",
+    )
+
+
+def plain(item: Any) -> Any:
+    """Return a catalog row as a dict; anything else unchanged."""
+    return item.to_dict() if hasattr(item, "to_dict") else item
+
+
 def print_json(value: Any) -> None:
-    """Print a row, a list of rows or plain data as JSON on stdout."""
-
-    def plain(item: Any) -> Any:
-        return item.to_dict() if hasattr(item, "to_dict") else item
-
+    """Print a row, a list of rows or plain data as JSON on stdout (one line)."""
     data = [plain(item) for item in value] if isinstance(value, list) else plain(value)
-    json.dump(data, sys.stdout)
+    json.dump(data, sys.stdout, default=str)
     sys.stdout.write("\n")
+
+
+def print_table(rows: Sequence[Sequence[str]], right: Sequence[int] = (), header: Sequence[str] | None = None) -> None:
+    """Print rows as aligned columns (two spaces apart); columns in ``right`` align right."""
+    lines = [list(header)] if header else []
+    lines += [list(row) for row in rows]
+    if not lines:
+        return
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        cells = [cell.rjust(width) if i in right else cell.ljust(width) for i, (cell, width) in enumerate(zip(line, widths))]
+        print("  ".join(cells).rstrip())
+
+
+def want_progress(args: argparse.Namespace) -> bool:
+    """Return True if a progress bar should be drawn on stderr."""
+    if getattr(args, "progress", None) is not None:
+        return bool(args.progress)
+    return not getattr(args, "quiet", False) and sys.stderr is not None and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(enabled: bool, total: int | None, description: str) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback taking byte counts that draws a bar (bytes, rate, ETA) on stderr.
+
+    Yield None when ``enabled`` is false.  While the bar is shown, messages of the
+    ``bakthat`` logger are printed above it instead of breaking it.
+    """
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    import logging
+
+    bar = tqdm(
+        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
+        file=sys.stderr, dynamic_ncols=True, leave=True, mininterval=0.2,
+    )
+    try:
+        with logging_redirect_tqdm(loggers=[logging.getLogger("bakthat")]):
+            yield bar.update
+    finally:
+        bar.close()
+
+
+def source_size(path: str, budget: float = 1.0) -> int | None:
+    """Return the bytes of regular files under ``path`` (hard links counted once).
+
+    Return None if ``path`` is missing or the scan takes longer than ``budget``
+    seconds (a huge tree): the bar then shows bytes and rate without an ETA.
+    """
+    deadline = time.monotonic() + budget
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return info.st_size
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for directory, _, names in os.walk(path):
+        for name in names:
+            try:
+                entry = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            if not stat.S_ISREG(entry.st_mode):
+                continue
+            if entry.st_nlink > 1:
+                if (entry.st_dev, entry.st_ino) in seen:
+                    continue
+                seen.add((entry.st_dev, entry.st_ino))
+            total += entry.st_size
+        if time.monotonic() > deadline:
+            return None
+    return total
+
+
+def catalog(settings: dict[str, Any]) -> None:
+    """Bind the catalog named by resolved settings."""
+    from bakthat import models
+
+    models.bind(str(settings.get("database_url") or settings.get("database")))

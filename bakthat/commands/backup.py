@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
-from bakthat.commands._common import add_json, add_scope, print_json
+from bakthat.commands._common import add_json, add_progress, add_scope, print_json
 
 NAME = "backup"
 HELP = "back up a file or directory"
+DESCRIPTION = """\
+Back up a file or directory (default: the current directory) into the destination and
+record it in the catalog.
+
+If the profile has a heartbeat_url, it is requested when the backup succeeds and with
+/fail appended when it fails or is partial (see bakthat periodic_backups --help)."""
+
+log = logging.getLogger("bakthat")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,33 +26,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scope(parser)
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for a password when none is given (default: yes)")
     parser.add_argument("-t", "--tags", default="", help='space-separated tags, for example "daily db"')
-    parser.add_argument("-k", "--key", help="a key recorded with the backup (0.6's BakManager key)")
+    parser.add_argument("-k", "--key", help="a key recorded with the backup (0.6's BakManager key; fills {key} in heartbeat_url)")
     parser.add_argument("--exclude-file", help="file of gitignore-style patterns to leave out")
     parser.add_argument("--s3-reduced-redundancy", action="store_true", help="store with the REDUCED_REDUNDANCY class (S3)")
     parser.add_argument("--compression", choices=["zstd", "gzip", "none"], help="override the profile's compression")
+    add_progress(parser)
     add_json(parser, "the new catalog row")
 
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
+    from bakthat.commands._common import progress_bar, source_size, want_progress
+    from bakthat.conf import get_profile
     from bakthat.errors import PartialFailure
 
-    row = bakthat.backup(
-        args.filename,
-        destination=args.destination,
-        profile=args.profile,
-        config=args.config,
-        prompt=args.prompt,
-        tags=args.tags,
-        key=args.key,
-        exclude_file=args.exclude_file,
-        s3_reduced_redundancy=args.s3_reduced_redundancy,
-        compression=args.compression,
-    )
+    settings = get_profile(args.profile, args.config)
+    heartbeat_url = settings.get("heartbeat_url")
+    source = os.getcwd() if args.filename is None else os.path.expanduser(args.filename)
+    show_bar = want_progress(args)
+    try:
+        with progress_bar(show_bar, source_size(source) if show_bar else None, os.path.basename(os.path.normpath(source))) as progress:
+            row = bakthat.backup(
+                args.filename,
+                destination=args.destination,
+                profile=args.profile,
+                config=args.config,
+                prompt=args.prompt,
+                tags=args.tags,
+                key=args.key,
+                exclude_file=args.exclude_file,
+                s3_reduced_redundancy=args.s3_reduced_redundancy,
+                compression=args.compression,
+                progress=progress,
+            )
+    except Exception:
+        if heartbeat_url:
+            _beat(settings, heartbeat_url, "fail", args.key)
+        raise
     if args.json:
         print_json(row)
     skipped = (row.metadata or {}).get("skipped") or []
+    if heartbeat_url:
+        _beat(settings, heartbeat_url, "fail" if skipped else "success", args.key)
     if skipped:
         print(f"bakthat: warning: {len(skipped)} entries could not be read and are not in {row.stored_filename}", file=sys.stderr)
         return PartialFailure.exit_code
     return 0
+
+
+def _beat(settings: dict, url: str, status: str, key: str | None) -> None:
+    """Ping the heartbeat URL and record the outcome in the catalog; never raise."""
+    import time
+
+    from bakthat import heartbeat
+
+    if heartbeat.url_for(url, status, key) is None:
+        log.debug("heartbeat_url needs a key (-k) and this backup has none: no ping")
+        return
+    sent = heartbeat.ping(url, status, key=key)
+    try:
+        from bakthat import models
+        from bakthat.commands._common import catalog
+
+        catalog(settings)
+        models.Config.set_key(
+            "heartbeat_last_ping",
+            {"time": int(time.time()), "status": status, "delivered": sent, "profile": settings.get("_profile")},
+        )
+    except Exception as exc:  # noqa: BLE001 - recording the ping is a convenience
+        log.debug("heartbeat ping not recorded in the catalog: %s", exc)

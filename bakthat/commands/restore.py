@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bakthat.commands._common import add_json, add_scope, print_json
+from bakthat.commands._common import add_json, add_progress, add_scope, print_json
 
 NAME = "restore"
 HELP = "restore the newest backup of a name"
@@ -17,21 +17,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="directory to restore into (default: the current directory)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
+    parser.add_argument("--wait", action="store_true", help="cold storage: wait for the retrieval instead of exiting 11")
+    add_progress(parser)
     add_json(parser, "the restored backup's row")
+
+
+def _stored_size(args: argparse.Namespace) -> int | None:
+    """Return the size of the backup restore will read, or None if it cannot be told cheaply."""
+    import bakthat
+    from bakthat.conf import get_profile
+
+    destination = args.destination or get_profile(args.profile, args.config).get("default_destination") or "local"
+    rows = bakthat.search(name=args.filename, destination=destination, profile=args.profile, config=args.config)
+    if not rows:
+        rows = [
+            row
+            for row in bakthat.search(args.filename, destination=destination, profile=args.profile, config=args.config)
+            if row.stored_filename == args.filename
+        ]
+    return rows[0].size if rows else None
 
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
+    from bakthat.commands._common import progress_bar, want_progress
 
-    row = bakthat.restore(
-        args.filename,
-        destination=args.destination,
-        profile=args.profile,
-        config=args.config,
-        target=args.target,
-        overwrite=args.overwrite,
-        prompt=args.prompt,
-    )
+    show_bar = want_progress(args)
+    with progress_bar(show_bar, _stored_size(args) if show_bar else None, args.filename) as progress:
+        row = bakthat.restore(
+            args.filename,
+            destination=args.destination,
+            profile=args.profile,
+            config=args.config,
+            target=args.target,
+            overwrite=args.overwrite,
+            prompt=args.prompt,
+            wait=args.wait,
+            progress=progress,
+        )
     if args.json:
         print_json(row)
     else:

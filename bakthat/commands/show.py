@@ -19,14 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
+    from bakthat.commands._common import print_table
     from bakthat.utils import human_size, local_time
 
     rows = bakthat.search(args.query or "", destination=args.destination, tags=args.tags, profile=args.profile, config=args.config)
     if args.json:
         print_json(rows)
         return 0
-    table = [(local_time(r.backup_date), r.backend, human_size(r.size), r.stored_filename, r.tags) for r in rows]
-    widths = [max((len(line[i]) for line in table), default=0) for i in range(4)]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() + (f"  ({line[4]})" if line[4] else ""))
+    print_table(
+        [
+            (local_time(r.backup_date), r.backend, human_size(r.size), r.stored_filename, f"({r.tags})" if r.tags else "")
+            for r in rows
+        ],
+        right=[2],
+    )
     return 0
