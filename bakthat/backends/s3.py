@@ -525,7 +525,7 @@ class S3Upload(base.Upload):
 
     def _commit_error(self, exc: BaseException) -> BaseException:
         error = translate_error(exc, "storing", self.backend.describe(self.key))
-        if isinstance(error, AlreadyExistsError):
+        if isinstance(error, AlreadyExistsError) or (self.if_match and isinstance(error, NotFoundError)):
             if self.if_match:
                 return AlreadyExistsError(
                     f"{self.backend.describe(self.key)} was changed or deleted by another writer; nothing was replaced"
@@ -948,14 +948,28 @@ class Backend(base.Backend):
                 return
             raise translate_error(exc, "listing", f"s3://{self.bucket}/{self.prefix}{prefix}") from None
 
-    def delete(self, key: str) -> None:
-        self.head(key)  # S3 deletes missing keys silently; the interface reports them
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete ``key``; raise NotFoundError if it is missing.
+
+        With ``if_match`` (an ETag) the delete is conditional: AlreadyExistsError if the
+        object changed meanwhile.
+        """
+        head = self.head(key)  # S3 deletes missing keys silently; the interface reports them
+        if if_match and head.get("ETag") != if_match:
+            raise AlreadyExistsError(f"{self.describe(key)} changed meanwhile; not deleted")
         object_key = self.object_key(key)
+        conditions = {"IfMatch": if_match} if if_match and self.conditional_writes else {}
         try:
             call_with_retries(
-                lambda: self.client.delete_object(Bucket=self.bucket, Key=object_key), f"deleting {key}", self.retry_policy
+                lambda: self.client.delete_object(Bucket=self.bucket, Key=object_key, **conditions),
+                f"deleting {key}",
+                self.retry_policy,
             )
         except Exception as exc:
+            if conditions and error_code(exc) in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
+                # Stores without conditional deletes: the HEAD above checked the version.
+                self.call(f"deleting {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=object_key))
+                return
             raise translate_error(exc, "deleting", self.describe(key)) from None
 
     def url(self, key: str, expires_in: int = 3600) -> str:
