@@ -1,0 +1,62 @@
+"""``bakthat cleanup_uploads``: list and abort stale incomplete multipart uploads."""
+
+from __future__ import annotations
+
+import argparse
+
+from bakthat.commands._common import add_json, add_scope
+
+NAME = "cleanup_uploads"
+HELP = "list and abort incomplete multipart uploads left by interrupted backups"
+DESCRIPTION = """\
+A backup killed mid-upload (kill -9, a power cut) leaves an incomplete multipart upload
+whose parts the store keeps, and bills, until it is aborted.  This lists those under the
+destination's bucket prefix started longer ago than --older-than, and aborts them unless
+--dry-run is given.  Keep --older-than above the duration of your longest backup so an
+upload in progress is never aborted."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--older-than",
+        default="1D",
+        help="only uploads started longer ago than this interval (s m h D W M Y, e.g. 12h, 2D; default 1D)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be aborted; change nothing")
+    add_scope(parser)
+    add_json(parser, "the uploads as a list")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from bakthat import backends
+    from bakthat.backends.s3 import cleanup_uploads
+    from bakthat.commands._common import print_json, print_table
+    from bakthat.conf import get_profile
+    from bakthat.errors import ConfigError
+    from bakthat.utils import _interval_string_to_seconds
+
+    try:
+        older_than = _interval_string_to_seconds(args.older_than)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    settings = get_profile(args.profile, args.config)
+    destination = args.destination or settings.get("default_destination") or "local"
+    backend = backends.get_backend(destination, settings)
+    uploads = cleanup_uploads(backend, older_than, dry_run=args.dry_run)
+    if args.json:
+        print_json(
+            [
+                {"key": u.key, "upload_id": u.upload_id, "initiated": int(u.initiated), "aborted": not args.dry_run}
+                for u in uploads
+            ]
+        )
+        return 0
+    verb = "would abort" if args.dry_run else "aborted"
+    print_table(
+        [(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(u.initiated)), verb, u.key) for u in uploads],
+    )
+    if not uploads:
+        print(f"no incomplete uploads older than {args.older_than} in {destination}")
+    return 0
