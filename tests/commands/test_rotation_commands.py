@@ -90,7 +90,7 @@ def test_a_dry_run_prints_the_plan_with_reasons_and_changes_nothing(home):
 def test_delete_older_than_dry_run_changes_nothing(home):
     make_history("web", recent(6))
     before = state(home)
-    result = run_cli("delete_older_than", "web", "1D", "--dry-run")
+    result = run_cli("delete_older_than", "web", "12h", "--dry-run")
     expect(result, 0)
     assert "1 kept, 5 to delete (dry run: nothing was deleted)" in result.stdout
     assert state(home) == before
