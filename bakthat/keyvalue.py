@@ -15,11 +15,14 @@ PUT whose metadata records the flags and the SHA-256.  Each entry has a catalog 
 (metadata ``{"KeyValue": true, "is_enc": ..., "is_gzipped": ...}``), so it shows in
 ``bakthat show`` and ``bakthat restore KEY`` writes its decoded value to a file.
 
-Two writers never silently lose an update: a write is conditional on the version this
-catalog last saw (``If-Match: <ETag>``), or on the key not existing yet
+Two writers never silently lose an update: a write is conditional on the version the
+writer last saw (``If-Match: <ETag>``), or on the key not existing yet
 (``If-None-Match: *``); when another writer got there first the write is refused with
 :class:`KeyConflictError` and nothing is replaced.  Read the key again (``get_key``),
-which records its current version, then write.
+which records its current version, then write.  "Last saw" is the version this
+KeyValue object last read or wrote; for a key it has not touched yet, the version this
+host's catalog recorded (so two read-modify-write cycles in two processes conflict,
+and a key another host created must be read before it is replaced).
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class KeyValue:
         self.profile = profile
         self.destination = destination
         self.backend = backends.get_backend(destination, self.settings)
+        #: key -> ETag this object last read or wrote (None: seen absent).
+        self._seen: dict[str, str | None] = {}
         if not hasattr(self.backend, "head"):
             raise ConfigError(f"KeyValue needs an S3 destination (conditional writes); {destination} has none")
         self._catalog()
@@ -180,7 +185,7 @@ class KeyValue:
         key = self.backend.check_key(key)
         self._catalog()
         row = self._row(key)
-        known = None if row is None or row.is_deleted else (row.metadata or {}).get("etag")
+        known = self._known(key, row)
         work_factor = int(self.settings.get("scrypt_work_factor") or 18)
         payload = _encode(value, compress, password, work_factor)
         metadata = {
@@ -203,9 +208,16 @@ class KeyValue:
             except AlreadyExistsError:
                 raise self._conflict(key, None) from None
         etag = str(info.metadata.get("etag", ""))
+        self._seen[key] = etag
         row = self._save_row(row, key, len(payload), hashlib.sha256(payload).hexdigest(), etag, bool(password), compress)
         log.debug("KeyValue %s stored (%d bytes)", key, len(payload))
         return row
+
+    def _known(self, key: str, row: Any) -> str | None:
+        """Return the ETag a write of ``key`` must match (None: the key must not exist)."""
+        if key in self._seen:
+            return self._seen[key]
+        return None if row is None or row.is_deleted else (row.metadata or {}).get("etag")
 
     def _write(self, key: str, payload: bytes, metadata: dict[str, str], known: str | None) -> Any:
         """Store ``payload`` conditionally on ``known`` (an ETag) or on absence; return its info."""
@@ -243,6 +255,7 @@ class KeyValue:
         except NotFoundError:
             if row is not None and not row.is_deleted:
                 row.set_deleted()  # deleted by another writer: the catalog follows the store
+            self._seen[key] = None
             return default
         with reader:
             raw = reader.read()
@@ -250,6 +263,7 @@ class KeyValue:
         metadata = dict(getattr(reader, "metadata", {}) or {})
         is_enc, is_gzipped = _flags(metadata, row)
         document = _decode_bytes(raw, is_enc, is_gzipped, password, key)
+        self._seen[key] = etag
         try:
             value = json.loads(document)
         except ValueError as exc:
@@ -269,7 +283,7 @@ class KeyValue:
         key = self.backend.check_key(key)
         self._catalog()
         row = self._row(key)
-        known = None if row is None or row.is_deleted else (row.metadata or {}).get("etag")
+        known = self._known(key, row)
         try:
             self.backend.delete(key, if_match=known)  # type: ignore[call-arg]
             existed = True
@@ -279,6 +293,7 @@ class KeyValue:
             raise KeyConflictError(
                 f"KeyValue {key!r} was changed by another writer since this catalog last saw it; nothing was deleted"
             ) from None
+        self._seen[key] = None
         if row is not None and not row.is_deleted:
             row.set_deleted()
             return True

@@ -335,8 +335,9 @@ class S3Upload(base.Upload):
     def _wrap_failure(self) -> BaseException:
         failure = self._failure
         assert failure is not None
-        error = translate_error(failure, "uploading a part of", self.backend.describe(self.key))
-        return error
+        if not isinstance(failure, Exception):  # KeyboardInterrupt, SystemExit: keep their meaning
+            return failure
+        return translate_error(failure, "uploading a part of", self.backend.describe(self.key))
 
     def write(self, data: bytes) -> int:
         self._check()
