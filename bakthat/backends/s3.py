@@ -340,15 +340,22 @@ class S3Upload(base.Upload):
         return translate_error(failure, "uploading a part of", self.backend.describe(self.key))
 
     def write(self, data: bytes) -> int:
+        """Take ``data``; hand each full part to a worker (waiting for a free slot).
+
+        A full part's buffer is given to the worker as it is (no copy) and a new one is
+        started, so at most ``concurrency`` parts are in flight plus the one filling.
+        """
         self._check()
         self._hash.update(data)
         self.size += len(data)
-        self._buffer += data
-        while len(self._buffer) >= self._current_part_size():
-            size = self._current_part_size()
-            part = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            self._submit(part)
+        view = memoryview(data).cast("B")
+        while view:
+            need = self._current_part_size() - len(self._buffer)
+            self._buffer += view[:need]
+            view = view[need:]
+            if len(self._buffer) >= self._current_part_size():
+                part, self._buffer = self._buffer, bytearray()
+                self._submit(part)
         return len(data)
 
     def _start_multipart(self) -> None:
@@ -368,7 +375,7 @@ class S3Upload(base.Upload):
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="bakthat-s3-part")
         log.debug("multipart upload of %s started", self.key)
 
-    def _submit(self, part: bytes) -> None:
+    def _submit(self, part: bytes | bytearray) -> None:
         if self.upload_id is None:
             self._start_multipart()
         if self._part_number >= MAX_PARTS:
@@ -398,7 +405,7 @@ class S3Upload(base.Upload):
                     self._failure = exc
             self._cancel.set()
 
-    def _upload_part(self, number: int, part: bytes) -> None:
+    def _upload_part(self, number: int, part: bytes | bytearray) -> None:
         checksum = part_checksum(self.algorithm, part)
         client = self.backend.client
 
@@ -472,8 +479,7 @@ class S3Upload(base.Upload):
 
     def _complete_multipart(self, digest: str) -> str:
         if self._buffer:
-            last = bytes(self._buffer)
-            self._buffer = bytearray()
+            last, self._buffer = self._buffer, bytearray()
             self._submit(last)
         for future in self._futures:
             try:
