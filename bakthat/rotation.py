@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bakthat.conf import Setting
-from bakthat.errors import ConfigError, LockedError, PartialFailure
+from bakthat.errors import BakthatError, ConfigError, LockedError, PartialFailure
 
 log = logging.getLogger("bakthat")
 
@@ -607,10 +607,13 @@ def name_lock(
     holder.  Yield the lock file's path.
     """
     directory = lock_directory(settings)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     digest = hashlib.sha256(f"{backend_hash}\0{name}".encode()).hexdigest()[:40]
     path = directory / f"{digest}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise BakthatError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
     try:
         deadline = time.monotonic() + max(0.0, float(timeout))
         while True:
@@ -709,7 +712,7 @@ def _run(
 
     def plan_for(ctx: Any) -> Plan:
         live, pending = _scope(ctx, filename, profile)
-        plan = decide(ctx.settings, live, [] if dry_run else pending)
+        plan = decide(ctx.settings, live, pending)
         plan.destination, plan.profile, plan.dry_run = ctx.destination, profile, dry_run
         if plan.refused:
             raise RefusedError(f"{action} refused: {plan.refused}; nothing was deleted", plan)
@@ -717,9 +720,10 @@ def _run(
 
     if dry_run:
         # A dry run reads only: no lock, no events (handlers would take it for real).
+        # Its result is what a real run would delete: unfinished deletions, then the plan's.
         ctx = core._context(destination, profile, config, conf)
         plan = plan_for(ctx)
-        return DeletedBackups(plan.to_delete, plan)
+        return DeletedBackups([*plan.to_retry, *plan.to_delete], plan)
     from bakthat.eventing import session
 
     with session(action) as current:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -588,6 +589,9 @@ def test_failed_deletions_continue_then_raise_partial_failure_and_are_retried(ho
     assert stuck.is_deleted and stuck.state == "deleting"
     assert (home / ".bakthat_store" / broken).exists()
     monkeypatch.setattr(local.Backend, "delete", original)
+    rehearsal = rotate_backups("web", now=NOW, dry_run=True)
+    assert [r.id for r in rehearsal] == [rows[2].id] and rehearsal.plan.to_retry[0].id == rows[2].id
+    assert models.Backups.get_by_id(rows[2].id).state == "deleting"
     retried = rotate_backups("web", now=NOW)
     assert [r.id for r in retried] == [rows[2].id]
     assert retried.plan.decision(retried[0]).action == "retry"
@@ -597,7 +601,6 @@ def test_failed_deletions_continue_then_raise_partial_failure_and_are_retried(ho
 
 HOLDER = """
 import sys, time
-from bakthat.conf import get_profile
 from bakthat.core import _context, delete_row
 from bakthat import models
 from bakthat.rotation import name_lock
@@ -612,10 +615,10 @@ print("released", flush=True)
 
 
 def hold_lock(name, seconds, *delete):
-    env_path = str(ROOT)
+    """Start a process that holds the lock of ``name``, deletes ``delete`` rows, then releases it."""
     process = subprocess.Popen(
         [sys.executable, "-c", HOLDER, name, str(seconds), *delete],
-        stdout=subprocess.PIPE, text=True, env={**__import__("os").environ, "PYTHONPATH": env_path},
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert process.stdout.readline().strip() == "locked"
     return process
@@ -651,6 +654,15 @@ def test_rows_are_read_after_the_lock_so_a_concurrent_deletion_is_seen(home):
     assert {rows[1].id, rows[2].id}.isdisjoint(r.id for r in deleted)
     assert len(live_names("web")) == 3  # the policy's three, not one
     assert len(deleted) == 5
+
+
+def test_an_unwritable_lock_directory_is_a_clear_error(tmp_path):
+    from bakthat.errors import BakthatError
+
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(BakthatError, match="cannot open the lock file"):
+        with name_lock({"database": str(tmp_path / "file" / "c.sqlite")}, "h", "web", 0):
+            pass
 
 
 def test_the_lock_file_lives_beside_the_catalog(home, tmp_path):
