@@ -84,9 +84,15 @@ def progress_bar(enabled: bool, total: int | None, description: str) -> Iterator
 
     import logging
 
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        sized = size.columns > 0 and size.lines > 0
+    except (OSError, ValueError):
+        sized = False
+    # A terminal that reports no size (some containers) would hide the bar: assume 80x24.
     bar = tqdm(
-        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
-        file=sys.stderr, dynamic_ncols=True, leave=True, mininterval=0.2,
+        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+        dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24, leave=True, mininterval=0.2,
     )
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger("bakthat")]):
