@@ -94,7 +94,7 @@ LEGACY_SETTINGS: dict[str, Setting] = {
     "access_key": Setting(str, None, "AWS access key id; leave unset to use the AWS credential chain"),
     "secret_key": Setting(str, None, "AWS secret access key; leave unset to use the AWS credential chain", secret=True),
     "s3_bucket": Setting(str, None, "S3 bucket of the s3 destination", required_for=("s3",)),
-    "glacier_vault": Setting(str, None, "Glacier vault of the glacier destination", required_for=("glacier",)),
+    "glacier_vault": Setting(str, None, "Glacier vault of the glacier destination"),
     "rotation": Setting(dict, None, "rotate_backups scheme (days, weeks, months, first_week_day, ...)"),
     "auth_url": Setting(str, None, "0.6 Swift key: accepted and ignored (Swift is not supported)"),
     "auth_version": Setting((str, int), None, "0.6 Swift key: accepted and ignored (Swift is not supported)"),

@@ -138,8 +138,8 @@ def test_a_key_without_a_value_is_a_missing_value(home):
 
 
 def test_a_destination_without_its_required_key_is_an_error(home):
-    write(home, "default:\n  default_destination: glacier\n")
-    assert error_of() == "~/.bakthat.yml: profile 'default': key 'glacier_vault' is required when the destination is glacier"
+    write(home, "default:\n  default_destination: s3\n")
+    assert error_of() == "~/.bakthat.yml: profile 'default': key 's3_bucket' is required when the destination is s3"
 
 
 def test_an_empty_required_key_is_missing_too(home):
