@@ -2,7 +2,7 @@
 
 Every error bakthat raises on purpose is a subclass of :class:`BakthatError`.  The
 ``exit_code`` class attribute is what the ``bakthat`` command exits with when the error
-reaches it; the table lives in ``docs/exit-codes.md`` and in :data:`EXIT_CODES`.
+reaches it; the table lives in ``docs/cli.md`` (Exit codes) and in :data:`EXIT_CODES`.
 Messages never contain a password, a key or any other secret.
 """
 
@@ -116,5 +116,5 @@ EXIT_CODES: dict[int, str] = {
     10: "vetoed: a before_ event handler (plugin) refused the action",
     11: "retrieval pending: the archive is being restored from cold storage; run again later",
     12: "locked: another bakthat process holds the lock",
-    130: "interrupted (SIGINT/SIGTERM)",
+    130: "interrupted (SIGINT/SIGTERM) or questions cancelled; nothing partial is kept",
 }
