@@ -33,3 +33,217 @@ class TestGlacierVaultConformance(BackendConformance):
         )
         assert isinstance(backend, VaultBackend)
         return backend
+
+
+# --------------------------------------------------------------------------- S3 archive classes
+
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+
+import bakthat  # noqa: E402
+from bakthat.backends import glacier  # noqa: E402
+from bakthat.errors import RetrievalPendingError  # noqa: E402
+from tests.conftest import snapshot  # noqa: E402
+
+MiB = 1 << 20
+
+
+def archive_conf(**extra):
+    return {"s3_bucket": "cold-bucket", "retrieval_poll_interval": 0.01, **extra}
+
+
+def test_a_backup_is_archived_and_its_manifest_stays_readable(aws, tree):
+    row = bakthat.backup(str(tree), destination="glacier", conf=archive_conf(), prompt="no")
+    client = s3_client()
+    assert client.head_object(Bucket="cold-bucket", Key=row.stored_filename)["StorageClass"] == "GLACIER"
+    manifest = client.head_object(Bucket="cold-bucket", Key=row.stored_filename + ".manifest.json")
+    assert manifest.get("StorageClass", "STANDARD") == "STANDARD"
+
+
+def test_restore_requests_a_retrieval_then_a_later_restore_downloads(aws, tree, tmp_path):
+    from bakthat.cli import main
+
+    bakthat.backup(str(tree), destination="glacier", conf=archive_conf(retrieval_tier="Bulk"), prompt="no")
+    target = tmp_path / "out"
+    with pytest.raises(RetrievalPendingError, match="Bulk retrieval was requested") as caught:
+        bakthat.restore("mydir", destination="glacier", conf=archive_conf(retrieval_tier="Bulk"), target=str(target), prompt="no")
+    assert "--wait" in str(caught.value) and "bakthat retrievals" in str(caught.value)
+    assert not target.exists() or list(target.iterdir()) == []
+    pending = glacier.retrievals(include_done=True)
+    assert [(r.status, r.tier, r.kind) for r in pending] == [("pending", "Bulk", "s3-restore")]
+    # moto finishes restores at once: the next restore downloads
+    bakthat.restore("mydir", destination="glacier", conf=archive_conf(), target=str(target), prompt="no")
+    assert snapshot(target / "mydir") == snapshot(tree)
+    assert [r.status for r in glacier.retrievals(include_done=True)] == ["ready"]
+    home = os.path.expanduser("~")
+    with open(os.path.join(home, ".bakthat.yml"), "w") as handle:
+        handle.write("default:\n  s3_bucket: cold-bucket\n")
+    assert main(["retrievals", "-d", "glacier", "--all"]) == 0
+
+
+def test_wait_polls_until_the_retrieval_is_done(aws, tree, tmp_path, monkeypatch):
+    bakthat.backup(str(tree), destination="glacier", conf=archive_conf(), prompt="no")
+    real_head = glacier.Backend.head
+    calls = {"n": 0}
+
+    def slow_head(self, key):
+        head = real_head(self, key)
+        if head.get("Restore") and calls["n"] < 3:
+            calls["n"] += 1
+            head = {**head, "Restore": 'ongoing-request="true"'}
+        return head
+
+    monkeypatch.setattr(glacier.Backend, "head", slow_head)
+    target = tmp_path / "out"
+    bakthat.restore("mydir", destination="glacier", conf=archive_conf(), target=str(target), prompt="no", wait=True)
+    assert calls["n"] == 3
+    assert snapshot(target / "mydir") == snapshot(tree)
+
+
+def test_glacier_ir_reads_directly(aws, tree, tmp_path):
+    settings = archive_conf(glacier_storage_class="GLACIER_IR")
+    row = bakthat.backup(str(tree), destination="glacier", conf=settings, prompt="no")
+    assert s3_client().head_object(Bucket="cold-bucket", Key=row.stored_filename)["StorageClass"] == "GLACIER_IR"
+    bakthat.restore("mydir", destination="glacier", conf=settings, target=str(tmp_path / "out"), prompt="no")
+    assert glacier.retrievals(include_done=True) == []
+
+
+def test_deep_archive_has_no_expedited_tier(aws, caplog):
+    store = get_backend("glacier", archive_conf(glacier_storage_class="DEEP_ARCHIVE", retrieval_tier="Expedited"))
+    store.put("x", b"data", metadata={"storage_class": "DEEP_ARCHIVE"})
+    assert s3_client().head_object(Bucket="cold-bucket", Key="x")["StorageClass"] == "DEEP_ARCHIVE"
+    with pytest.raises(RetrievalPendingError, match="Standard retrieval"):
+        store.prepare_read("x")
+
+
+def test_the_restore_header_is_parsed():
+    assert glacier.restore_state(None) == (None, None)
+    assert glacier.restore_state('ongoing-request="true"') == ("ongoing", None)
+    state, expiry = glacier.restore_state('ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"')
+    assert state == "ready" and expiry == 1356048000
+
+
+# --------------------------------------------------------------------------- the legacy vault API
+
+
+VAULT_CONF = {
+    "access_key": "YOURACCESSKEY",
+    "secret_key": "YOURSECRETKEY",
+    "glacier_vault": "yourvault",
+    "s3_bucket": "yours3bucket",
+    "region_name": "eu-west-1",
+    "retrieval_tier": "Expedited",
+    "retrieval_poll_interval": 0.2,
+}
+
+
+def test_a_vault_backup_is_restored_in_two_steps(aws, tree, tmp_path):
+    row = bakthat.backup(str(tree), destination="glacier", conf=VAULT_CONF, prompt="no")
+    archive = glacier.GlacierArchives.get(glacier.GlacierArchives.key == row.stored_filename)
+    assert archive.vault == "yourvault" and archive.archive_id and archive.sha256 == row.sha256
+    target = tmp_path / "out"
+    with pytest.raises(RetrievalPendingError, match="archived in vault"):
+        bakthat.restore("mydir", destination="glacier", conf=VAULT_CONF, target=str(target), prompt="no")
+    jobs = glacier.retrievals(include_done=True)
+    assert [(job.kind, job.status) for job in jobs] == [("vault-job", "pending")] and jobs[0].job_id
+    bakthat.restore("mydir", destination="glacier", conf=VAULT_CONF, target=str(target), prompt="no", wait=True)
+    assert snapshot(target / "mydir") == snapshot(tree)
+    assert [job.status for job in glacier.retrievals(include_done=True)] == ["ready"]
+    bakthat.delete("mydir", destination="glacier", conf=VAULT_CONF)
+    assert glacier.GlacierArchives.select().count() == 0
+
+
+def test_the_vault_mode_can_be_turned_off(aws):
+    assert isinstance(get_backend("glacier", {**VAULT_CONF, "glacier_mode": "s3"}), glacier.Backend)
+    assert isinstance(get_backend("glacier", VAULT_CONF), VaultBackend)
+
+
+class FakeVault:
+    """A Glacier client that checks tree hashes and serves ranges, as the real service does."""
+
+    def __init__(self):
+        self.parts = {}
+        self.archives = {}
+        self.aborted = []
+
+    def create_vault(self, **kwargs):
+        return {}
+
+    def initiate_multipart_upload(self, vaultName, archiveDescription, partSize):
+        self.part_size = int(partSize)
+        return {"uploadId": "up-1"}
+
+    def upload_multipart_part(self, vaultName, uploadId, range, checksum, body):
+        start, end = (int(x) for x in range.split()[1].split("/")[0].split("-"))
+        assert end - start + 1 == len(body) and (len(body) == self.part_size or True)
+        assert checksum == glacier.tree_hash(glacier.leaf_hashes(body)).hex()
+        self.parts[start] = bytes(body)
+        return {"checksum": checksum}
+
+    def complete_multipart_upload(self, vaultName, uploadId, archiveSize, checksum):
+        data = b"".join(self.parts[offset] for offset in sorted(self.parts))
+        assert int(archiveSize) == len(data)
+        assert checksum == glacier.tree_hash(glacier.leaf_hashes(data)).hex()
+        self.archives["arch-1"] = data
+        return {"archiveId": "arch-1", "checksum": checksum}
+
+    def abort_multipart_upload(self, vaultName, uploadId):
+        self.aborted.append(uploadId)
+
+    def initiate_job(self, vaultName, jobParameters):
+        return {"jobId": "job-1"}
+
+    def describe_job(self, vaultName, jobId):
+        return {"Completed": True, "StatusCode": "Succeeded", "CompletionDate": "2026-01-01T00:00:00.000Z"}
+
+    def get_job_output(self, vaultName, jobId, range):
+        start, end = (int(x) for x in range.split("=")[1].split("-"))
+        data = self.archives["arch-1"][start : end + 1]
+        return {
+            "body": io.BytesIO(data),
+            "status": 206,
+            "contentRange": f"bytes {start}-{end}/*",
+            "checksum": glacier.tree_hash(glacier.leaf_hashes(data)).hex(),
+        }
+
+
+def test_a_large_vault_archive_goes_up_in_tree_hashed_parts_and_down_in_ranges(catalog):
+    store = VaultBackend({"glacier_vault": "v", "vault_part_size": "1MiB", "vault_chunk_size": "1MiB"})
+    fake = FakeVault()
+    store.client = fake
+    data = os.urandom(3 * MiB + 12345)
+    store.put("big", io.BytesIO(data))
+    assert sorted(fake.parts) == [0, MiB, 2 * MiB, 3 * MiB]
+    with pytest.raises(RetrievalPendingError):
+        store.prepare_read("big")
+    store.prepare_read("big")  # the job is done now
+    with store.open_read("big") as stream:
+        assert hashlib.sha256(stream.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_damaged_vault_range_is_an_integrity_error(catalog):
+    from bakthat.errors import IntegrityError
+
+    store = VaultBackend({"glacier_vault": "v", "vault_part_size": "1MiB", "vault_chunk_size": "1MiB", "retrieval_wait": True, "retrieval_poll_interval": 0.01})
+    fake = FakeVault()
+    store.client = fake
+    store.put("big", io.BytesIO(os.urandom(2 * MiB + 1)))
+    fake.archives["arch-1"] = fake.archives["arch-1"][:-1] + b"\x00"
+    original = fake.get_job_output
+
+    def lying(**kwargs):
+        response = original(**kwargs)
+        response.pop("checksum")
+        return response
+
+    fake.get_job_output = lying
+    with pytest.raises(IntegrityError), store.open_read("big") as stream:
+        stream.read()
+
+
+def test_vault_part_size_must_be_a_power_of_two():
+    from bakthat.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        VaultBackend({"glacier_vault": "v", "vault_part_size": "3MiB"})
