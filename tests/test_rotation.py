@@ -403,6 +403,27 @@ def live_names(name=None):
     return sorted(r.stored_filename for r in models.Backups.search(name=name))
 
 
+@pytest.fixture
+def messages():
+    """Collect the ``bakthat`` logger's messages whatever its propagation (the CLI turns it off)."""
+    import logging
+
+    collected = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            collected.append(record.getMessage())
+
+    handler = Collect(logging.DEBUG)
+    logger = logging.getLogger("bakthat")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield collected
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
 def write_config(home, text):
     (home / ".bakthat.yml").write_text(textwrap.dedent(text))
 
@@ -466,11 +487,11 @@ def test_the_rotation_keyword_replaces_the_profile_policy(home):
     assert len(rotate_backups("web", rotation={"keep_last": 2}, now=NOW)) == 3
 
 
-def test_the_0_6_day_keywords_are_ignored_with_a_warning(home, caplog):
+def test_the_0_6_day_keywords_are_ignored_with_a_warning(home, messages):
     write_config(home, "default:\n  rotation: {keep_last: 4}\n")
     make_history("web", DAILY[:5])
     assert len(rotate_backups("web", days=1, now=NOW)) == 1
-    assert "ignores days=" in caplog.text
+    assert any("ignores days=" in message for message in messages)
 
 
 def test_a_dry_run_changes_neither_storage_nor_catalog_and_fires_no_event(home):
@@ -558,12 +579,12 @@ def test_delete_older_than_with_a_malformed_interval_deletes_nothing(home):
     assert len(live_names("web")) == 3
 
 
-def test_an_archive_already_gone_is_a_warning(home, caplog):
+def test_an_archive_already_gone_is_a_warning(home, messages):
     write_config(home, "default:\n  rotation: {keep_last: 1}\n")
     rows = make_history("web", DAILY[:2])
     (home / ".bakthat_store" / rows[1].stored_filename).unlink()
     assert [r.id for r in rotate_backups("web", now=NOW)] == [rows[1].id]
-    assert "already gone" in caplog.text
+    assert any("already gone" in message for message in messages)
 
 
 def test_failed_deletions_continue_then_raise_partial_failure_and_are_retried(home, monkeypatch):
