@@ -85,3 +85,16 @@ def s3_client(region: str = "us-east-1"):
     import boto3
 
     return boto3.client("s3", region_name=region, endpoint_url=server_url())
+
+
+@pytest.fixture
+def cli_main():
+    """Return ``bakthat.cli.main`` for in-process runs, undoing its logging set-up afterwards."""
+    from bakthat.cli import main
+
+    logger = logging.getLogger("bakthat")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield main
+    logger.handlers[:] = saved[0]
+    logger.propagate = saved[1]
+    logger.setLevel(saved[2])

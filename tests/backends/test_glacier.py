@@ -61,9 +61,8 @@ def test_a_backup_is_archived_and_its_manifest_stays_readable(aws, tree):
     assert manifest.get("StorageClass", "STANDARD") == "STANDARD"
 
 
-def test_restore_requests_a_retrieval_then_a_later_restore_downloads(aws, tree, tmp_path):
-    from bakthat.cli import main
-
+def test_restore_requests_a_retrieval_then_a_later_restore_downloads(aws, tree, tmp_path, cli_main):
+    main = cli_main
     bakthat.backup(str(tree), destination="glacier", conf=archive_conf(retrieval_tier="Bulk"), prompt="no")
     target = tmp_path / "out"
     with pytest.raises(RetrievalPendingError, match="Bulk retrieval was requested") as caught:

@@ -288,9 +288,8 @@ def test_a_corrupted_read_of_a_single_put_object_is_caught_by_the_reader(aws, mo
 # --------------------------------------------------------------------------- stale uploads
 
 
-def test_stale_multipart_uploads_are_listed_then_aborted(aws, monkeypatch, capsys):
-    from bakthat.cli import main
-
+def test_stale_multipart_uploads_are_listed_then_aborted(aws, capsys, cli_main):
+    main = cli_main
     store = get_backend("s3", conf(s3_prefix="pre"))
     store.ensure_bucket()
     client = s3_client()
