@@ -88,21 +88,29 @@ class _Formatter(logging.Formatter):
         return message
 
 
-_handler: logging.Handler | None = None
+def _configure_logging(verbose: bool, quiet: bool) -> object:
+    """Send the ``bakthat`` logger to stderr at INFO (DEBUG with -v, WARNING with -q).
 
-
-def _configure_logging(verbose: bool, quiet: bool) -> None:
-    """Send the ``bakthat`` logger to stderr at INFO (DEBUG with -v, WARNING with -q)."""
-    global _handler
-    if _handler is not None:
-        log.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(_Formatter("%(message)s"))
-    log.addHandler(_handler)
+    Return what :func:`_restore_logging` needs to undo it, so that calling :func:`main`
+    in-process (tests, embedding) leaves logging as it found it.
+    """
+    touched = [log, *(logging.getLogger(name) for name in QUIET_LOGGERS)]
+    saved = [(logger, list(logger.handlers), logger.level, logger.propagate) for logger in touched]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(message)s"))
+    log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    return saved
+
+
+def _restore_logging(saved: object) -> None:
+    for logger, handlers, level, propagate in saved:  # type: ignore[attr-defined]
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -113,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code (see ``EXIT_CODES``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
+    saved_logging = _configure_logging(args.verbose, args.quiet)
     try:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     except ValueError:  # not the main thread: leave signals alone
@@ -143,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _restore_logging(saved_logging)
 
 
 def run() -> None:
