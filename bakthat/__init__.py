@@ -15,6 +15,7 @@ from __future__ import annotations
 from bakthat.core import backup, delete, restore, search, show
 from bakthat.errors import BakthatError
 from bakthat.eventing import events
+from bakthat.rotation import delete_older_than, rotate_backups
 from bakthat.utils import _interval_string_to_seconds
 
 __version__ = "1.0.0.dev0"
@@ -28,9 +29,11 @@ __all__ = [
     "_interval_string_to_seconds",
     "backup",
     "delete",
+    "delete_older_than",
     "events",
     "ls",
     "restore",
+    "rotate_backups",
     "search",
     "show",
 ]
