@@ -113,6 +113,12 @@ def _restore_logging(saved: object) -> None:
         logger.propagate = propagate
 
 
+def _version() -> str:
+    from bakthat import __version__
+
+    return __version__
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -122,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     saved_logging = _configure_logging(args.verbose, args.quiet)
+    log.debug("bakthat %s on Python %s, command %s", _version(), sys.version.split()[0], args.command)
     try:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     except ValueError:  # not the main thread: leave signals alone

@@ -45,8 +45,12 @@ def test_info_messages_go_to_stderr_and_quiet_hides_them(data):
 
 
 def test_verbose_shows_debug_messages():
-    result = run_cli("show", "-v", "-c", "/nonexistent/bakthat.yml")
-    assert result.returncode == 0
+    from bakthat import __version__
+
+    verbose = run_cli("show", "-v")
+    assert verbose.returncode == 0 and f"bakthat {__version__} on Python" in verbose.stderr
+    assert run_cli("-v", "show").stderr == verbose.stderr
+    assert run_cli("show").stderr == ""
 
 
 def test_verbose_and_quiet_exclude_each_other():
