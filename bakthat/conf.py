@@ -423,7 +423,7 @@ def _check_sync(shown: str, value: Any) -> None:
             raise ConfigError(f"{shown}: sync: {problem}")
 
 
-def _secret_value(value: Any) -> bool:
+def holds_secret(value: Any) -> bool:
     """Return True if a secret key's value really holds a secret (a URL only with a password)."""
     if not value:
         return False
@@ -447,7 +447,7 @@ def secrets_in(data: Mapping[str, Any], schema: Mapping[str, Setting] | None = N
         table = SYNC_SETTINGS if profile == "sync" else schema
         for key, value in raw.items():
             setting = table.get(key) if isinstance(key, str) else None
-            if setting is not None and setting.secret and _secret_value(value):
+            if setting is not None and setting.secret and holds_secret(value):
                 found.append(f"{profile}.{key}")
     return found
 

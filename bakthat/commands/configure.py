@@ -78,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _changes_from_flags(args: argparse.Namespace) -> dict[str, Any]:
-    from bakthat.conf import collect_settings
+    from bakthat.conf import holds_secret, collect_settings, config_path, display_path
     from bakthat.errors import ConfigError
 
     schema = collect_settings()
+    where = f"{display_path(config_path(args.config))}: profile {args.profile!r}"
     texts: list[tuple[str, str]] = []
     for item in args.set:
         key, sep, text = item.partition("=")
@@ -92,9 +93,9 @@ def _changes_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f"key_{key}")
         if value is not None:
             texts.append((key, value))
-    for key, _ in texts:
+    for key, text in texts:
         setting = schema.get(key.split(".", 1)[0])
-        if setting is not None and setting.secret:
+        if setting is not None and setting.secret and holds_secret(text):
             raise ConfigError(
                 f"{key} is a secret: give it with --set-from-stdin {key} (or answer the questions in a terminal) "
                 "so that it stays out of the process list and the shell history"
@@ -104,7 +105,10 @@ def _changes_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         if not line:
             raise ConfigError(f"--set-from-stdin {args.set_from_stdin}: stdin gave no value")
         texts.append((args.set_from_stdin, line))
-    return {key: _parse(key, text) for key, text in texts}
+    try:
+        return {key: _parse(key, text) for key, text in texts}
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _parse(key: str, text: str) -> Any:

@@ -77,7 +77,7 @@ def test_an_invalid_value_writes_nothing_and_names_the_key(home):
     path.write_text(CONFIG_06)
     before = path.read_bytes()
     expect(run_cli("configure", "--set", "compresion=gzip"), 2,
-           "bakthat: error: unknown key 'compresion' (did you mean 'compression'?)")
+           "bakthat: error: ~/.bakthat.yml: profile 'default': unknown key 'compresion' (did you mean 'compression'?)")
     expect(run_cli("configure", "--set", "compression=lz4"), 2, "key 'compression' must be one of zstd, gzip, none, not 'lz4'")
     expect(run_cli("configure", "--set", "compression_level=high"), 2, "key 'compression_level' must be an integer")
     expect(run_cli("configure", "--set", "novalue"), 2, "--set 'novalue': write KEY=VALUE")
@@ -101,6 +101,13 @@ def test_secrets_are_refused_on_the_command_line_and_read_from_stdin(home):
     assert "hunter2" not in result.stderr + result.stdout
     assert yaml.safe_load((home / ".bakthat.yml").read_text())["default"] == {"access_key": "AKIA", "secret_key": "hunter2hunter2"}
     assert mode(home / ".bakthat.yml") == 0o600
+
+
+def test_a_database_url_without_a_password_may_be_given_as_a_flag(home):
+    expect(run_cli("configure", "--set", "database_url=postgresql://db.example/bakthat"), 0)
+    result = run_cli("configure", "--set", "database_url=postgresql://me:pw@db.example/bakthat")
+    expect(result, 2, "database_url is a secret")
+    assert "pw@" not in result.stderr
 
 
 def test_the_questions_in_order_with_blank_answers_keeping_values(home, tmp_path):
