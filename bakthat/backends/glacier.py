@@ -268,6 +268,25 @@ def ensure_restored(
             raise RetrievalPendingError(f"{key}: the retrieval is still running after {timeout:g}s of waiting; run restore again later")
 
 
+def refresh_restore(backend: s3.Backend, row: Retrievals) -> Retrievals:
+    """Update an S3 restore's row from the object's HEAD: pending, ready or expired."""
+    try:
+        head = backend.head(row.key)
+    except NotFoundError:
+        row.status, row.message = "expired", "the object is gone"
+    else:
+        state, expiry = restore_state(head.get("Restore"))
+        if state == "ready":
+            row.status, row.ready_until = "ready", expiry
+        elif state == "ongoing":
+            row.status = "pending"
+        elif (head.get("StorageClass") or "STANDARD") in s3.ARCHIVE_CLASSES:
+            row.status = "expired"  # the restored copy lapsed
+    row.updated = int(time.time())
+    row.save()
+    return row
+
+
 class Backend(s3.Backend):
     """Archives in an S3 bucket with an archive storage class (or, legacy, a Glacier vault)."""
 
@@ -294,24 +313,6 @@ class Backend(s3.Backend):
     def put(self, key: str, source: IO[bytes] | bytes, *, metadata: dict[str, str] | None = None, **kwargs: Any) -> base.ObjectInfo:
         """Store a small side object (a manifest) in STANDARD so it reads without a retrieval."""
         return super().put(key, source, metadata={"storage_class": "STANDARD", **(metadata or {})}, **kwargs)
-
-    def refresh(self, row: Retrievals) -> Retrievals:
-        """Update a retrieval row from the store's view of the object."""
-        try:
-            head = self.head(row.key)
-        except NotFoundError:
-            row.status, row.message = "expired", "the object is gone"
-        else:
-            state, expiry = restore_state(head.get("Restore"))
-            if state == "ready":
-                row.status, row.ready_until = "ready", expiry
-            elif state == "ongoing":
-                row.status = "pending"
-            elif (head.get("StorageClass") or "STANDARD") in s3.ARCHIVE_CLASSES:
-                row.status = "expired"  # the restored copy lapsed
-        row.updated = int(time.time())
-        row.save()
-        return row
 
 
 def use_vault(conf: dict[str, Any]) -> bool:

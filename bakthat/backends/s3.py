@@ -1000,6 +1000,12 @@ class Backend(base.Backend):
 
         glacier.ensure_restored(self, key, head, wait=wait)
 
+    def refresh(self, row: Any) -> Any:
+        """Update a recorded retrieval (a ``glacier.Retrievals`` row) from the object's state."""
+        from bakthat.backends import glacier
+
+        return glacier.refresh_restore(self, row)
+
     # -- stale multipart uploads --------------------------------------------------------------
     def stale_uploads(self, older_than: float = 0) -> list[StaleUpload]:
         """Return incomplete multipart uploads under the prefix started over ``older_than`` seconds ago."""

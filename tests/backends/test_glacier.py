@@ -246,3 +246,14 @@ def test_vault_part_size_must_be_a_power_of_two():
 
     with pytest.raises(ConfigError):
         VaultBackend({"glacier_vault": "v", "vault_part_size": "3MiB"})
+
+
+def test_an_s3_object_in_an_archive_class_is_restored_the_same_way(aws, tree, tmp_path):
+    settings = {"s3_bucket": "s3-cold", "storage_class": "DEEP_ARCHIVE"}
+    bakthat.backup(str(tree), destination="s3", conf=settings, prompt="no")
+    with pytest.raises(RetrievalPendingError, match="DEEP_ARCHIVE"):
+        bakthat.restore("mydir", destination="s3", conf=settings, target=str(tmp_path / "out"), prompt="no")
+    store = get_backend("s3", settings)
+    assert [row.status for row in glacier.retrievals(store, include_done=True)] == ["ready"]
+    bakthat.restore("mydir", destination="s3", conf=settings, target=str(tmp_path / "out"), prompt="no")
+    assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)
