@@ -7,33 +7,47 @@ The public API (the names and keywords of bakthat 0.6)::
     bakthat.restore("up", target="/tmp/restore")
     bakthat.events.on_backup += handler
 
-Importing this package reads no config, opens no database and creates no file.
+Importing this package reads no config, opens no database and creates no file; the
+public names are loaded from their modules on first use, so ``bakthat --version`` and
+``--help`` stay fast.
 """
 
 from __future__ import annotations
 
-from bakthat.core import backup, delete, restore, search, show
-from bakthat.errors import BakthatError
-from bakthat.eventing import events
-from bakthat.rotation import delete_older_than, rotate_backups
-from bakthat.utils import _interval_string_to_seconds
+import importlib
+from typing import Any
 
 __version__ = "1.0.0.dev0"
 
-#: 0.6's developer guide calls ``bakthat.ls()``; it lists backups like ``show``.
-ls = show
+#: public name -> (module, attribute).  ``ls`` is kept because 0.6's developer guide
+#: calls ``bakthat.ls()``; it lists backups like ``show``.
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "backup": ("bakthat.core", "backup"),
+    "restore": ("bakthat.core", "restore"),
+    "delete": ("bakthat.core", "delete"),
+    "search": ("bakthat.core", "search"),
+    "show": ("bakthat.core", "show"),
+    "ls": ("bakthat.core", "show"),
+    "delete_older_than": ("bakthat.rotation", "delete_older_than"),
+    "rotate_backups": ("bakthat.rotation", "rotate_backups"),
+    "events": ("bakthat.eventing", "events"),
+    "BakthatError": ("bakthat.errors", "BakthatError"),
+    "_interval_string_to_seconds": ("bakthat.utils", "_interval_string_to_seconds"),
+}
 
-__all__ = [
-    "BakthatError",
-    "__version__",
-    "_interval_string_to_seconds",
-    "backup",
-    "delete",
-    "delete_older_than",
-    "events",
-    "ls",
-    "restore",
-    "rotate_backups",
-    "search",
-    "show",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first access and cache it here."""
+    try:
+        module_name, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'bakthat' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

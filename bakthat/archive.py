@@ -156,6 +156,31 @@ def load_excludes(source: Path, exclude_file: str | os.PathLike[str] | None = No
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
+class _FileReader:
+    """Read exactly ``size`` bytes of a file for tarfile, reporting progress per chunk.
+
+    A file that shrinks while it is read is padded with zeros up to the size its tar
+    header already announced (``shrank`` is then set), so the archive stays well-formed.
+    """
+
+    def __init__(self, handle: IO[bytes], size: int, progress: Callable[[int], None] | None):
+        self._handle = handle
+        self._left = size
+        self._progress = progress
+        self.shrank = False
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = b"" if self.shrank else self._handle.read(wanted)
+        if len(data) < wanted:
+            self.shrank = True
+            data += bytes(wanted - len(data))
+        self._left -= len(data)
+        if self._progress is not None and data:
+            self._progress(len(data))
+        return data
+
+
 def _walk(root: Path, excludes: Any, skip: set[str], stats: TarStats) -> Iterable[tuple[str, str]]:
     """Yield ``(full path, relative posix path)`` for every entry under root, sorted, pruned.
 
@@ -201,7 +226,9 @@ def write_tar(
     The top-level member is ``arcname``; a directory's contents follow under it, minus
     what ``excludes`` (a pathspec) matches and the absolute paths in ``skip``.  Sockets,
     unreadable entries and entries that vanish mid-run are skipped with a warning and
-    listed in the returned ``skipped`` (the backup is then partial, not failed).  ``progress`` is called with each chunk's byte count.
+    listed in the returned ``skipped`` (the backup is then partial, not failed); so is
+    a file that shrinks while it is read.  ``progress`` is called with the byte count of
+    each chunk of file data read.
     Return the counts.  Raise SourceError if the source is missing or unreadable.
     """
     root = Path(source)
@@ -240,10 +267,11 @@ def write_tar(
                 except OSError as exc:
                     raise SourceError(f"cannot read {full}: {exc.strerror}") from None
                 with handle:
-                    tar.addfile(info, handle)
+                    reader = _FileReader(handle, info.size, progress)
+                    tar.addfile(info, reader)
+                if reader.shrank:
+                    _skip(stats, full, "it shrank while being read (the rest is zero-filled in the archive)")
                 stats.bytes += info.size
-                if progress is not None:
-                    progress(info.size)
             else:
                 tar.addfile(info)
             stats.files += 1

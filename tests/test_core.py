@@ -418,3 +418,32 @@ def test_no_secret_reaches_a_log_record_or_an_error_message(tree, tmp_path, capl
     assert secret not in caplog.text
     assert secret not in str(wrong.value)
     assert all(secret not in str(record.args) for record in caplog.records)
+
+
+def test_a_file_that_shrinks_while_it_is_read_makes_a_partial_but_valid_archive(tmp_path, monkeypatch):
+    from bakthat import archive
+
+    source = tmp_path / "data" / "logs"
+    source.mkdir(parents=True)
+    (source / "app.log").write_bytes(b"x" * 100_000)
+    (source / "other.txt").write_text("fine\n")
+    real_read = archive._FileReader.read
+
+    def truncating_read(self, size=-1):
+        if self._handle.name.endswith("app.log") and self._handle.tell() == 0:
+            os.truncate(self._handle.name, 10)
+        return real_read(self, size)
+
+    monkeypatch.setattr(archive._FileReader, "read", truncating_read)
+    row = bakthat.backup(str(source), password="")
+    assert any(path.endswith("app.log") for path in row.metadata["skipped"])
+    bakthat.restore("logs", target=tmp_path / "out")
+    restored = (tmp_path / "out" / "logs" / "app.log").read_bytes()
+    assert restored == b"x" * 10 + bytes(100_000 - 10)
+    assert (tmp_path / "out" / "logs" / "other.txt").read_text() == "fine\n"
+
+
+def test_backup_reports_progress_in_bytes_of_file_data(tree):
+    seen = []
+    row = bakthat.backup(str(tree), password="", progress=seen.append)
+    assert sum(seen) == row.source_size > 0

@@ -9,7 +9,6 @@ plugin that replaces a class in :data:`registry` changes what later actions use.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from bakthat.backends.base import Backend
@@ -38,6 +37,8 @@ def get_backend_class(name: str) -> type[Backend]:
         else:
             cls = getattr(module, "Backend", None)
     if cls is None:
+        from importlib.metadata import entry_points
+
         for entry in entry_points(group="bakthat.backends"):
             if entry.name == name:
                 cls = entry.load()

@@ -143,7 +143,7 @@ class Backend(base.Backend):
     def open_read(self, key: str) -> IO[bytes]:
         try:
             return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"local store: no object {key}") from None
         except OSError as exc:
             raise _storage_error("reading", key, exc) from None
@@ -151,7 +151,7 @@ class Backend(base.Backend):
     def stat(self, key: str) -> base.ObjectInfo:
         try:
             result = self._path(key).stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"local store: no object {key}") from None
         return base.ObjectInfo(key, result.st_size, result.st_mtime)
 
@@ -175,7 +175,7 @@ class Backend(base.Backend):
         path = self._path(key)
         try:
             path.unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"local store: no object {key}") from None
         except OSError as exc:
             raise _storage_error("deleting", key, exc) from None
