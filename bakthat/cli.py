@@ -73,7 +73,110 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)
+    _add_plugin_commands(commands, sub_options)
     return parser
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction, sub_options: argparse.ArgumentParser) -> None:
+    """Add the commands declared by the active plugins (none unless plugins are loaded)."""
+    plugin = sys.modules.get("bakthat.plugin")
+    if plugin is None:
+        return
+    from bakthat.commands._common import add_scope
+
+    for command in plugin.commands().values():
+        hyphenated = command.name.replace("_", "-")
+        origin = f"[plugin {command.plugin._bakthat_record.spec}]"
+        sub = commands.add_parser(
+            command.name,
+            aliases=[hyphenated] if hyphenated != command.name else [],
+            help=f"{command.help} {origin}".strip(),
+            description=f"{command.help}\n\n{origin}".strip(),
+            parents=[sub_options],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        plugin.add_command_arguments(sub, command)
+        add_scope(sub)
+        sub.set_defaults(func=_plugin_runner(command))
+
+
+def _plugin_runner(command: object) -> object:
+    """Return the ``func`` of a plugin command's sub-parser: it calls the plugin with a dict."""
+
+    def run(args: argparse.Namespace) -> int:
+        values = {param.name: getattr(args, param.name) for param in command.params}  # type: ignore[attr-defined]
+        values.update(profile=args.profile, config=args.config, destination=args.destination)
+        return command.run(values)  # type: ignore[attr-defined]
+
+    return run
+
+
+def _preparse(argv: Sequence[str]) -> argparse.Namespace:
+    """Read -p/--profile, -c/--config, -v and -q from the command line, ignoring the rest.
+
+    They are needed before the real parse: the profile's plugins may declare commands,
+    and their activation may log.  A malformed command line gives the defaults here;
+    the real parser reports it.
+    """
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("-p", "--profile", default="default")
+    early.add_argument("-c", "--config")
+    early.add_argument("-v", "--verbose", action="store_true")
+    early.add_argument("-q", "--quiet", action="store_true")
+    try:
+        known, _ = early.parse_known_args(list(argv))
+    except SystemExit:
+        known = argparse.Namespace(profile="default", config=None, verbose=False, quiet=False)
+    return known
+
+
+def _may_have_plugins(config: str | None) -> bool:
+    """Return False when the config file (or the environment) surely enables no plugin.
+
+    A cheap textual check, so that a command line without plugins reads no YAML first.
+    """
+    import os
+
+    if os.environ.get("BAKTHAT_PLUGINS"):
+        return True
+    from bakthat.conf import config_path
+
+    try:
+        return b"plugins" in config_path(config).read_bytes()
+    except OSError:
+        return False
+
+
+def _load_plugins(early: argparse.Namespace) -> BakthatError | None:
+    """Activate the plugins of the profile named on the command line.
+
+    Return the PluginError if one could not be loaded (reported later, or only warned
+    about for the commands that must work anyway).  A config that cannot be read is
+    left for the command to report.
+    """
+    if not _may_have_plugins(early.config):
+        return None
+    from bakthat.conf import get_profile
+
+    try:
+        settings = get_profile(early.profile, early.config)
+    except BakthatError as exc:
+        log.debug("plugins not loaded: %s", exc)
+        return None
+    if not settings.get("plugins"):
+        return None
+    from bakthat import plugin
+
+    try:
+        plugin.load_plugins(settings)
+    except plugin.PluginError as exc:
+        return exc
+    return None
+
+
+#: Commands that run even when a plugin fails to load (with a warning): they show or
+#: fix the configuration.
+PLUGIN_PROOF_COMMANDS = ("plugins", "configure")
 
 
 class _Formatter(logging.Formatter):
@@ -124,11 +227,42 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code (see ``EXIT_CODES``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    saved_logging = _configure_logging(args.verbose, args.quiet)
-    log.debug("bakthat %s on Python %s, command %s", _version(), sys.version.split()[0], args.command)
+    """Run the command line; return the process exit code (see ``EXIT_CODES``).
+
+    Two phases: the profile named by ``-p``/``-c`` is read first and its plugins are
+    activated, then the full parser (with the plugins' commands) parses the line.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early = _preparse(argv)
+    saved_logging = _configure_logging(early.verbose, early.quiet)
+    try:
+        plugin_error = None if "--version" in argv else _load_plugins(early)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:
+            if plugin_error is not None:
+                print(f"bakthat: warning: {plugin_error}", file=sys.stderr)
+            raise
+        if (args.verbose, args.quiet) != (early.verbose, early.quiet):
+            log.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+        log.debug("bakthat %s on Python %s, command %s", _version(), sys.version.split()[0], args.command)
+        if plugin_error is not None:
+            if args.command not in PLUGIN_PROOF_COMMANDS:
+                for line in str(plugin_error).splitlines():
+                    print(f"bakthat: error: {line}", file=sys.stderr)
+                return plugin_error.exit_code
+            print(f"bakthat: warning: {plugin_error}", file=sys.stderr)
+        return _run(args)
+    finally:
+        _restore_logging(saved_logging)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command with bakthat's error handling; return the exit code."""
+    plugin = sys.modules.get("bakthat.plugin")
+    if plugin is not None:
+        plugin.set_cli_command(args.command)
     try:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     except ValueError:  # not the main thread: leave signals alone
@@ -158,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        _restore_logging(saved_logging)
+        plugin = sys.modules.get("bakthat.plugin")
+        if plugin is not None:
+            plugin.set_cli_command(None)
 
 
 def run() -> None:

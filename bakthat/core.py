@@ -58,6 +58,15 @@ def _context(
     from bakthat.conf import get_profile
 
     settings = get_profile(profile, config, conf)
+    if settings.get("plugins"):
+        from bakthat import plugin
+
+        # Activate the profile's plugins (once per process; a no-op when they are active)
+        # before the backend and the models are looked up, so their patches apply to this
+        # action.  Its before_ event has already fired: the caller's session (the
+        # ``current`` of ``with session(...) as current``) lets the new plugins'
+        # before_ handlers run now.
+        plugin.load_plugins(settings, session=sys._getframe(1).f_locals.get("current"))
     name = destination or settings.get("default_destination") or "local"
     backend = backends.get_backend(name, settings)
     models.bind(str(settings.get("database_url") or settings.get("database")))

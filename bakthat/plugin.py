@@ -1,0 +1,813 @@
+"""Plugins: classes that extend bakthat, loaded from the profile's ``plugins`` list.
+
+A plugin subclasses :class:`Plugin` and implements :meth:`Plugin.activate` (and, if it
+needs a clean-up, :meth:`Plugin.deactivate`).  It is enabled by naming it in the
+profile's ``plugins`` list, either as a dotted ``module.Class`` path (the module is
+looked for in ``plugins_dir``, default ``~/.bakthat_plugins``, and on the import path)
+or as the name of an entry point of the group ``bakthat.plugins`` declared by an
+installed package.
+
+Loading (:func:`load_plugins`) happens once per process, before the first action that
+uses the profile (and, for the ``bakthat`` command, before the command line is parsed,
+so plugin commands exist).  Plugins are activated in list order; each one is activated
+at most once per process; deactivation runs at exit in the reverse order.  A plugin that
+cannot be imported, is not a :class:`Plugin`, or raises in ``activate()`` stops the
+loading with a :class:`PluginError` that names it and says why: a plugin is never
+skipped silently.
+
+What a plugin can do from ``activate()`` (see ``docs/plugins.md``):
+
+- subscribe to events: ``self.on_backup += callback`` (the names of
+  :data:`bakthat.eventing.EVENT_NAMES`; another name is an AttributeError);
+- replace what bakthat uses: ``self.patch(bakthat.models, "Backups", MyBackups)`` or
+  ``self.patch(bakthat.backends.registry, "local", MyBackend)``, undone at unload;
+- add commands to ``bakthat``: ``self.register_command("name", func, params=[Param(...)])``;
+- offer named hooks to other plugins: ``self.register_hook("name", func)``, called by
+  :func:`call_hook`.
+"""
+
+from __future__ import annotations
+
+import abc
+import ast
+import atexit
+import importlib
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bakthat import eventing
+from bakthat.errors import BakthatError, ConfigError, VetoedError
+
+log = logging.getLogger("bakthat.plugins")
+
+#: The entry-point group installed packages declare their plugins in.
+ENTRY_POINT_GROUP = "bakthat.plugins"
+
+_COMMAND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: Names a plugin command's parameter cannot take: the shared options and argparse's own.
+_RESERVED_PARAMS = frozenset({"profile", "config", "destination", "verbose", "quiet", "debug", "help", "func", "command"})
+_MISSING = object()
+
+
+class PluginError(ConfigError):
+    """A plugin could not be loaded, activated or registered (exit code 2).
+
+    The message names the plugin (as written in the profile's ``plugins`` list) and
+    says why: not found, failed to import, not a Plugin subclass, no ``activate()``,
+    ``activate()`` raised, or a command or hook it declares is invalid.
+    """
+
+    exit_code = 2
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {reason}")
+        self.plugin = plugin
+        self.reason = reason
+
+
+class HookError(BakthatError):
+    """A function registered for a named hook raised (exit code 1).
+
+    The message names the hook and the plugin; the original exception is chained.
+    """
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a plugin command.
+
+    By default a parameter is a required option ``--name VALUE`` (underscores become
+    hyphens on the command line; the value is found under ``name`` in the parameters).
+    ``required=False`` makes it optional (its value is then ``default``),
+    ``positional=True`` makes it a positional argument, ``flag=True`` an option without
+    value (True when given).  ``type`` converts the text (``int``, ``float``, any
+    callable); ``choices`` restricts it.  A missing required parameter is a usage error
+    (exit code 2) and the command does not run.
+    """
+
+    name: str
+    help: str = ""
+    required: bool = True
+    default: Any = None
+    type: Callable[[str], Any] = str
+    choices: Sequence[Any] | None = None
+    positional: bool = False
+    flag: bool = False
+
+
+@dataclass
+class Command:
+    """A command declared by a plugin with :meth:`Plugin.register_command`."""
+
+    name: str
+    func: Callable[[dict[str, Any]], Any]
+    params: list[Param]
+    help: str
+    plugin: Plugin
+
+    def run(self, values: Mapping[str, Any]) -> int:
+        """Call the command's function with the parameter dict; return the exit code."""
+        result = self.func(dict(values))
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+@dataclass
+class _Record:
+    """What one loaded plugin changed, so that unloading can undo it."""
+
+    spec: str
+    origin: str
+    subscriptions: list[tuple[str, Callable[..., Any]]] = field(default_factory=list)
+    patches: list[tuple[Any, str, Any, bool]] = field(default_factory=list)
+    deactivated: bool = False
+
+
+class _PluginEvent:
+    """``self.<event>`` on a plugin: the global event slot, remembering subscriptions.
+
+    ``self.on_backup += f`` subscribes ``f`` to ``bakthat.events.on_backup`` (its
+    signature is checked there) and records it, so unloading the plugin unsubscribes it.
+    """
+
+    def __init__(self, plugin: Plugin, name: str) -> None:
+        self._plugin = plugin
+        self._name = name
+
+    @property
+    def _slot(self) -> Any:
+        return getattr(eventing.events, self._name)
+
+    def __iadd__(self, handler: Callable[..., Any]) -> _PluginEvent:
+        slot = self._slot
+        slot += handler
+        self._plugin._bakthat_record.subscriptions.append((self._name, handler))
+        return self
+
+    def __isub__(self, handler: Callable[..., Any]) -> _PluginEvent:
+        slot = self._slot
+        slot -= handler
+        record = self._plugin._bakthat_record
+        record.subscriptions = [(n, h) for n, h in record.subscriptions if not (n == self._name and h == handler)]
+        return self
+
+    def __call__(self, *args: Any) -> None:
+        self._slot(*args)
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __iter__(self) -> Any:
+        return iter(self._slot)
+
+    def __repr__(self) -> str:
+        return f"event {self._name!r} (via plugin {type(self._plugin).__name__})"
+
+
+class Plugin(abc.ABC):
+    """Base class of bakthat plugins.
+
+    Attributes available in every method:
+
+    - ``self.conf``: the profile's raw configuration (the mapping from the config file
+      or the ``conf=`` dict), as bakthat 0.6;
+    - ``self.settings``: the resolved settings (defaults, file or ``conf=``, environment);
+    - ``self.log``: a logger named ``bakthat.plugins.<ClassName>``;
+    - ``self.events``: ``bakthat.events``; and every declared event as an attribute:
+      ``self.before_backup += callback``.  Any other unknown attribute is an
+      AttributeError that lists the event names.
+    """
+
+    def __init__(self, conf: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> None:
+        self.conf = dict(conf or {})
+        if settings is not None or "settings" not in self.__dict__:
+            self.settings = dict(settings if settings is not None else self.conf)
+        self.log = logging.getLogger(f"bakthat.plugins.{type(self).__name__}")
+        self.events = eventing.events
+        if "_bakthat_record" not in self.__dict__:
+            object.__setattr__(self, "_bakthat_record", _Record(spec=type(self).__name__, origin="created directly"))
+
+    @abc.abstractmethod
+    def activate(self) -> None:
+        """Called once, when the plugin is loaded: subscribe, patch, register here."""
+
+    def deactivate(self) -> None:
+        """Called once, at exit (or by :func:`unload_plugins`); optional clean-up."""
+
+    # -- events --------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        if name in eventing.EVENT_NAMES:
+            return _PluginEvent(self, name)
+        if name.startswith("__") or name == "_bakthat_record":
+            raise AttributeError(name)
+        raise AttributeError(
+            f"{type(self).__name__!r} plugin has no attribute {name!r}; the events reachable on a plugin "
+            f"are: {', '.join(eventing.EVENT_NAMES)}"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in eventing.EVENT_NAMES:
+            if isinstance(value, _PluginEvent) and value._plugin is self and value._name == name:
+                return  # the write-back of ``self.on_backup += handler``
+            raise AttributeError(f"{name} is an event: subscribe with self.{name} += handler")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"<Plugin bakthat: {type(self).__name__}>"
+
+    # -- replacing things ----------------------------------------------------------
+
+    def patch(self, target: Any, name: str, value: Any) -> Any:
+        """Replace ``name`` of ``target`` by ``value`` until the plugin is unloaded; return the original.
+
+        ``target`` is a module, a class, any object, a mapping (such as
+        ``bakthat.backends.registry``) or a module's dotted name.  When a peewee model
+        is replaced by a model with another table (a subclass does not inherit
+        ``Meta.table_name``), the replacement is pointed at the original's table, so
+        rows stay in the same table.
+        """
+        if isinstance(target, str):
+            target = importlib.import_module(target)
+        is_mapping = isinstance(target, MutableMapping)
+        original = target.get(name, _MISSING) if is_mapping else getattr(target, name, _MISSING)
+        _keep_table(original, value, self.log)
+        if is_mapping:
+            target[name] = value
+        else:
+            setattr(target, name, value)
+        self._bakthat_record.patches.append((target, name, original, is_mapping))
+        where = getattr(target, "__name__", None) or type(target).__name__
+        self.log.debug("patched %s.%s", where, name)
+        return None if original is _MISSING else original
+
+    # -- commands and hooks -----------------------------------------------------------
+
+    def register_command(
+        self,
+        name: str,
+        func: Callable[[dict[str, Any]], Any],
+        params: Iterable[Param | str] = (),
+        help: str = "",
+    ) -> Command:
+        """Add the command ``bakthat <name>``; ``func(params)`` runs it.
+
+        ``params`` declares its parameters (:class:`Param`, or a name for a required
+        ``--name VALUE`` option).  ``func`` receives a dict with every declared
+        parameter plus ``profile``, ``config`` and ``destination`` (the shared
+        options) and returns an exit code (None means 0).  A name already taken by a
+        built-in command or another plugin is a PluginError.
+        """
+        return _register_command(self, name, func, params, help)
+
+    def register_hook(self, name: str, func: Callable[[dict[str, Any]], Any]) -> None:
+        """Register ``func`` for the named hook; :func:`call_hook` calls it with a parameter dict."""
+        if not isinstance(name, str) or not name:
+            raise PluginError(self._bakthat_record.spec, f"hook name must be a non-empty string, not {name!r}")
+        if not callable(func):
+            raise PluginError(self._bakthat_record.spec, f"hook {name!r}: {func!r} is not callable")
+        with _lock:
+            _hooks.setdefault(name, []).append((self, func))
+
+    def call_hook(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Same as the module function :func:`call_hook`."""
+        return call_hook(name, params)
+
+
+# -- process-wide state ---------------------------------------------------------------
+
+_lock = threading.RLock()
+_active: dict[str, Plugin] = {}  # spec -> plugin, in activation order
+_failures: dict[str, str] = {}  # spec -> why it failed, from the last attempt
+_commands: dict[str, Command] = {}
+_hooks: dict[str, list[tuple[Plugin, Callable[..., Any]]]] = {}
+_added_paths: list[str] = []
+_state: dict[str, Any] = {"atexit": False, "cli_command": None}
+
+
+def loaded_plugins() -> list[Plugin]:
+    """Return the active plugins, in activation order."""
+    with _lock:
+        return list(_active.values())
+
+
+def commands() -> dict[str, Command]:
+    """Return the commands plugins have registered, name -> Command."""
+    with _lock:
+        return dict(_commands)
+
+
+def failures() -> dict[str, str]:
+    """Return ``{plugin: reason}`` for the plugins whose last loading attempt failed."""
+    with _lock:
+        return dict(_failures)
+
+
+def set_cli_command(name: str | None) -> None:
+    """Record the ``bakthat`` command running in this process (None: the Python API)."""
+    _state["cli_command"] = name
+
+
+def cli_command() -> str | None:
+    """Return the name of the ``bakthat`` command running in this process, or None.
+
+    A plugin uses it to avoid doing what the command already does: the example
+    heartbeat plugin stays quiet under ``bakthat backup``, which pings by itself.
+    """
+    return _state["cli_command"]
+
+
+def call_hook(name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+    """Call every function registered for the named hook; return their results, in order.
+
+    Each function receives its own shallow copy of ``params`` (a dict).  No function
+    registered: an empty list.  Fail-fast: if a function raises, the later ones are not
+    called and :class:`HookError` (naming the hook and the plugin) is raised from the
+    original exception.
+    """
+    with _lock:
+        registered = list(_hooks.get(name, ()))
+    results = []
+    for owner, func in registered:
+        try:
+            results.append(func(dict(params or {})))
+        except Exception as exc:
+            raise HookError(
+                f"hook {name!r} of plugin {owner._bakthat_record.spec!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    return results
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def load_plugins(settings: Mapping[str, Any], session: Any = None) -> list[Plugin]:
+    """Given resolved profile settings, activate the plugins of its ``plugins`` list.
+
+    Plugins already active in this process are skipped, so calling this before every
+    action is cheap.  Return the plugins activated by this call.  Raise PluginError
+    (naming the plugin) at the first that cannot be loaded; the ones before it stay
+    active.
+
+    ``session`` is the :class:`bakthat.eventing.Session` of the action being started,
+    if any: its ``before_`` event has already fired, so the ``before_`` handlers the new
+    plugins subscribed are called now (a raising one vetoes the action, as usual).
+    """
+    specs = settings.get("plugins") or []
+    if isinstance(specs, str):
+        specs = specs.replace(",", " ").split()
+    if not specs:
+        return []
+    new: list[Plugin] = []
+    with _lock:
+        _add_plugins_dir(settings.get("plugins_dir"))
+        for spec in specs:
+            if isinstance(spec, str) and spec in _active:
+                continue
+            try:
+                new.append(_load_one(spec, settings))
+            except PluginError as exc:
+                _failures[str(spec)] = exc.reason
+                raise
+            _failures.pop(spec, None)
+        if new and not _state["atexit"]:
+            atexit.register(_deactivate_all)
+            _state["atexit"] = True
+    if new and isinstance(session, eventing.Session):
+        _catch_up(new, session)
+    return new
+
+
+def plugins_dir_of(settings: Mapping[str, Any]) -> str:
+    """Return the absolute plugins directory of resolved settings (``~`` expanded)."""
+    from bakthat.conf import PLUGINS_DIR
+
+    return os.path.abspath(os.path.expanduser(str(settings.get("plugins_dir") or PLUGINS_DIR)))
+
+
+def _add_plugins_dir(configured: Any) -> None:
+    directory = plugins_dir_of({"plugins_dir": configured})
+    if os.path.isdir(directory) and directory not in sys.path:
+        sys.path.append(directory)
+        _added_paths.append(directory)
+    importlib.invalidate_caches()
+
+
+def _load_one(spec: Any, settings: Mapping[str, Any]) -> Plugin:
+    """Resolve, instantiate and activate one plugin; return it, registered as active."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise PluginError(str(spec), "a plugin is named by a 'module.Class' path or an entry-point name (a string)")
+    cls, origin = _resolve(spec)
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        raise PluginError(spec, f"{cls!r} is not a subclass of bakthat.plugin.Plugin")
+    if getattr(cls, "__abstractmethods__", None):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise PluginError(spec, f"class {cls.__name__} does not implement {missing}() (required)")
+    raw = settings.get("_raw")
+    raw = dict(raw) if isinstance(raw, Mapping) else {k: v for k, v in settings.items() if not str(k).startswith("_")}
+    record = _Record(spec=spec, origin=origin)
+    try:
+        # As 0.6: the class is called with the raw profile; the record and the resolved
+        # settings are there first, so a subclass __init__ may already subscribe.
+        plugin = cls.__new__(cls)
+        object.__setattr__(plugin, "_bakthat_record", record)
+        object.__setattr__(plugin, "settings", dict(settings))
+        plugin.__init__(raw)  # type: ignore[misc]
+    except Exception as exc:
+        raise PluginError(spec, f"creating {cls.__name__} failed: {type(exc).__name__}: {exc}") from exc
+    _complete(plugin, raw)
+    try:
+        plugin.activate()
+        _adopt_module_rebindings(plugin)
+    except BaseException as exc:
+        _undo(plugin)
+        if isinstance(exc, PluginError) or not isinstance(exc, Exception):
+            raise
+        raise PluginError(spec, f"activate() raised {type(exc).__name__}: {exc}") from exc
+    _active[spec] = plugin
+    log.debug("plugin %s activated (%s)", spec, origin)
+    return plugin
+
+
+def _complete(plugin: Plugin, raw: dict[str, Any]) -> None:
+    """Set the base attributes a subclass __init__ that skipped super().__init__ left out."""
+    defaults = {"conf": raw, "events": eventing.events}
+    for name, value in defaults.items():
+        if name not in plugin.__dict__:
+            object.__setattr__(plugin, name, value)
+    if "log" not in plugin.__dict__:
+        object.__setattr__(plugin, "log", logging.getLogger(f"bakthat.plugins.{type(plugin).__name__}"))
+
+
+def _resolve(spec: str) -> tuple[Any, str]:
+    """Return ``(object named by spec, where it comes from)``; raise PluginError."""
+    if ":" not in spec and "." not in spec:
+        return _from_entry_point(spec)
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+    else:
+        module_name, _, attribute = spec.rpartition(".")
+    if not module_name or not attribute:
+        raise PluginError(spec, "expected 'module.Class' (or an entry-point name)")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            where = ", ".join(_added_paths) or "no plugins_dir"
+            raise PluginError(
+                spec,
+                f"no module named {exc.name!r} (looked in the plugins directory: {where}; and on the import path)",
+            ) from exc
+        raise PluginError(spec, f"importing {module_name} failed: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # a syntax error, a failing import inside the module...
+        raise PluginError(spec, f"importing {module_name} failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        found = getattr(module, attribute)
+    except AttributeError:
+        raise PluginError(spec, f"module {module_name} has no {attribute!r}") from None
+    return found, _origin_of(module)
+
+
+def _origin_of(module: Any) -> str:
+    path = getattr(module, "__file__", None) or ""
+    for directory in _added_paths:
+        if path.startswith(directory + os.sep):
+            return f"plugins_dir file {path}"
+    return f"module {module.__name__} ({path or 'built-in'})"
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _from_entry_point(spec: str) -> tuple[Any, str]:
+    found = [entry for entry in _entry_points() if entry.name == spec]
+    if not found:
+        installed = ", ".join(sorted({entry.name for entry in _entry_points()})) or "none"
+        raise PluginError(
+            spec,
+            f"no installed package declares it (entry points of group {ENTRY_POINT_GROUP}: {installed}); "
+            "a plugin file in plugins_dir is enabled as 'module.Class'",
+        )
+    entry = found[0]
+    try:
+        loaded = entry.load()
+    except Exception as exc:
+        raise PluginError(spec, f"loading entry point {entry.value} failed: {type(exc).__name__}: {exc}") from exc
+    return loaded, f"entry point {entry.name} = {entry.value}{_distribution(entry)}"
+
+
+def _distribution(entry: Any) -> str:
+    dist = getattr(entry, "dist", None)
+    if dist is None:
+        return ""
+    return f" (package {dist.metadata['Name']} {dist.version})"
+
+
+def _catch_up(new: list[Plugin], session: Any) -> None:
+    """Call the ``before_<action>`` handlers new plugins added after that event fired."""
+    name = f"before_{session.action}"
+    for plugin in new:
+        for event, handler in list(plugin._bakthat_record.subscriptions):
+            if event != name:
+                continue
+            try:
+                handler(session.session_id)
+            except Exception as exc:
+                label = getattr(handler, "__qualname__", None) or repr(handler)
+                raise VetoedError(f"{session.action} refused by {name} handler {label}: {exc}") from exc
+
+
+# -- model replacement ------------------------------------------------------------------
+
+
+def _is_model(value: Any) -> bool:
+    import peewee
+
+    return isinstance(value, type) and issubclass(value, peewee.Model)
+
+
+def _keep_table(original: Any, replacement: Any, logger: logging.Logger) -> None:
+    """Point a replacement peewee model at the original model's table."""
+    if original is _MISSING or not (_is_model(original) and _is_model(replacement)):
+        return
+    table = original._meta.table_name
+    if replacement._meta.table_name != table:
+        logger.debug("%s now uses table %r (the table of %s)", replacement.__name__, table, original.__name__)
+        replacement._meta.set_table_name(table)
+
+
+def _adopt_module_rebindings(plugin: Plugin) -> None:
+    """Apply the developer guide's ``global Backups; Backups = MyBackups`` to bakthat.models.
+
+    After ``activate()``, a global of the plugin's module that has the name of a model
+    of :mod:`bakthat.models` and binds a subclass of that model replaces it there, as if
+    :meth:`Plugin.patch` had been called.
+    """
+    module = sys.modules.get(type(plugin).__module__)
+    models = sys.modules.get("bakthat.models")
+    if module is None or models is None:
+        return
+    for name, current in list(vars(models).items()):
+        if not _is_model(current) or current is models.BaseModel:
+            continue
+        bound = vars(module).get(name)
+        if bound is None or bound is current or not _is_model(bound):
+            continue
+        if issubclass(bound, current):
+            plugin.log.info(
+                "%s rebinds %s: bakthat.models.%s is now %s (as with self.patch)",
+                plugin._bakthat_record.spec, name, name, bound.__name__,
+            )
+            plugin.patch(models, name, bound)
+        elif issubclass(bound, models.BaseModel):
+            plugin.log.warning(
+                "%s binds %s to %s, which is not a subclass of bakthat.models.%s (%s): not applied",
+                plugin._bakthat_record.spec, name, bound.__name__, name, current.__name__,
+            )
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def _builtin_command_names() -> set[str]:
+    from bakthat.commands import command_modules
+
+    names = set()
+    for module in command_modules():
+        names.update({module.NAME, module.NAME.replace("_", "-")})
+    return names
+
+
+def _register_command(
+    plugin: Plugin, name: str, func: Callable[..., Any], params: Iterable[Param | str], help: str
+) -> Command:
+    spec = plugin._bakthat_record.spec
+    if not isinstance(name, str) or not _COMMAND_NAME.match(name):
+        raise PluginError(spec, f"command name {name!r} must be lower-case letters, digits, '-' or '_'")
+    if not callable(func):
+        raise PluginError(spec, f"command {name!r}: {func!r} is not callable")
+    declared = [Param(item) if isinstance(item, str) else item for item in params]
+    seen = set()
+    for param in declared:
+        if not isinstance(param, Param):
+            raise PluginError(spec, f"command {name!r}: parameters are Param objects or names, not {param!r}")
+        if not param.name.isidentifier() or param.name in _RESERVED_PARAMS or param.name in seen:
+            raise PluginError(
+                spec,
+                f"command {name!r}: invalid or repeated parameter name {param.name!r} "
+                f"(reserved: {', '.join(sorted(_RESERVED_PARAMS))})",
+            )
+        seen.add(param.name)
+    aliases = {name, name.replace("_", "-")}
+    taken = aliases & _builtin_command_names()
+    if taken:
+        raise PluginError(spec, f"command {name!r} is a built-in bakthat command")
+    with _lock:
+        for other in _commands.values():
+            if aliases & {other.name, other.name.replace("_", "-")}:
+                raise PluginError(spec, f"command {name!r} is already declared by plugin {other.plugin._bakthat_record.spec!r}")
+        command = Command(name=name, func=func, params=declared, help=help or "", plugin=plugin)
+        _commands[name] = command
+    return command
+
+
+def add_command_arguments(parser: Any, command: Command) -> None:
+    """Add a plugin command's parameters to its argparse sub-parser."""
+    for param in command.params:
+        if param.flag:
+            parser.add_argument(f"--{param.name.replace('_', '-')}", dest=param.name, action="store_true", help=param.help)
+        elif param.positional:
+            parser.add_argument(
+                param.name, nargs=None if param.required else "?", default=param.default,
+                type=param.type, choices=param.choices, help=param.help,
+            )
+        else:
+            parser.add_argument(
+                f"--{param.name.replace('_', '-')}", dest=param.name, required=param.required,
+                default=param.default, type=param.type, choices=param.choices, help=param.help,
+                metavar=param.name.upper(),
+            )
+
+
+# -- unloading --------------------------------------------------------------------------
+
+
+def _undo(plugin: Plugin) -> None:
+    """Unsubscribe a plugin's handlers, undo its patches, drop its commands and hooks."""
+    record = plugin._bakthat_record
+    for event, handler in reversed(record.subscriptions):
+        slot = getattr(eventing.events, event)
+        slot -= handler
+    record.subscriptions.clear()
+    for target, name, original, is_mapping in reversed(record.patches):
+        if original is _MISSING:
+            if is_mapping:
+                target.pop(name, None)
+            else:
+                try:
+                    delattr(target, name)
+                except AttributeError:
+                    pass
+        elif is_mapping:
+            target[name] = original
+        else:
+            setattr(target, name, original)
+    record.patches.clear()
+    for name in [name for name, command in _commands.items() if command.plugin is plugin]:
+        del _commands[name]
+    for hook, registered in list(_hooks.items()):
+        kept = [(owner, func) for owner, func in registered if owner is not plugin]
+        if kept:
+            _hooks[hook] = kept
+        else:
+            del _hooks[hook]
+
+
+def _deactivate(plugin: Plugin) -> None:
+    record = plugin._bakthat_record
+    if record.deactivated:
+        return
+    record.deactivated = True
+    try:
+        plugin.deactivate()
+    except NotImplementedError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - one plugin's clean-up must not stop the others'
+        log.warning("plugin %s: deactivate() raised %s: %s", record.spec, type(exc).__name__, exc, exc_info=True)
+
+
+def _deactivate_all() -> None:
+    """atexit: deactivate the active plugins in the reverse of their activation order."""
+    with _lock:
+        active = list(_active.values())
+    for plugin in reversed(active):
+        _deactivate(plugin)
+
+
+def unload_plugins() -> None:
+    """Deactivate every active plugin (reverse order) and undo everything they changed.
+
+    Unsubscribes their event handlers, restores what they patched, drops their
+    commands and hooks, removes the plugins directories added to ``sys.path`` and
+    forgets the modules imported from them, so the next :func:`load_plugins` starts
+    afresh.  Meant for tests (no leakage from one test to the next) and embedding.
+    """
+    with _lock:
+        active = list(_active.values())
+        for plugin in reversed(active):
+            _deactivate(plugin)
+            _undo(plugin)
+        _active.clear()
+        _failures.clear()
+        _commands.clear()
+        _hooks.clear()
+        for directory in _added_paths:
+            while directory in sys.path:
+                sys.path.remove(directory)
+            for module_name, module in list(sys.modules.items()):
+                path = getattr(module, "__file__", None) or ""
+                if path.startswith(directory + os.sep):
+                    del sys.modules[module_name]
+        _added_paths.clear()
+        _state["cli_command"] = None
+        importlib.invalidate_caches()
+
+
+# -- discovery (``bakthat plugins``) ------------------------------------------------------
+
+
+def _plugin_classes_in(path: str) -> list[str]:
+    """Return the names of the classes of a Python file that derive from a ``*Plugin`` class.
+
+    The file is parsed, not run.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                label = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+                if label.endswith("Plugin"):
+                    names.append(node.name)
+                    break
+    return names
+
+
+def available_plugins(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Given resolved settings, describe every plugin that could be enabled and every enabled one.
+
+    Return dicts with ``name`` (what to write in ``plugins``), ``source`` (``entry
+    point``, ``plugins_dir`` or ``import path``), ``location``, ``enabled`` (its
+    position in ``plugins``, from 1, or None) and ``status``: ``active``, ``failed``
+    (with ``error``), ``not loaded`` (enabled but not loaded in this process) or
+    ``available``.  Plugin files are read, not run.
+    """
+    enabled = [str(spec) for spec in (settings.get("plugins") or [])]
+    found: dict[str, dict[str, Any]] = {}
+    for entry in _entry_points():
+        found.setdefault(entry.name, {
+            "name": entry.name, "source": "entry point", "location": f"{entry.value}{_distribution(entry)}",
+        })
+    directory = plugins_dir_of(settings)
+    if os.path.isdir(directory):
+        for filename in sorted(os.listdir(directory)):
+            path = os.path.join(directory, filename)
+            if filename.endswith(".py") and not filename.startswith("_"):
+                module = filename[:-3]
+            elif os.path.isfile(os.path.join(path, "__init__.py")):
+                module, path = filename, os.path.join(path, "__init__.py")
+            else:
+                continue
+            for name in _plugin_classes_in(path):
+                found.setdefault(f"{module}.{name}", {"name": f"{module}.{name}", "source": "plugins_dir", "location": path})
+    for spec in enabled:
+        if spec not in found:
+            found[spec] = {"name": spec, "source": "import path", "location": _locate(spec)}
+    with _lock:
+        active = dict(_active)
+        failed = dict(_failures)
+    result = []
+    for name, item in found.items():
+        position = enabled.index(name) + 1 if name in enabled else None
+        if name in active:
+            status = "active"
+            item["location"] = active[name]._bakthat_record.origin
+        elif name in failed:
+            status = "failed"
+        elif position is not None:
+            status = "not loaded"
+        else:
+            status = "available"
+        result.append({**item, "enabled": position, "status": status, "error": failed.get(name)})
+    result.sort(key=lambda item: (item["enabled"] is None, item["enabled"] or 0, item["name"]))
+    return result
+
+
+def _locate(spec: str) -> str:
+    """Find where a dotted plugin path's module is, without importing it (when possible)."""
+    import importlib.util
+
+    module_name = spec.partition(":")[0] if ":" in spec else spec.rpartition(".")[0]
+    if not module_name:
+        return "not found"
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        return "not found"
+    return found.origin or module_name
