@@ -567,3 +567,72 @@ def test_hooks_registered_by_loaded_plugins_are_dropped_on_unload(plugins_dir, d
 def test_param_defaults_make_a_required_option():
     param = Param("target")
     assert (param.required, param.positional, param.flag, param.type) == (True, False, False, str)
+
+
+# -- the heartbeat example plugin -------------------------------------------------------------------------------
+
+from tests.commands.test_heartbeat import monitor, url  # noqa: E402,F401 - the HTTP recorder fixture
+
+
+def heartbeat_conf(server, path="/ping/uuid") -> dict:
+    return {"plugins_dir": str(EXAMPLES), "plugins": ["heartbeat_plugin.HeartbeatPlugin"], "heartbeat_url": url(server, path)}
+
+
+def test_the_heartbeat_plugin_pings_on_success_and_on_failure(monitor, data, tmp_path):
+    conf = heartbeat_conf(monitor)
+    bakthat.backup(str(data), conf=conf, prompt="no")
+    assert monitor.paths == ["/ping/uuid"]
+    with pytest.raises(bakthat.BakthatError):
+        bakthat.backup(str(tmp_path / "missing"), conf=conf, prompt="no")
+    assert monitor.paths == ["/ping/uuid", "/ping/uuid/fail"]
+    with pytest.raises(bakthat.BakthatError):
+        bakthat.restore("nothing-by-that-name", conf=conf)
+    assert len(monitor.paths) == 2  # only backups are reported
+    (active,) = plugin.loaded_plugins()
+    assert active.pings == [("success", True), ("fail", True)]
+
+
+def test_the_heartbeat_plugin_fills_the_key(monitor, data):
+    conf = heartbeat_conf(monitor, "/ping/{key}/{status}")
+    bakthat.backup(str(data), conf=conf, prompt="no", key="nightly db")
+    bakthat.backup(str(data), conf=conf, prompt="no")  # no key: no ping due
+    assert monitor.paths == ["/ping/nightly%20db/success"]
+
+
+def test_the_heartbeat_plugin_does_not_ping_twice_under_bakthat_backup(monitor, data, home):
+    (home / ".bakthat.yml").write_text(
+        f"default:\n  plugins_dir: {EXAMPLES}\n  plugins: [heartbeat_plugin.HeartbeatPlugin]\n"
+        f"  heartbeat_url: '{url(monitor)}'\n"
+    )
+    result = run_cli("backup", str(data), "--prompt", "no")
+    assert result.returncode == 0, result.stderr
+    assert monitor.paths == ["/ping/s3cr3t-uuid"]
+    failed = run_cli("backup", str(data.parent / "missing"), "--prompt", "no")
+    assert failed.returncode == 2
+    assert monitor.paths == ["/ping/s3cr3t-uuid", "/ping/s3cr3t-uuid/fail"]
+
+
+def test_the_heartbeat_plugin_pings_for_a_backup_made_by_a_plugin_command(monitor, data, home, plugins_dir):
+    write(plugins_dir, "nightly", f"""
+        import bakthat
+        from bakthat.plugin import Plugin
+        class Nightly(Plugin):
+            def activate(self):
+                self.register_command("nightly", self.run)
+            def run(self, params):
+                bakthat.backup({str(data)!r}, prompt="no", profile=params["profile"], config=params["config"])
+    """)
+    (home / ".bakthat.yml").write_text(
+        f"default:\n  plugins_dir: {EXAMPLES}\n  plugins: [heartbeat_plugin.HeartbeatPlugin, nightly.Nightly]\n"
+        f"  heartbeat_url: '{url(monitor)}'\n"
+    )
+    # nightly.py is in another directory: put it beside the examples through PYTHONPATH
+    result = run_cli("nightly", env={"PYTHONPATH": f"{ROOT}:{plugins_dir}"})
+    assert result.returncode == 0, result.stderr
+    assert monitor.paths == ["/ping/s3cr3t-uuid"]
+
+
+def test_the_heartbeat_plugin_without_a_url_warns_and_stays_quiet(data, caplog):
+    with caplog.at_level(logging.WARNING, logger="bakthat"):
+        bakthat.backup(str(data), conf={"plugins_dir": str(EXAMPLES), "plugins": ["heartbeat_plugin.HeartbeatPlugin"]}, prompt="no")
+    assert "heartbeat_url is not set" in caplog.text
