@@ -636,3 +636,62 @@ def test_the_heartbeat_plugin_without_a_url_warns_and_stays_quiet(data, caplog):
     with caplog.at_level(logging.WARNING, logger="bakthat"):
         bakthat.backup(str(data), conf={"plugins_dir": str(EXAMPLES), "plugins": ["heartbeat_plugin.HeartbeatPlugin"]}, prompt="no")
     assert "heartbeat_url is not set" in caplog.text
+
+
+# -- the samples of docs/plugins.md ------------------------------------------------------------------------------
+
+
+def doc_blocks(language: str = "python") -> list[str]:
+    import re
+
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def doc_block(marker: str) -> str:
+    (found,) = [block for block in doc_blocks() if marker in block]
+    return found
+
+
+def test_every_python_sample_of_the_plugin_guide_compiles():
+    blocks = doc_blocks()
+    assert len(blocks) >= 10
+    for block in blocks:
+        compile(block, "docs/plugins.md", "exec")
+
+
+def test_the_commands_sample_of_the_plugin_guide(plugins_dir, home, tmp_path):
+    (plugins_dir / "snapshots.py").write_text(doc_block("class Snapshots(Plugin)"))
+    (home / ".bakthat.yml").write_text(f"default:\n  plugins_dir: {plugins_dir}\n  plugins: [snapshots.Snapshots]\n")
+    volume = tmp_path / "srv"
+    volume.mkdir()
+    (volume / "f").write_text("x")
+    assert "snapshot a volume and back it up [plugin snapshots.Snapshots]" in " ".join(run_cli("--help").stdout.split())
+    dry = run_cli("snapshot", "--volume", str(volume), "--keep", "3", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout == f"would back up {volume}\n", dry.stderr
+    real = run_cli("snapshot", "--volume", str(volume))
+    assert real.returncode == 0, real.stderr
+    assert bakthat.search("srv")[0].filename == "srv"
+    missing = run_cli("snapshot")
+    assert missing.returncode == 2 and "the following arguments are required: --volume" in missing.stderr
+
+
+def test_the_monkey_patching_sample_of_the_plugin_guide(plugins_dir, data, capsys):
+    (plugins_dir / "change_things.py").write_text(doc_block("class ChangeThings(Plugin)"))
+    row = bakthat.backup(str(data), conf=conf_for(plugins_dir, "change_things.ChangeThings"), prompt="no")
+    assert type(row).my_custom_method() is True and row.describe() == f"mydir ({row.size} bytes)"
+    assert capsys.readouterr().out == f"writing {row.stored_filename}.manifest.json\n"
+
+
+def test_the_hooks_sample_of_the_plugin_guide(plugins_dir, data, caplog):
+    (plugins_dir / "hook_sample.py").write_text("from bakthat.plugin import Plugin\n\n" + doc_block("LIST_DATABASES"))
+    with caplog.at_level(logging.INFO, logger="bakthat"):
+        bakthat.backup(str(data), conf=conf_for(plugins_dir, "hook_sample.Databases", "hook_sample.Dumper"), prompt="no")
+    assert "databases: ['app', 'billing']" in caplog.text
+
+
+def test_the_testing_sample_of_the_plugin_guide(tmp_path, monkeypatch, caplog):
+    sample = doc_block("def test_the_timer_times_backups").replace("/path/to/my/plugins", str(EXAMPLES))
+    namespace: dict = {}
+    exec(compile(sample, "docs/plugins.md", "exec"), namespace)
+    namespace["test_the_timer_times_backups"](tmp_path, monkeypatch, caplog)
