@@ -414,3 +414,67 @@ def test_importing_bakthat_imports_no_boto3():
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_a_store_that_reports_another_size_fails_the_backup_removes_the_object_and_writes_no_row(aws, monkeypatch, tree):
+    made = install_faulty(monkeypatch)
+    original = FaultyClient.__getattr__
+
+    def lying_head(self, name):
+        attribute = original(self, name)
+        if name != "head_object":
+            return attribute
+
+        def head_object(**kwargs):
+            response = attribute(**kwargs)
+            return {**response, "ContentLength": response["ContentLength"] + 1}
+
+        return head_object
+
+    monkeypatch.setattr(FaultyClient, "__getattr__", lying_head)
+    with pytest.raises(IntegrityError, match="removed"):
+        bakthat.backup(str(tree), destination="s3", conf=conf(), prompt="no")
+    assert made and keys() == [] and uploads_in_progress() == []
+    assert list(models.Backups.select()) == []
+
+
+class BreakingBody:
+    """A response body that fails once, like a connection reset, after some bytes."""
+
+    def __init__(self, body, fail_after: int):
+        self.body = body
+        self.left = fail_after
+
+    def read(self, size=None):
+        if self.left <= 0:
+            raise ConnectionResetError("connection reset by peer")
+        data = self.body.read(min(size or self.left, self.left))
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.body.close()
+
+
+def test_a_download_broken_midway_resumes_with_a_ranged_get(aws, monkeypatch):
+    data = os.urandom(3 * MiB)
+    get_backend("s3", conf()).put("resumable", data)
+    made = install_faulty(monkeypatch)
+    store = get_backend("s3", conf())
+    calls = []
+    client = store.client
+    real_get = client._client.get_object
+
+    def get_object(**kwargs):
+        calls.append(kwargs.get("Range"))
+        response = real_get(**kwargs)
+        if len(calls) == 1:
+            response["Body"] = BreakingBody(response["Body"], MiB + 5)
+        return response
+
+    client.get_object = get_object
+    with store.open_read("resumable") as stream:
+        received = b"".join(iter(lambda: stream.read(256 * 1024), b""))
+    assert received == data
+    assert calls == [None, f"bytes={MiB + 5}-"]
+    assert made
