@@ -221,7 +221,7 @@ def test_memory_stays_bounded_by_concurrency_and_part_size(monkeypatch):
         tracemalloc.stop()
     assert sink.max_in_flight <= 3
     # (concurrency + 1) parts of 5 MiB: three in flight and one filling; plus the caller's chunk
-    assert peak < (3 + 1) * 5 * MiB + 2 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert peak < (3 + 1) * 5 * MiB + 4 * MiB, f"peak {peak / MiB:.1f} MiB"  # measured: 20.1 MiB
 
 
 # --------------------------------------------------------------------------- faults
