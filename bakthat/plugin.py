@@ -130,6 +130,15 @@ class _Record:
     deactivated: bool = False
 
 
+def _record_of(plugin: Any) -> _Record:
+    """Return a plugin's record, creating it for a subclass whose __init__ skipped the base's."""
+    record = plugin.__dict__.get("_bakthat_record")
+    if record is None:
+        record = _Record(spec=type(plugin).__name__, origin="created directly")
+        object.__setattr__(plugin, "_bakthat_record", record)
+    return record
+
+
 class _PluginEvent:
     """``self.<event>`` on a plugin: the global event slot, remembering subscriptions.
 
@@ -148,13 +157,13 @@ class _PluginEvent:
     def __iadd__(self, handler: Callable[..., Any]) -> _PluginEvent:
         slot = self._slot
         slot += handler
-        self._plugin._bakthat_record.subscriptions.append((self._name, handler))
+        _record_of(self._plugin).subscriptions.append((self._name, handler))
         return self
 
     def __isub__(self, handler: Callable[..., Any]) -> _PluginEvent:
         slot = self._slot
         slot -= handler
-        record = self._plugin._bakthat_record
+        record = _record_of(self._plugin)
         record.subscriptions = [(n, h) for n, h in record.subscriptions if not (n == self._name and h == handler)]
         return self
 
@@ -243,7 +252,7 @@ class Plugin(abc.ABC):
             target[name] = value
         else:
             setattr(target, name, value)
-        self._bakthat_record.patches.append((target, name, original, is_mapping))
+        _record_of(self).patches.append((target, name, original, is_mapping))
         where = getattr(target, "__name__", None) or type(target).__name__
         self.log.debug("patched %s.%s", where, name)
         return None if original is _MISSING else original
@@ -270,9 +279,9 @@ class Plugin(abc.ABC):
     def register_hook(self, name: str, func: Callable[[dict[str, Any]], Any]) -> None:
         """Register ``func`` for the named hook; :func:`call_hook` calls it with a parameter dict."""
         if not isinstance(name, str) or not name:
-            raise PluginError(self._bakthat_record.spec, f"hook name must be a non-empty string, not {name!r}")
+            raise PluginError(_record_of(self).spec, f"hook name must be a non-empty string, not {name!r}")
         if not callable(func):
-            raise PluginError(self._bakthat_record.spec, f"hook {name!r}: {func!r} is not callable")
+            raise PluginError(_record_of(self).spec, f"hook {name!r}: {func!r} is not callable")
         with _lock:
             _hooks.setdefault(name, []).append((self, func))
 
@@ -340,7 +349,7 @@ def call_hook(name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
             results.append(func(dict(params or {})))
         except Exception as exc:
             raise HookError(
-                f"hook {name!r} of plugin {owner._bakthat_record.spec!r} failed: {type(exc).__name__}: {exc}"
+                f"hook {name!r} of plugin {_record_of(owner).spec!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
     return results
 
@@ -363,9 +372,12 @@ def load_plugins(settings: Mapping[str, Any], session: Any = None) -> list[Plugi
     specs = settings.get("plugins") or []
     if isinstance(specs, str):
         specs = specs.replace(",", " ").split()
-    if not specs:
+    if not specs or all(isinstance(spec, str) and spec in _active for spec in specs):
         return []
     new: list[Plugin] = []
+    catching_up = isinstance(session, eventing.Session)
+    before_event = f"before_{session.action}" if catching_up else ""
+    fired = list(getattr(eventing.events, before_event)) if catching_up else []
     with _lock:
         _add_plugins_dir(settings.get("plugins_dir"))
         for spec in specs:
@@ -380,9 +392,14 @@ def load_plugins(settings: Mapping[str, Any], session: Any = None) -> list[Plugi
         if new and not _state["atexit"]:
             atexit.register(_deactivate_all)
             _state["atexit"] = True
-    if new and isinstance(session, eventing.Session):
-        _catch_up(new, session)
+    if new and catching_up:
+        missed = [handler for handler in getattr(eventing.events, before_event) if not _contains(fired, handler)]
+        _catch_up(missed, session)
     return new
+
+
+def _contains(handlers: list[Callable[..., Any]], handler: Callable[..., Any]) -> bool:
+    return any(existing is handler or existing == handler for existing in handlers)
 
 
 def plugins_dir_of(settings: Mapping[str, Any]) -> str:
@@ -513,18 +530,15 @@ def _distribution(entry: Any) -> str:
     return f" (package {dist.metadata['Name']} {dist.version})"
 
 
-def _catch_up(new: list[Plugin], session: Any) -> None:
-    """Call the ``before_<action>`` handlers new plugins added after that event fired."""
+def _catch_up(handlers: list[Callable[..., Any]], session: Any) -> None:
+    """Call the ``before_<action>`` handlers subscribed after that event fired (veto semantics)."""
     name = f"before_{session.action}"
-    for plugin in new:
-        for event, handler in list(plugin._bakthat_record.subscriptions):
-            if event != name:
-                continue
-            try:
-                handler(session.session_id)
-            except Exception as exc:
-                label = getattr(handler, "__qualname__", None) or repr(handler)
-                raise VetoedError(f"{session.action} refused by {name} handler {label}: {exc}") from exc
+    for handler in handlers:
+        try:
+            handler(session.session_id)
+        except Exception as exc:
+            label = getattr(handler, "__qualname__", None) or repr(handler)
+            raise VetoedError(f"{session.action} refused by {name} handler {label}: {exc}") from exc
 
 
 # -- model replacement ------------------------------------------------------------------
@@ -591,7 +605,7 @@ def _builtin_command_names() -> set[str]:
 def _register_command(
     plugin: Plugin, name: str, func: Callable[..., Any], params: Iterable[Param | str], help: str
 ) -> Command:
-    spec = plugin._bakthat_record.spec
+    spec = _record_of(plugin).spec
     if not isinstance(name, str) or not _COMMAND_NAME.match(name):
         raise PluginError(spec, f"command name {name!r} must be lower-case letters, digits, '-' or '_'")
     if not callable(func):
@@ -615,7 +629,7 @@ def _register_command(
     with _lock:
         for other in _commands.values():
             if aliases & {other.name, other.name.replace("_", "-")}:
-                raise PluginError(spec, f"command {name!r} is already declared by plugin {other.plugin._bakthat_record.spec!r}")
+                raise PluginError(spec, f"command {name!r} is already declared by plugin {_record_of(other.plugin).spec!r}")
         command = Command(name=name, func=func, params=declared, help=help or "", plugin=plugin)
         _commands[name] = command
     return command
@@ -644,7 +658,7 @@ def add_command_arguments(parser: Any, command: Command) -> None:
 
 def _undo(plugin: Plugin) -> None:
     """Unsubscribe a plugin's handlers, undo its patches, drop its commands and hooks."""
-    record = plugin._bakthat_record
+    record = _record_of(plugin)
     for event, handler in reversed(record.subscriptions):
         slot = getattr(eventing.events, event)
         slot -= handler
@@ -674,7 +688,7 @@ def _undo(plugin: Plugin) -> None:
 
 
 def _deactivate(plugin: Plugin) -> None:
-    record = plugin._bakthat_record
+    record = _record_of(plugin)
     if record.deactivated:
         return
     record.deactivated = True

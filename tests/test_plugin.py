@@ -695,3 +695,42 @@ def test_the_testing_sample_of_the_plugin_guide(tmp_path, monkeypatch, caplog):
     namespace: dict = {}
     exec(compile(sample, "docs/plugins.md", "exec"), namespace)
     namespace["test_the_timer_times_backups"](tmp_path, monkeypatch, caplog)
+
+
+def test_the_first_action_reaches_handlers_subscribed_on_bakthat_events_too(plugins_dir, data):
+    write(plugins_dir, "direct", """
+        import bakthat
+        from bakthat.plugin import Plugin
+        seen = []
+        class Direct(Plugin):
+            def __init__(self, conf):  # 0.6 style, without super().__init__
+                self.mine = conf
+            def activate(self):
+                bakthat.events.before_restore += seen.append
+                self.before_backup += seen.append
+    """)
+    row = bakthat.backup(str(data), conf=conf_for(plugins_dir, "direct.Direct"), prompt="no")
+    assert sys.modules["direct"].seen == [row.session_id]
+    (direct,) = plugin.loaded_plugins()
+    assert direct.conf == direct.mine and direct.log.name == "bakthat.plugins.Direct"
+    unload_plugins()
+    write(plugins_dir, "direct2", """
+        import bakthat
+        from bakthat.plugin import Plugin
+        seen = []
+        class Direct(Plugin):
+            def activate(self):
+                bakthat.events.before_restore += seen.append
+    """)
+    sessions = []
+    bakthat.events.on_restore += lambda session_id, restored: sessions.append(session_id)
+    bakthat.restore("mydir", conf=conf_for(plugins_dir, "direct2.Direct"), target="out")
+    assert sys.modules["direct2"].seen == sessions and len(sessions) == 1
+
+
+def test_loading_again_is_cheap_when_everything_is_active(plugins_dir, data, monkeypatch):
+    write(plugins_dir, "recorder", RECORDER)
+    conf = conf_for(plugins_dir, "recorder.First")
+    bakthat.backup(str(data), conf=conf, prompt="no")
+    monkeypatch.setattr(plugin, "_add_plugins_dir", lambda directory: pytest.fail("nothing to load"))
+    bakthat.backup(str(data), conf=conf, prompt="no")
