@@ -424,6 +424,11 @@ def restore(
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
         secret = _restore_secret(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
+        if (row.metadata or {}).get("KeyValue"):
+            from bakthat.keyvalue import restore_entry
+
+            restore_entry(ctx, row, target, secret.get("passphrase") if secret else password, overwrite, wait=wait)
+            return current.finish(row)
         ctx.backend.prepare_read(row.stored_filename, wait=wait)
         if ctx.backend.cheap_reads:
             _verify_stored_object(ctx.backend, row)
@@ -500,7 +505,10 @@ def delete_row(ctx: Context, row: Any) -> None:
     row.state = "deleting"
     row.last_updated = int(time.time())
     row.save()
-    for stored_key in (row.stored_filename, row.stored_filename + MANIFEST_SUFFIX):
+    keys = [row.stored_filename]
+    if not (row.metadata or {}).get("KeyValue"):  # KeyValue entries have no manifest
+        keys.append(row.stored_filename + MANIFEST_SUFFIX)
+    for stored_key in keys:
         try:
             ctx.backend.delete(stored_key)
         except NotFoundError:
