@@ -110,7 +110,9 @@ def test_actions_on_a_path_given_to_backup_use_the_name_it_was_stored_under(tmp_
     bh = BakHelper("db_nightly", conf={**FAST, **ROTATION})
     bh.backup(str(source))
     bh.backup(str(source))
-    assert [row.filename for row in bh.rotate(str(source), dry_run=True)] == []
+    planned = bh.rotate(str(source), dry_run=True)
+    assert len(planned.plan.to_keep) + len(planned) == 2  # both backups of db_nightly considered
+    assert {row.filename for row in [*planned.plan.to_keep, *planned]} == {"db_nightly"}
     deleted = bh.delete_older_than(str(source), interval="1D", now=time.time() + 3 * 86400, force=True)
     assert [row.filename for row in deleted] == ["db_nightly"]  # the newest is kept
     assert len(bakthat.search(name="db_nightly", conf=FAST)) == 1
