@@ -186,3 +186,20 @@ def test_restore_entry_writes_the_decoded_value_atomically(aws, tmp_path):
     assert not (target / "locked").exists()
     assert json.loads(restore_entry(ctx, rows["locked"], target, "pw", overwrite=False).read_text()) == "s3cr3t"
     assert sorted(p.name for p in target.rglob("*")) == ["latest", "locked", "reports"]
+
+
+def test_bakthat_restore_and_delete_handle_keyvalue_entries(aws, tmp_path):
+    from bakthat.helper import KeyValue
+
+    conf = {**GUIDE_CONF, "scrypt_work_factor": 10}
+    kv = KeyValue(conf=conf)
+    kv.set_key("settings", {"retries": 3})
+    kv.set_key("vault", "s3cr3t", password="pw")
+    assert {row.filename for row in bakthat.search(conf=conf)} >= {"settings", "vault"}
+    bakthat.restore("settings", destination="s3", conf=conf, target=tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "settings").read_text()) == {"retries": 3}
+    bakthat.restore("vault", destination="s3", conf=conf, password="pw", target=tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "vault").read_text()) == "s3cr3t"
+    deleted = bakthat.delete("settings", destination="s3", conf=conf)
+    assert deleted.is_deleted and deleted.state == "deleted"
+    assert kv.get_key("settings") is None
