@@ -257,7 +257,7 @@ def test_a_broken_plugin_is_a_named_error_from_the_api(spec, plugins_dir, data):
         bakthat.backup(str(data), conf=conf_for(plugins_dir, spec), prompt="no")
 
 
-@pytest.mark.parametrize("spec", ["missing.Plugin", "raises.Angry", "not_a_plugin.Thing"])
+@pytest.mark.parametrize("spec", sorted(BROKEN))
 def test_a_broken_plugin_exits_2_from_the_command_line(spec, plugins_dir, home, data):
     source, reason = BROKEN[spec]
     if source is not None:
