@@ -23,7 +23,7 @@ setup(
         "zstandard>=0.22",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "grandfatherson>=1.3", "psycopg2-binary>=2.9", "sh>=2"],
+        "test": ["setuptools>=70.1", "wheel", "pytest>=8", "hypothesis>=6", "moto[server]>=5", "grandfatherson>=1.3", "psycopg2-binary>=2.9", "sh>=2"],
     },
     entry_points={"console_scripts": ["bakthat = bakthat.cli:run"]},
     classifiers=[

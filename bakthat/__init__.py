@@ -32,6 +32,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "rotate_backups": ("bakthat.rotation", "rotate_backups"),
     "events": ("bakthat.eventing", "events"),
     "BakthatError": ("bakthat.errors", "BakthatError"),
+    "BakHelper": ("bakthat.helper", "BakHelper"),
+    "KeyValue": ("bakthat.helper", "KeyValue"),
+    "Plugin": ("bakthat.plugin", "Plugin"),
     "_interval_string_to_seconds": ("bakthat.utils", "_interval_string_to_seconds"),
 }
 

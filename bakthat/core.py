@@ -34,7 +34,7 @@ from bakthat.errors import (
     TargetExistsError,
     WrongPasswordError,
 )
-from bakthat.eventing import session
+from bakthat.eventing import current_session, session
 
 log = logging.getLogger("bakthat")
 
@@ -63,10 +63,9 @@ def _context(
 
         # Activate the profile's plugins (once per process; a no-op when they are active)
         # before the backend and the models are looked up, so their patches apply to this
-        # action.  Its before_ event has already fired: the caller's session (the
-        # ``current`` of ``with session(...) as current``) lets the new plugins'
-        # before_ handlers run now.
-        plugin.load_plugins(settings, session=sys._getframe(1).f_locals.get("current"))
+        # action.  Its before_ event has already fired: passing the running session lets
+        # the new plugins' before_ handlers run now.
+        plugin.load_plugins(settings, session=current_session())
     name = destination or settings.get("default_destination") or "local"
     backend = backends.get_backend(name, settings)
     models.bind(str(settings.get("database_url") or settings.get("database")))

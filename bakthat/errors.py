@@ -105,7 +105,7 @@ class Interrupted(BakthatError):
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "failure (an unexpected or generic error)",
-    2: "usage or configuration error",
+    2: "usage or configuration error (including a plugin that fails to load)",
     3: "partial failure: some items failed, the rest succeeded",
     4: "not found: no backup matches",
     5: "wrong password or missing password/identity",

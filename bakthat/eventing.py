@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,14 @@ class Session:
         return result
 
 
+_CURRENT: ContextVar[Session | None] = ContextVar("bakthat_session", default=None)
+
+
+def current_session() -> Session | None:
+    """Return the session of the action running in this thread/context, if any."""
+    return _CURRENT.get()
+
+
 def _handlers(name: str) -> list[Callable[..., Any]]:
     return list(getattr(events, name))
 
@@ -127,6 +136,7 @@ def session(action: str) -> Iterator[Session]:
     The block calls :meth:`Session.finish` with its result to fire ``on_<action>``.
     """
     current = Session(action)
+    token = _CURRENT.set(current)
     try:
         for handler in _handlers(f"before_{action}"):
             try:
@@ -139,3 +149,5 @@ def session(action: str) -> Iterator[Session]:
     except BaseException as exc:
         fire_robust("on_failure", current.session_id, action, exc)
         raise
+    finally:
+        _CURRENT.reset(token)

@@ -31,6 +31,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     models.unbind()
     yield home
+    if "bakthat.plugin" in sys.modules:
+        sys.modules["bakthat.plugin"].unload_plugins()
     models.unbind()
     for name in EVENT_NAMES:
         getattr(events, name).targets.clear()
