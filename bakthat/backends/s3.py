@@ -866,12 +866,29 @@ class Backend(base.Backend):
         return None
 
     def verify_committed(self, key: str, size: int, digest: str, etag: str) -> base.ObjectInfo:
-        """Check that the store holds ``size`` bytes under ``key``; remove it and raise if not."""
-        head = self.head(key)
+        """Check that the store holds ``size`` bytes under ``key`` in the version we wrote.
+
+        The HEAD and the removal are conditional on our write's ETag: if another writer
+        has replaced the object since (KeyValue keys can be rewritten), our version is no
+        longer there to check, and theirs is left alone.  Raise IntegrityError, after
+        removing our version, if its size is wrong.
+        """
+        object_key = self.object_key(key)
+        try:
+            head = call_with_retries(
+                lambda: self.client.head_object(Bucket=self.bucket, Key=object_key, IfMatch=etag),
+                f"HEAD {key}",
+                self.retry_policy,
+            )
+        except Exception as exc:
+            if http_status(exc) == 412 or error_code(exc) in {"PreconditionFailed", "412"}:
+                log.debug("%s was replaced by another writer before it could be checked", self.describe(key))
+                return base.ObjectInfo(key, size, None, {"etag": etag, "sha256": digest})
+            raise translate_error(exc, "looking up", self.describe(key)) from None
         stored = int(head.get("ContentLength") or 0)
         if stored != size:
             try:
-                self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+                self.client.delete_object(Bucket=self.bucket, Key=object_key, IfMatch=etag)
             finally:
                 raise IntegrityError(f"{self.describe(key)}: the store holds {stored} bytes, {size} were sent; removed")
         return base.ObjectInfo(
