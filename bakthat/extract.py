@@ -56,7 +56,10 @@ log = logging.getLogger(__name__)
 STAGING_PREFIX = ".bakthat-restore-"
 """Name prefix of the staging directory created inside the target."""
 
-_BUFSIZE = 1 << 20
+# tarfile's stream reader copies what is left of its buffer on every read (a 512-byte
+# header included), so a large buffer makes many small members slow; 64 KiB measured
+# 2.5x faster than 1 MiB on 8,000 small files.
+_BUFSIZE = 64 << 10
 # Bytes of the stream kept in memory so the block after the last member can be looked
 # at; tarfile's stream reader is never more than one buffer ahead of its position.
 _KEEP = 2 * _BUFSIZE + 4 * tarfile.BLOCKSIZE
