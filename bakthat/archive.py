@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import logging
 import os
 import tarfile
@@ -267,7 +268,7 @@ def write_tar(
         tar.copybufsize = BUFFER_SIZE
         members: Iterable[tuple[str, str]] = [(str(root), "")]
         if root.is_dir() and not root.is_symlink():
-            members = [(str(root), ""), *_walk(root, excludes, skip_set, stats)]
+            members = itertools.chain(members, _walk(root, excludes, skip_set, stats))
         for full, relative in members:
             name = f"{arcname}/{relative}" if relative else arcname
             try:
@@ -299,12 +300,20 @@ def write_tar(
                 with handle:
                     reader = _FileReader(handle, info.size, progress)
                     tar.addfile(info, reader)
+                    opened = os.fstat(handle.fileno())
+                if opened.st_nlink == 1:
+                    tar.inodes.pop((opened.st_ino, opened.st_dev), None)
                 if reader.shrank:
                     _skip(stats, full, "it shrank while being read (the rest is zero-filled in the archive)")
                 stats.bytes += info.size
             else:
                 tar.addfile(info)
             stats.files += 1
+            # tarfile keeps every header written in ``tar.members`` and every file's
+            # inode in ``tar.inodes``, which would make memory grow with the number of
+            # files.  Nothing reads the headers back; an inode is needed again only
+            # when the file has other hard links still to come.
+            tar.members.clear()
     sink.flush()
     return stats
 

@@ -375,6 +375,12 @@ class _MemberChecker:
     def members(self, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         """Yield the members of ``tar`` that are to be extracted, each checked first."""
         for member in tar:
+            # tarfile keeps every header it reads in ``tar.members``; nothing here needs
+            # them again (hard links are made from paths on disk), and keeping them
+            # would make memory grow with the number of files.  TarFile's iterator
+            # reads the next header whenever its index is past the list, so clearing
+            # it is safe.
+            tar.members.clear()
             if self.check(member) is not None:
                 yield member
 
@@ -484,6 +490,7 @@ def _extract_to_staging(stream: BinaryIO, root: str, checker: _MemberChecker) ->
     reader = _TrackingReader(stream)
     try:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=_BUFSIZE, errorlevel=2) as tar:
+            tar.copybufsize = 1 << 20
             # extractall (not extract per member): it applies directory modes and
             # mtimes at the end, after the directories' contents are written.
             tar.extractall(root, members=checker.members(tar), filter=checker.filter)
