@@ -104,27 +104,6 @@ def test_developer_guide_first_example_runs_as_written(tmp_path, monkeypatch):
     assert snapshot(tmp_path / "work" / "bak") == snapshot(source)
 
 
-def test_developer_guide_event_example_runs_as_written(tree, capsys):
-    from bakthat import backup, events
-
-    def before_backup_callback(session_id):
-        print(session_id, "before_backup")
-
-    def on_backup_callback(session_id, backup):
-        print(session_id, "on_backup", backup)
-
-    events.before_backup += before_backup_callback
-    events.on_backup += on_backup_callback
-
-    row = backup(str(tree), password="")
-
-    lines = capsys.readouterr().out.splitlines()
-    before_id, _ = lines[0].split(" ", 1)
-    assert lines[0] == f"{before_id} before_backup"
-    assert lines[1] == f"{before_id} on_backup <Backup: {row.stored_filename}>"
-    assert row.session_id == before_id
-
-
 def test_conf_dict_replaces_the_config_file_profile(tree, home, tmp_path):
     (home / ".bakthat.yml").write_text(f"default:\n  local_path: {tmp_path / 'from-file'}\n")
     bakthat.backup(str(tree), password="", conf={"local_path": str(tmp_path / "from-conf")})
