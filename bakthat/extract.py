@@ -36,6 +36,7 @@ Policy choices (see :func:`safe_extract` for the full contract):
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import pathlib
@@ -184,18 +185,10 @@ def list_members(stream: BinaryIO) -> Iterator[tarfile.TarInfo]:
     """
     reader = _TrackingReader(stream)
     checker = _MemberChecker()
-    try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=_BUFSIZE) as tar:
-            for member in tar:
-                if checker.check(member) is not None:
-                    yield member
-            checker.finish()
-            _read_to_end(tar, reader)
-    except (tarfile.ReadError, EOFError) as exc:
-        _drain_for_upstream(reader)
-        raise IntegrityError(f"truncated or damaged archive: {exc}") from exc
-    except tarfile.TarError as exc:
-        raise BakthatError(f"could not read the archive: {exc}") from exc
+    with _tar_errors(reader, "read"), tarfile.open(fileobj=reader, mode="r|", bufsize=_BUFSIZE) as tar:
+        yield from checker.members(tar)
+        checker.finish()
+        _read_to_end(tar, reader)
 
 
 # ---------------------------------------------------------------------------------------
@@ -486,22 +479,31 @@ def _read_to_end(tar: tarfile.TarFile, reader: _TrackingReader) -> None:
         raise IntegrityError(f"truncated or damaged archive: {problem}")
 
 
-def _extract_to_staging(stream: BinaryIO, root: str, checker: _MemberChecker) -> None:
-    reader = _TrackingReader(stream)
+@contextlib.contextmanager
+def _tar_errors(reader: _TrackingReader, verb: str) -> Iterator[None]:
+    """Turn tarfile's errors into bakthat's: a truncated or unreadable stream is an
+    IntegrityError (after reading the rest, so an upstream checksum can speak first)."""
     try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=_BUFSIZE, errorlevel=2) as tar:
-            tar.copybufsize = 1 << 20
-            # extractall (not extract per member): it applies directory modes and
-            # mtimes at the end, after the directories' contents are written.
-            tar.extractall(root, members=checker.members(tar), filter=checker.filter)
-            checker.finish()
-            _check_symlinks_on_disk(root, checker.symlinks)
-            _read_to_end(tar, reader)
+        yield
     except (tarfile.ReadError, EOFError) as exc:
         _drain_for_upstream(reader)
         raise IntegrityError(f"truncated or damaged archive: {exc}") from exc
     except tarfile.TarError as exc:
-        raise BakthatError(f"could not restore the archive: {exc}") from exc
+        raise BakthatError(f"could not {verb} the archive: {exc}") from exc
+
+
+def _extract_to_staging(stream: BinaryIO, root: str, checker: _MemberChecker) -> None:
+    reader = _TrackingReader(stream)
+    with _tar_errors(reader, "restore"), tarfile.open(
+        fileobj=reader, mode="r|", bufsize=_BUFSIZE, errorlevel=2
+    ) as tar:
+        tar.copybufsize = 1 << 20
+        # extractall (not extract per member): it applies directory modes and
+        # mtimes at the end, after the directories' contents are written.
+        tar.extractall(root, members=checker.members(tar), filter=checker.filter)
+        checker.finish()
+        _check_symlinks_on_disk(root, checker.symlinks)
+        _read_to_end(tar, reader)
 
 
 def _check_symlinks_on_disk(root: str, symlinks: Iterable[str]) -> None:
