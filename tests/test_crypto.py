@@ -35,6 +35,7 @@ from bakthat.errors import (
     PasswordRequiredError,
     WrongPasswordError,
 )
+from tests.services import require_binary
 
 WF = MIN_WORK_FACTOR  # cheap scrypt for tests
 PASSWORD = "correct horse battery staple"
@@ -44,10 +45,14 @@ SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536, 1_000_003]
 
 AGE = shutil.which("age")
 AGE_KEYGEN = shutil.which("age-keygen")
-needs_age = pytest.mark.skipif(
-    AGE is None or AGE_KEYGEN is None,
-    reason="the reference `age` / `age-keygen` binaries are not installed (apt-get install age)",
-)
+
+
+@pytest.fixture
+def _age_binaries():
+    require_binary("age", "age-keygen")
+
+
+needs_age = pytest.mark.usefixtures("_age_binaries")
 
 
 # --------------------------------------------------------------------------- helpers

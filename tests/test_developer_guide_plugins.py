@@ -23,6 +23,7 @@ import pytest
 
 from bakthat.plugin import unload_plugins
 from tests.conftest import ROOT, make_tree, run_cli, snapshot
+from tests.services import unavailable
 
 EXAMPLES = ROOT / "plugins_example"
 
@@ -314,12 +315,12 @@ def _sql(statements: str) -> subprocess.CompletedProcess:
 def mysql_user():
     """A throwaway MariaDB user (password 'mypassword') and a database with one table."""
     if not shutil.which("mysqldump"):
-        pytest.skip("no mysqldump binary on this machine (apt-get install mariadb-client)")
+        unavailable("no mysqldump binary on this machine (apt-get install mariadb-client)")
     if _client() is None:
-        pytest.skip("no mariadb/mysql client to set up the test user (apt-get install mariadb-client)")
+        unavailable("no mariadb/mysql client to set up the test user (apt-get install mariadb-client)")
     probe = _sql("SELECT 1;")
     if probe.returncode != 0:
-        pytest.skip(f"no MariaDB/MySQL server reachable as root on the local socket: {probe.stderr.strip()}")
+        unavailable(f"no MariaDB/MySQL server reachable as root on the local socket: {probe.stderr.strip()}")
     setup = _sql(f"""
         DROP USER IF EXISTS '{MYSQL_TEST_USER}'@'localhost';
         CREATE USER '{MYSQL_TEST_USER}'@'localhost' IDENTIFIED BY 'mypassword';
