@@ -1,17 +1,36 @@
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildWithDocs(build_py):
+    """Build the package with the documentation pages inside it (``bakthat/docs``), so
+    ``bakthat docs`` and the pages ``--help`` points to exist after a plain pip install."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "bakthat" / "docs"
+        target.mkdir(parents=True, exist_ok=True)
+        for page in sorted((HERE / "docs").glob("*.md")):
+            shutil.copyfile(page, target / page.name)
+
 
 setup(
     name="bakthat",
     version="1.0.0.dev0",
     description="Compressed, encrypted, catalogued backups to a local directory or S3",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["bakthat", "bakthat.*"]),
+    cmdclass={"build_py": BuildWithDocs},
     install_requires=[
+        "argparse-manpage>=4.5",
         "boto3>=1.34",
         "cryptography>=42",
         "events>=0.5",
@@ -19,6 +38,7 @@ setup(
         "peewee>=3.17",
         "pyyaml>=6",
         "sh>=2",
+        "shtab>=1.7",
         "tqdm>=4.66",
         "zstandard>=0.22",
     ],

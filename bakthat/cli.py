@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bakthat",
         description="Compressed, encrypted, catalogued backups.",
-        epilog="Exit codes and every option: docs/cli.md. Settings: docs/configuration.md.",
+        epilog="Documentation: bakthat docs (installed with bakthat). Exit codes and every option: bakthat docs cli. Settings: bakthat docs configuration.",
         parents=[_common_options(True)],
     )
     parser.add_argument("--version", action="version", version=f"bakthat {__version__}")
