@@ -416,7 +416,7 @@ def restore(
     TargetExistsError if files would be overwritten and ``overwrite`` is false.  On any
     error the target directory is left exactly as it was.
     """
-    from bakthat import archive, crypto
+    from bakthat import archive, crypto, legacy
     from bakthat.extract import safe_extract
 
     with session("restore") as current:
@@ -435,16 +435,22 @@ def restore(
         hashed = HashingReader(raw, progress)
         try:
             decrypted = None
-            if secret:
-                decrypted = crypto.DecryptingReader(
-                    hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
-                )
-            plain = archive.decompressor(decrypted or hashed, row.compression or "gzip")
+            if secret and legacy.is_legacy_encrypted(row):
+                # bakthat 0.6's Blowfish format: no MAC, so the gzip layer's checks
+                # (header, CRC-32, length) are what tell a wrong password or damage.
+                plain = legacy.open_archive(hashed, secret["passphrase"])
+            else:
+                if secret:
+                    decrypted = crypto.DecryptingReader(
+                        hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
+                    )
+                plain = archive.decompressor(decrypted or hashed, row.compression or "gzip")
 
             def verify() -> None:
-                if decrypted is not None:
-                    while decrypted.read(1 << 20):
-                        pass
+                for stream in (plain, decrypted):
+                    if stream is not None:
+                        while stream.read(1 << 20):
+                            pass
                 hashed.drain()
                 if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
                     raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch; nothing was restored")
@@ -456,8 +462,10 @@ def restore(
             except (WrongPasswordError, TargetExistsError, IntegrityError):
                 raise
             except Exception as exc:
-                # A damaged unencrypted archive can look hostile or malformed: if the bytes
-                # do not match the recorded SHA-256, report it as what it is.
+                # A damaged archive can look hostile or malformed: if the rest of the
+                # stream fails its own checks (a checksum, gzip's CRC-32), or the bytes do
+                # not match the recorded SHA-256, report it as what it is.
+                _drain_for_damage(plain, exc)
                 hashed.drain()
                 if row.sha256 and hashed.hexdigest() != row.sha256:
                     raise IntegrityError(
@@ -467,6 +475,18 @@ def restore(
         finally:
             raw.close()
         return current.finish(row)
+
+
+def _drain_for_damage(stream: Any, cause: BaseException) -> None:
+    """Read ``stream`` to its end after ``cause`` stopped a restore; raise the
+    IntegrityError its own checks raise on the way, if any, instead of ``cause``."""
+    try:
+        while stream.read(1 << 20):
+            pass
+    except IntegrityError as damaged:
+        raise damaged from cause
+    except Exception:  # noqa: BLE001 - the restore's own error is the one to report
+        log.debug("could not read the rest of a refused archive", exc_info=True)
 
 
 def delete(
@@ -505,7 +525,9 @@ def delete_row(ctx: Context, row: Any) -> None:
     row.last_updated = int(time.time())
     row.save()
     keys = [row.stored_filename]
-    if not (row.metadata or {}).get("KeyValue"):  # KeyValue entries have no manifest
+    metadata = row.metadata or {}
+    # KeyValue entries have no manifest, nor do adopted 0.6 backups unless one was written.
+    if metadata.get("manifest") or not (metadata.get("KeyValue") or metadata.get("adopted")):
         keys.append(row.stored_filename + MANIFEST_SUFFIX)
     for stored_key in keys:
         try:

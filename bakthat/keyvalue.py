@@ -82,13 +82,33 @@ def _encode(value: Any, compress: bool, password: str | None, work_factor: int) 
     return data
 
 
+def _looks_plain(raw: bytes) -> bool:
+    """Return True if stored bytes are gzip or JSON as they are (not encrypted)."""
+    if raw[:2] == b"\x1f\x8b":
+        return True
+    try:
+        json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
 def _decode_bytes(raw: bytes, is_enc: bool, is_gzipped: bool, password: str | None, key: str) -> bytes:
-    """Given stored bytes and their flags, return the JSON document's bytes."""
+    """Given stored bytes and their flags, return the JSON document's bytes.
+
+    An age file is decrypted as such; other encrypted bytes (flagged so, or neither
+    gzip nor JSON) are bakthat 0.6's Blowfish format (:func:`bakthat.legacy.decode_value`).
+    """
     from bakthat import crypto
 
-    if is_enc or crypto.is_age(raw[: len(crypto.AGE_MAGIC)]):
+    is_age = crypto.is_age(raw[: len(crypto.AGE_MAGIC)])
+    if is_enc or is_age or not _looks_plain(raw):
         if not password:
             password = os.environ.get("BAKTHAT_PASSWORD") or None
+        if not is_age:
+            from bakthat import legacy
+
+            return legacy.decode_value(raw, password, is_gzipped if is_enc else None, key)
         if not password:
             raise PasswordRequiredError(f"{key} is encrypted: give its password")
         raw = crypto.DecryptingReader(io.BytesIO(raw), passphrase=password).read()
