@@ -65,13 +65,17 @@ def sync(
     config: str | None = None,
     conf: Mapping[str, Any] | None = None,
     dry_run: bool = False,
+    write_manifests: bool = False,
+    wait: bool = False,
 ) -> list[Any]:
     """Add to the catalog every backup whose manifest is in the store but not in the catalog.
 
     Given the usual destination/profile/config/conf arguments, read each
     ``*.manifest.json`` of the destination whose archive the catalog does not list for
     this store, check that the archive exists with the recorded size, and insert a row
-    (unless ``dry_run``).  Return the new rows, oldest first.  A manifest that is
+    (unless ``dry_run``).  Then adopt the backups bakthat 0.6 left there (see
+    :mod:`bakthat.adopt`; ``write_manifests`` gives each a manifest, ``wait`` waits for
+    a Glacier vault's inventory).  Return the new rows, oldest first.  A manifest that is
     unreadable or malformed, or whose archive is missing or of another size, is skipped
     with a warning; rows already in the catalog (live or deleted) are left alone.
     """
@@ -112,4 +116,11 @@ def sync(
                 log.warning("Skipping %s: the catalog got it meanwhile", row.stored_filename)
     for row in found:
         log.info("%s %s", "Would add" if dry_run else "Added", row.stored_filename)
-    return found
+    # -- bakthat 0.6's backups (no manifest): see bakthat.adopt ------------------------
+    from bakthat import adopt
+
+    known |= {row.stored_filename for row in found}
+    adopted = adopt.adopt(
+        ctx, objects.values(), known, MANIFEST_SUFFIX, dry_run=dry_run, write_manifests=write_manifests, wait=wait
+    )
+    return sorted(found + adopted, key=lambda row: (row.backup_date, row.stored_filename))

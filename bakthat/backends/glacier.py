@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, Any
@@ -350,6 +352,30 @@ def tree_hash(leaves: list[bytes]) -> bytes:
 def _description(key: str) -> str:
     """Glacier descriptions are printable ASCII: percent-encode the rest of the key."""
     return urllib.parse.quote(key, safe=" /!$&'()*+,-.:;=@_~")
+
+
+#: The ``retrievals`` key of a vault inventory job.
+INVENTORY_KEY = "(vault inventory)"
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    """One archive of a vault inventory."""
+
+    key: str
+    archive_id: str
+    size: int
+    created: float | None
+    tree_hash: str | None
+
+
+def _iso_epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 class VaultUpload(base.Upload):
@@ -682,7 +708,7 @@ class VaultBackend(base.Backend):
         row = self._row(key)
         return f"{self.container}/{urllib.parse.quote(key)}?archive_id={row.archive_id}"
 
-    def _job(self, key: str) -> Retrievals | None:
+    def _job(self, key: str, kind: str = "vault-job") -> Retrievals | None:
         if not catalog_ready():
             return None
         return (
@@ -690,7 +716,7 @@ class VaultBackend(base.Backend):
             .where(
                 (Retrievals.backend_hash == self.backend_hash)
                 & (Retrievals.key == key)
-                & (Retrievals.kind == "vault-job")
+                & (Retrievals.kind == kind)
                 & (Retrievals.status.in_(["pending", "ready"]))
             )
             .order_by(Retrievals.requested.desc())
@@ -727,7 +753,7 @@ class VaultBackend(base.Backend):
     def prepare_read(self, key: str, wait: bool = False, sleep: Callable[[float], Any] = time.sleep) -> None:
         """Start (or find) an archive-retrieval job for ``key``; wait for it or raise Pending."""
         row = self._row(key)
-        tier, _days, poll, timeout = _settings(self.conf)
+        tier, _days, _poll, _timeout = _settings(self.conf)
         job = self._job(key)
         if job is not None:
             job = self.refresh(job)
@@ -753,18 +779,96 @@ class VaultBackend(base.Backend):
         job.save()
         if not (wait or self.conf.get("retrieval_wait")):
             raise RetrievalPendingError(message)
+        self._wait_for(job, key, "restore", sleep)
+
+    def _wait_for(self, job: Retrievals, what: str, command: str, sleep: Callable[[float], Any]) -> None:
+        """Poll a pending job every ``retrieval_poll_interval`` seconds until it is ready.
+
+        Raise StorageError if it fails or expires, RetrievalPendingError after
+        ``retrieval_wait_timeout`` seconds.
+        """
+        _tier, _days, poll, timeout = _settings(self.conf)
         deadline = time.monotonic() + timeout
-        log.info("Waiting for the retrieval of %s (checking every %gs)", key, poll)
+        log.info("Waiting for the retrieval of %s (checking every %gs)", what, poll)
         while True:
             sleep(poll)
             job = self.refresh(job)
             if job.status == "ready":
-                log.info("%s is retrieved and readable", key)
+                log.info("%s is retrieved and readable", what)
                 return
             if job.status != "pending":
-                raise StorageError(f"{key}: the vault retrieval job {job.status}: {job.message}")
+                raise StorageError(f"{what}: the vault retrieval job {job.status}: {job.message}")
             if time.monotonic() > deadline:
-                raise RetrievalPendingError(f"{key}: the retrieval is still running after {timeout:g}s of waiting; run restore again later")
+                raise RetrievalPendingError(f"{what}: the retrieval is still running after {timeout:g}s of waiting; run {command} again later")
+
+    # -- the vault inventory (sync adopts bakthat 0.6's archives from it) -------------------
+    def inventory(self, wait: bool = False, sleep: Callable[[float], Any] = time.sleep) -> list[InventoryEntry]:
+        """Return the vault's archives as its latest inventory lists them.
+
+        A vault has no live listing: this requests an inventory-retrieval job (or finds
+        the one requested earlier, recorded in ``retrievals``) and reads its output once
+        it is ready.  AWS prepares a vault inventory about once a day, so archives of the
+        last day may be missing.  Raise RetrievalPendingError while the job runs (unless
+        ``wait`` or ``retrieval_wait``: then poll), StorageError if it fails.
+        """
+        _require_catalog()
+        what = f"the inventory of vault {self.vault}"
+        job = self._job(INVENTORY_KEY, kind="vault-inventory")
+        if job is not None and self.refresh(job).status not in ("pending", "ready"):
+            job = None
+        requested_now = job is None
+        if job is None:
+            response = self.call(
+                f"requesting {what}",
+                lambda: self.client.initiate_job(
+                    vaultName=self.vault, jobParameters={"Type": "inventory-retrieval", "Format": "JSON"}
+                ),
+            )
+            job = record_retrieval(self, INVENTORY_KEY, "vault-inventory", "pending", "Standard", job_id=response["jobId"])
+            assert job is not None
+            log.info("Requested %s", what)
+        if job.status != "ready":
+            message = (
+                f"{what} {'was requested now' if requested_now else 'is being prepared'} (typically 3-5 hours): "
+                "run the same sync again once it is ready, or add --wait; `bakthat retrievals` shows it."
+            )
+            job.message = message
+            job.save()
+            if not (wait or self.conf.get("retrieval_wait")):
+                raise RetrievalPendingError(message)
+            self._wait_for(job, what, "sync", sleep)
+        response = self.call(f"reading {what}", lambda: self.client.get_job_output(vaultName=self.vault, jobId=job.job_id))
+        try:
+            listing = json.loads(response["body"].read())
+            entries = [
+                InventoryEntry(
+                    key=urllib.parse.unquote(str(item["ArchiveDescription"] or "")),
+                    archive_id=str(item["ArchiveId"]),
+                    size=int(item["Size"]),
+                    created=_iso_epoch(item.get("CreationDate")),
+                    tree_hash=item.get("SHA256TreeHash"),
+                )
+                for item in listing["ArchiveList"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{what}: the inventory is malformed ({exc})") from None
+        return sorted(entries, key=lambda entry: entry.key)
+
+    def adopt_archive(self, entry: InventoryEntry) -> None:
+        """Record an archive found in the inventory, so reads and deletes can find its id."""
+        _require_catalog()
+        try:
+            GlacierArchives.create(
+                backend_hash=self.backend_hash,
+                vault=self.vault,
+                key=entry.key,
+                archive_id=entry.archive_id,
+                size=entry.size,
+                tree_hash=entry.tree_hash,
+                created=int(entry.created or time.time()),
+            )
+        except peewee.IntegrityError:
+            log.debug("%s is already recorded", self.describe(entry.key))
 
     def open_read(self, key: str) -> IO[bytes]:
         row = self._row(key)
