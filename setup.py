@@ -32,10 +32,11 @@ setup(
     install_requires=[
         "argparse-manpage>=4.5",
         "boto3>=1.34",
-        "cryptography>=42",
+        "cryptography>=43",  # 43 added the decrepit Blowfish that reads bakthat 0.6's archives
         "events>=0.5",
         "pathspec>=0.12",
         "peewee>=3.17",
+        "python-swiftclient>=4",
         "pyyaml>=6",
         "sh>=2",
         "shtab>=1.7",

@@ -96,8 +96,6 @@ LEGACY_SETTINGS: dict[str, Setting] = {
     "s3_bucket": Setting(str, None, "S3 bucket of the s3 destination", required_for=("s3",)),
     "glacier_vault": Setting(str, None, "Glacier vault of the glacier destination"),
     "rotation": Setting(dict, None, "rotate_backups scheme (days, weeks, months, first_week_day, ...)"),
-    "auth_url": Setting(str, None, "0.6 Swift key: accepted and ignored (Swift is not supported)"),
-    "auth_version": Setting((str, int), None, "0.6 Swift key: accepted and ignored (Swift is not supported)"),
     "bakmanager_token": Setting(str, None, "0.6 BakManager token: accepted and ignored (see heartbeat_url)", secret=True),
     "bakmanager_api": Setting(str, None, "0.6 BakManager API URL: accepted and ignored (see heartbeat_url)"),
 }

@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 
-WATCHED_PREFIXES = ("botocore", "boto3", "s3transfer", "urllib3", "bakthat")
+WATCHED_PREFIXES = ("botocore", "boto3", "s3transfer", "urllib3", "swiftclient", "bakthat")
 MASK = "***"
 
 _PATTERNS = [

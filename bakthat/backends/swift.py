@@ -1,0 +1,804 @@
+"""OpenStack Swift, as bakthat 0.6 could use it, through python-swiftclient.
+
+Configured with 0.6's keys: ``auth_url``, ``auth_version`` (1, 2 or 3), ``access_key``
+(the user: ``ACCOUNT:USER`` for v1, ``TENANT:USER`` or a plain user with
+``swift_project_name`` for Keystone), ``secret_key``, and the container in
+``swift_container`` or, as 0.6 did, ``s3_bucket``.  Keystone v3 takes the
+``swift_*_domain_*``, ``swift_project_*``, ``swift_region_name`` and
+``swift_endpoint_type`` keys.  TLS certificates are verified (0.6 turned that off).
+
+Durability contract:
+
+* **Nothing is visible until complete.**  An object smaller than ``swift_segment_size``
+  is one PUT; a larger one a Static Large Object whose manifest is PUT last.  Both
+  PUTs carry ``If-None-Match: *`` (an existing object is never replaced) and the
+  object's SHA-256 as ``X-Object-Meta-Bakthat-Sha256``, and are then checked by a HEAD
+  (size and SHA-256).
+* **Per-segment checks.**  Segments go to the segments container
+  (``<container>_segments``) as ``<key>/<upload id>/<n>``, each PUT with its MD5 as
+  ETag, which Swift verifies (422 if the bytes it got differ; resent).  The manifest
+  lists every segment's ETag and size, which Swift's SLO checks before it accepts it.
+* **Bounded memory, no temp file.**  At most ``swift_concurrency`` segments are in
+  flight plus the one filling (and, for a moment, its joined copy): at most about
+  ``(swift_concurrency + 2) * swift_segment_size``.
+  When a manifest would exceed the cluster's ``max_manifest_segments`` (from its
+  ``/info``, 1000 by default), segments are grouped under sub-manifests (nested SLO),
+  so the size of an archive is not limited by the segment size.
+* **Failure, Ctrl-C:** the segments already stored are deleted; no object appears.  A
+  killed process leaves its segments: ``bakthat cleanup_uploads -d swift`` finds the
+  groups no manifest references and deletes them.
+* **Verified reads.**  Every read counts the bytes and hashes them: length against the
+  object's, SHA-256 against the recorded one, or, for an object bakthat did not write
+  (0.6 uploaded plain objects), MD5 against its ETag; a mismatch is an IntegrityError.
+  A stream that breaks is resumed with a ranged GET pinned to the object's ETag.
+* **Delete** removes a large object's segments with its manifest
+  (``multipart-manifest=delete``).
+
+swiftclient is imported only when a connection is first needed.  Requests are retried
+here (``swift_retries`` attempts, backoff with jitter) on connection errors, timeouts
+and 5xx answers; swiftclient's own retries are off, except its re-authentication on 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any
+
+from bakthat.backends import _redact, base
+from bakthat.backends._progress import Progress
+from bakthat.backends._retry import RetryPolicy, call_with_retries, is_transient
+from bakthat.conf import Setting
+from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StorageError
+
+log = logging.getLogger("bakthat.backends")
+
+MiB = 1 << 20
+MIN_SEGMENT_SIZE = MiB
+MAX_SEGMENT_SIZE = 5 * 1024 * MiB
+SHA256_HEADER = "x-object-meta-bakthat-sha256"
+READ_CHUNK = MiB
+
+SETTINGS: dict[str, Setting] = {
+    "auth_url": Setting(str, None, "Swift authentication URL (0.6 key): .../auth/v1.0, or a Keystone .../v2.0 or .../v3", required_for=("swift",)),
+    "auth_version": Setting((str, int), "1", "Swift authentication version (0.6 key): 1, 2 or 3"),
+    "swift_container": Setting(str, None, "Swift container of the backups (default: s3_bucket, as 0.6); created if missing"),
+    "swift_segment_container": Setting(str, None, "container of large objects' segments (default: <container>_segments)"),
+    "swift_segment_size": Setting((int, str), "32MiB", "Swift segment size (1 MiB to 5 GiB); memory is at most about (swift_concurrency + 2) * this"),
+    "swift_concurrency": Setting(int, 2, "Swift segments uploaded at once"),
+    "swift_retries": Setting(int, 5, "attempts per Swift request (connection errors, timeouts, 5xx)"),
+    "swift_timeout": Setting((int, float), 60, "seconds without an answer before a Swift request is retried"),
+    "swift_insecure": Setting(bool, False, "do not verify Swift's TLS certificate (0.6 never did; avoid)"),
+    "swift_cacert": Setting(str, None, "CA bundle verifying Swift's and Keystone's TLS certificates"),
+    "swift_tenant_name": Setting(str, None, "Keystone v2 tenant (default: the part of access_key before ':')"),
+    "swift_project_name": Setting(str, None, "Keystone v3 project name (default: the part of access_key before ':')"),
+    "swift_project_id": Setting(str, None, "Keystone v3 project id"),
+    "swift_project_domain_name": Setting(str, None, "Keystone v3 project domain name (e.g. Default)"),
+    "swift_project_domain_id": Setting(str, None, "Keystone v3 project domain id"),
+    "swift_user_domain_name": Setting(str, None, "Keystone v3 user domain name (e.g. Default)"),
+    "swift_user_domain_id": Setting(str, None, "Keystone v3 user domain id"),
+    "swift_region_name": Setting(str, None, "Keystone region of the object-store endpoint"),
+    "swift_endpoint_type": Setting(str, None, "Keystone endpoint interface", ("publicURL", "internalURL", "adminURL", "public", "internal", "admin")),
+    "swift_temp_url_key": Setting(str, None, "the account's temp URL key: url() then gives signed, expiring URLs", secret=True),
+}
+
+#: bakthat key -> swiftclient ``os_options`` key (Keystone).
+_OS_OPTIONS = {
+    "swift_tenant_name": "tenant_name",
+    "swift_project_name": "project_name",
+    "swift_project_id": "project_id",
+    "swift_project_domain_name": "project_domain_name",
+    "swift_project_domain_id": "project_domain_id",
+    "swift_user_domain_name": "user_domain_name",
+    "swift_user_domain_id": "user_domain_id",
+    "swift_region_name": "region_name",
+    "swift_endpoint_type": "endpoint_type",
+}
+
+
+def _status(exc: BaseException) -> int:
+    return int(getattr(exc, "http_status", 0) or 0)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Return True for a failure worth another attempt: a broken connection, a timeout,
+    408/429/498, a 5xx, or 422 (the bytes were damaged in transit; we still hold them)."""
+    status = _status(exc)
+    if status in (408, 422, 429, 498) or status >= 500:
+        return True
+    if type(exc).__name__ == "ClientException":
+        return status == 0 and "timed out" in str(exc).lower()
+    return is_transient(exc) or any(cls.__name__ in ("RequestException", "Timeout", "OSError") for cls in type(exc).__mro__)
+
+
+def translate_error(exc: BaseException, action: str, what: str) -> BaseException:
+    """Given a swiftclient (or connection) exception, return the bakthat error to raise.
+
+    Messages name the action, the object and the HTTP status; never a credential.
+    """
+    if isinstance(exc, (StorageError, NotFoundError, ConfigError, IntegrityError)):
+        return exc
+    status = _status(exc)
+    if status == 404:
+        return NotFoundError(f"{action} {what}: not found (404)")
+    if status == 412:
+        return AlreadyExistsError(f"{action} {what}: the object exists ({status}); nothing was replaced")
+    if status in (401, 403):
+        return StorageError(f"{action} {what}: access denied ({status}); check auth_url, access_key and secret_key")
+    if status == 422:
+        return IntegrityError(f"{action} {what}: Swift found the data damaged in transit (422), even after retries")
+    text = str(exc)
+    if "keystoneclient" in text:
+        return ConfigError("auth_version 2 and 3 need python-keystoneclient: pip install python-keystoneclient")
+    if status:
+        return StorageError(f"{action} {what} failed (HTTP {status})")
+    return StorageError(f"{action} {what} failed ({type(exc).__name__}); cannot reach Swift?")
+
+
+@dataclass
+class StaleUpload:
+    """The segments of a large-object upload that no manifest references (a killed backup)."""
+
+    key: str
+    upload_id: str
+    initiated: float
+    segments: list[str]
+
+
+class SwiftUpload(base.Upload):
+    """A streaming upload: one PUT below a segment, else a Static Large Object (see module)."""
+
+    def __init__(self, backend: Backend, key: str, metadata: dict[str, str] | None, progress: Callable[[int], None] | None):
+        self.backend = backend
+        self.key = key
+        self.upload_id = f"{int(time.time())}-{secrets.token_hex(4)}"
+        self.headers = backend.object_headers(metadata)
+        self.progress = Progress("Upload", None, progress or backend.progress)
+        self._chunks: list[bytes] = []  # the segment filling up
+        self._filled = 0
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._segments: dict[int, dict[str, Any]] = {}
+        self._stored: list[str] = []  # names in the segments container, for abort
+        self._count = 0
+        self._futures: list[Future[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(backend.concurrency)
+        self._cancel = threading.Event()
+        self._failure: BaseException | None = None
+        self._lock = threading.Lock()
+        self._state = "open"
+
+    # -- writing -------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._failure is not None:
+            failure = self._failure
+            if not isinstance(failure, Exception):
+                raise failure
+            raise translate_error(failure, "uploading a segment of", self.backend.describe(self.key))
+        if self._state != "open":
+            raise StorageError(f"upload of {self.key} is {self._state}; it cannot take more data")
+
+    def write(self, data: bytes) -> int:
+        """Take ``data``; hand each full segment to a worker (waiting for a free slot).
+
+        A segment is joined into one ``bytes`` once full and given to its worker as it
+        is, so at most ``swift_concurrency`` segments are in flight plus the one filling.
+        """
+        self._check()
+        self._hash.update(data)
+        self.size += len(data)
+        view = memoryview(data).cast("B")
+        size = self.backend.segment_size
+        while view:
+            need = size - self._filled
+            piece = bytes(view[:need])
+            view = view[need:]
+            self._chunks.append(piece)
+            self._filled += len(piece)
+            if self._filled >= size:
+                self._submit(self._take())
+        return len(data)
+
+    def _take(self) -> bytes:
+        """Return the bytes of the segment filling up, and start a new one."""
+        segment = b"".join(self._chunks)
+        self._chunks, self._filled = [], 0
+        return segment
+
+    def _segment_name(self, index: int) -> str:
+        return f"{self.key}/{self.upload_id}/{index:08d}"
+
+    def _submit(self, segment: bytes) -> None:
+        if self._executor is None:
+            self.backend.ensure_containers()
+            self._executor = ThreadPoolExecutor(self.backend.concurrency, thread_name_prefix="bakthat-swift-segment")
+        self._count += 1
+        index = self._count
+        while not self._slots.acquire(timeout=0.5):
+            self._check()
+        if self._failure is not None:
+            self._slots.release()
+            self._check()
+        # In a box the worker empties: the executor's work item would keep the bytes
+        # alive after the PUT, while the next segment already fills the freed slot.
+        future = self._executor.submit(self._put_segment, index, [segment])
+        future.add_done_callback(self._segment_done)
+        self._futures.append(future)
+
+    def _segment_done(self, future: Future[None]) -> None:
+        self._slots.release()
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None and not isinstance(exc, _Cancelled):
+            with self._lock:
+                if self._failure is None:
+                    self._failure = exc
+            self._cancel.set()
+
+    def _put_segment(self, index: int, box: list[bytes]) -> None:
+        segment = box.pop()
+        name = self._segment_name(index)
+        etag = self._put_checked(self.backend.segment_container, name, segment)
+        with self._lock:
+            self._segments[index] = {"path": f"/{self.backend.segment_container}/{name}", "etag": etag, "size_bytes": len(segment)}
+        self.progress.update(len(segment))
+
+    def _put_checked(self, container: str, name: str, body: bytes, query: str | None = None, headers: dict[str, str] | None = None) -> str:
+        """PUT ``body`` with its MD5 for Swift to verify; record it for abort; return the ETag."""
+        md5 = hashlib.md5(body).hexdigest()  # noqa: S324 - Swift's integrity check, not security
+
+        def send(connection: Any) -> str:
+            if self._cancel.is_set():
+                raise _Cancelled()
+            with self._lock:
+                if name not in self._stored:
+                    self._stored.append(name)
+            try:
+                return connection.put_object(
+                    container, name, body, content_length=len(body), etag=None if query else md5,
+                    query_string=query, headers=headers,
+                )
+            finally:
+                _forget_last_request(connection)
+
+        etag = self.backend.call(f"storing segment {name}", send, stop=self._cancel.is_set)
+        if not query and str(etag).strip('"') != md5:
+            raise IntegrityError(f"{self.backend.describe(self.key)}: Swift stored segment {name} with another MD5")
+        return str(etag).strip('"')
+
+    # -- finishing -------------------------------------------------------------------
+    def commit(self) -> base.ObjectInfo:
+        """Store the object (one PUT, or the SLO manifest after the last segment), then check it."""
+        self._check()
+        digest = self._hash.hexdigest()
+        headers = {**self.headers, "If-None-Match": "*", SHA256_HEADER: digest}
+        if self._executor is None:
+            self.backend.ensure_containers()
+            body = self._take()
+            self._put_object(body, headers, None, digest)
+            self.progress.update(len(body))
+        else:
+            if self._filled:
+                self._submit(self._take())
+            for future in self._futures:
+                try:
+                    future.result()
+                except BaseException:  # noqa: BLE001 - recorded by _segment_done
+                    pass
+            self._check()
+            entries = [self._segments[index] for index in sorted(self._segments)]
+            if len(entries) != self._count:
+                raise StorageError(f"{self.key}: {self._count - len(entries)} segments are missing; upload not completed")
+            manifest = self._nest(entries)
+            self._put_object(json.dumps(manifest).encode(), headers, "multipart-manifest=put", digest)
+        self._state = "committed"
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self.progress.finish()
+        return self.backend.verify_committed(self.key, self.size, digest)
+
+    def _nest(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Group segment entries under sub-manifests until one manifest can hold them."""
+        limit = self.backend.max_segments
+        level = 0
+        while len(entries) > limit:
+            level += 1
+            grouped = []
+            for start in range(0, len(entries), limit):
+                group = entries[start : start + limit]
+                name = f"{self.key}/{self.upload_id}/manifest-{level}-{start // limit:06d}"
+                etag = self._put_checked(
+                    self.backend.segment_container, name, json.dumps(group).encode(), query="multipart-manifest=put"
+                )
+                grouped.append(
+                    {"path": f"/{self.backend.segment_container}/{name}", "etag": etag, "size_bytes": sum(e["size_bytes"] for e in group)}
+                )
+            entries = grouped
+        return entries
+
+    def _put_object(self, body: bytes, headers: dict[str, str], query: str | None, digest: str) -> None:
+        backend = self.backend
+        md5 = None if query else hashlib.md5(body).hexdigest()  # noqa: S324 - integrity
+        attempts = {"n": 0}
+
+        def send(connection: Any) -> str:
+            attempts["n"] += 1
+            return connection.put_object(
+                backend.container_name, self.key, body, content_length=len(body), etag=md5, headers=headers, query_string=query
+            )
+
+        try:
+            backend.call(f"storing {self.key}", send, translate=False)
+        except Exception as exc:
+            if _status(exc) == 412 and attempts["n"] > 1 and backend.holds(self.key, self.size, digest):
+                return  # an earlier attempt succeeded; its answer was lost
+            raise translate_error(exc, "storing", backend.describe(self.key)) from None
+
+    def abort(self) -> None:
+        """Stop the workers and delete every segment already stored.  Idempotent."""
+        if self._state in ("aborted", "committed"):
+            return
+        self._state = "aborted"
+        self._cancel.set()
+        self._chunks, self._filled = [], 0
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            names = list(self._stored)
+        left = self.backend.delete_segments(names)
+        if left:
+            log.warning(
+                "could not delete %d segments of the aborted upload of %s; `bakthat cleanup_uploads -d swift` removes them later",
+                len(left), self.key,
+            )
+
+
+class _Cancelled(Exception):
+    """A segment upload skipped because the upload is being aborted."""
+
+
+class SwiftReader(io.RawIOBase):
+    """A verified, resumable read of one object (see the module docstring)."""
+
+    def __init__(self, backend: Backend, key: str, headers: dict[str, str], body: Any):
+        super().__init__()
+        self.backend = backend
+        self.key = key
+        self._body = body
+        self.etag = str(headers.get("etag", ""))
+        self.metadata = {name[len("x-object-meta-"):]: value for name, value in headers.items() if name.startswith("x-object-meta-")}
+        self.size = int(headers.get("content-length") or 0)
+        self._expected_sha256 = headers.get(SHA256_HEADER)
+        large = str(headers.get("x-static-large-object", "")).lower() == "true" or "x-object-manifest" in headers
+        self._expected_md5 = None if (self._expected_sha256 or large) else self.etag.strip('"')
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5() if self._expected_md5 else None  # noqa: S324 - integrity
+        self.position = 0
+        self._verified = False
+        self._progress = Progress("Download", self.size or None, backend.progress)
+
+    def readable(self) -> bool:
+        return True
+
+    def _resume(self) -> None:
+        self._body.close()
+        _headers, self._body = self.backend.get_object(
+            self.key, headers={"Range": f"bytes={self.position}-", "If-Match": self.etag}
+        )
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._verified:
+            return b""
+        if size is None or size < 0:
+            return self.readall()
+        attempt = 0
+        while True:
+            try:
+                data = self._body.read(size)
+                break
+            except Exception as exc:  # noqa: BLE001 - classified just below
+                attempt += 1
+                if attempt >= self.backend.retry_policy.attempts or not _transient(exc):
+                    raise translate_error(exc, "reading", self.backend.describe(self.key)) from None
+                log.debug("read of %s broke at byte %d (%s); resuming", self.key, self.position, type(exc).__name__)
+                time.sleep(self.backend.retry_policy.delay(attempt))
+                try:
+                    self._resume()
+                except Exception as resume_exc:  # noqa: BLE001
+                    if _status(resume_exc) == 412:
+                        raise IntegrityError(f"{self.backend.describe(self.key)} changed while it was being read") from None
+                    raise translate_error(resume_exc, "reading", self.backend.describe(self.key)) from None
+        if data:
+            self._sha256.update(data)
+            if self._md5 is not None:
+                self._md5.update(data)
+            self.position += len(data)
+            self._progress.update(len(data))
+            if self.position > self.size:
+                raise IntegrityError(f"{self.backend.describe(self.key)}: more bytes than the object's {self.size}")
+        if not data or self.position == self.size:
+            self._verify()
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _verify(self) -> None:
+        if self._verified:
+            return
+        self._verified = True
+        described = self.backend.describe(self.key)
+        if self.position != self.size:
+            raise IntegrityError(f"{described}: read {self.position} bytes, the object has {self.size}")
+        if self._expected_sha256 and self._expected_sha256 != self._sha256.hexdigest():
+            raise IntegrityError(f"{described}: SHA-256 mismatch; the object is damaged (in transit or at rest)")
+        if self._md5 is not None and self._expected_md5 != self._md5.hexdigest():
+            raise IntegrityError(f"{described}: MD5 mismatch with its ETag; the object is damaged (in transit or at rest)")
+        self._progress.finish()
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._body.close()
+            finally:
+                super().close()
+
+
+class Backend(base.Backend):
+    """Objects in a Swift container; large ones as Static Large Objects."""
+
+    name = "swift"
+    cheap_reads = False
+
+    def __init__(self, conf: dict[str, Any]):
+        from bakthat.backends.s3 import parse_size
+
+        super().__init__(conf)
+        self.auth_url = str(conf.get("auth_url") or "")
+        if not self.auth_url:
+            raise ConfigError("destination swift needs auth_url in the profile")
+        version = str(conf.get("auth_version") or "1").strip()
+        self.auth_version = {"1": "1.0", "1.0": "1.0", "2": "2.0", "2.0": "2.0", "3": "3", "3.0": "3"}.get(version)
+        if self.auth_version is None:
+            raise ConfigError(f"auth_version must be 1, 2 or 3, not {version!r}")
+        self.user = str(conf.get("access_key") or "")
+        self.key = str(conf.get("secret_key") or "")
+        if not self.user or not self.key:
+            raise ConfigError("destination swift needs access_key (the user, ACCOUNT:USER for auth v1) and secret_key")
+        _redact.protect(self.key)
+        container = conf.get("swift_container") or conf.get("s3_bucket")
+        if not container:
+            raise ConfigError("destination swift needs swift_container (or s3_bucket, as 0.6) in the profile")
+        self.container_name = str(container)
+        self.segment_container = str(conf.get("swift_segment_container") or f"{self.container_name}_segments")
+        if "/" in self.container_name or "/" in self.segment_container:
+            raise ConfigError("Swift container names cannot contain '/'")
+        self.segment_size = parse_size(conf.get("swift_segment_size"), 32 * MiB)
+        if not MIN_SEGMENT_SIZE <= self.segment_size <= MAX_SEGMENT_SIZE:
+            raise ConfigError(f"swift_segment_size must be between 1 MiB and 5 GiB, not {self.segment_size} bytes")
+        self.concurrency = int(2 if conf.get("swift_concurrency") is None else conf["swift_concurrency"])
+        if not 1 <= self.concurrency <= 32:
+            raise ConfigError("swift_concurrency must be between 1 and 32")
+        self.retry_policy = RetryPolicy(attempts=max(1, int(conf.get("swift_retries") or 5)))
+        self.timeout = float(conf.get("swift_timeout") or 60)
+        self.os_options = {option: str(conf[key]) for key, option in _OS_OPTIONS.items() if conf.get(key)}
+        #: Called with the number of bytes each time a segment or a read chunk completes.
+        self.progress: Callable[[int], None] | None = None
+        self._max_segments: int | None = None
+        self._local = threading.local()
+        self._containers_ready = False
+
+    # -- identity and naming -------------------------------------------------------
+    @property
+    def container(self) -> str:
+        project = self.os_options.get("project_name") or self.os_options.get("tenant_name") or self.os_options.get("project_id") or ""
+        return f"{self.auth_url.rstrip('/')}#{project}:{self.user}/{self.container_name}"
+
+    def describe(self, key: str) -> str:
+        return f"swift://{self.container_name}/{key}"
+
+    # -- connections -------------------------------------------------------------------
+    def connection(self) -> Any:
+        """Return this thread's swiftclient Connection (built on first use; not shared by threads)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self.make_connection()
+            self._local.connection = connection
+        return connection
+
+    def make_connection(self) -> Any:
+        """Return a new swiftclient Connection from the profile (tests wrap this to inject faults)."""
+        from swiftclient.client import Connection
+
+        verify = self.conf.get("swift_cacert") or None
+        return Connection(
+            authurl=self.auth_url,
+            user=self.user,
+            key=self.key,
+            auth_version=self.auth_version,
+            os_options=dict(self.os_options),
+            retries=0,
+            timeout=self.timeout,
+            insecure=bool(self.conf.get("swift_insecure")),
+            cacert=verify,
+        )
+
+    def call(
+        self,
+        what: str,
+        operation: Callable[[Any], Any],
+        *,
+        stop: Callable[[], bool] | None = None,
+        translate: bool = True,
+    ) -> Any:
+        """Run ``operation(connection)`` with retries; translate its failure unless asked not to."""
+        def attempt() -> Any:
+            connection = self.connection()
+            try:
+                return operation(connection)
+            except Exception as exc:
+                if _transient(exc):  # its HTTP connection may be broken: start afresh
+                    self._local.connection = None
+                raise
+            finally:
+                _redact.protect(getattr(connection, "token", None))
+
+        try:
+            return call_with_retries(
+                attempt, what, self.retry_policy,
+                retryable=lambda exc: not isinstance(exc, _Cancelled) and _transient(exc), stop=stop,
+            )
+        except Exception as exc:
+            if not translate or isinstance(exc, _Cancelled):
+                raise
+            raise translate_error(exc, what, "") from None
+
+    @property
+    def max_segments(self) -> int:
+        """The most segments one manifest may list: the cluster's ``max_manifest_segments``."""
+        if self._max_segments is None:
+            try:
+                info = self.call("reading the cluster's /info", lambda c: c.get_capabilities())
+                self._max_segments = int(info.get("slo", {}).get("max_manifest_segments") or 1000)
+            except (StorageError, NotFoundError, ValueError, TypeError):
+                self._max_segments = 1000
+        return self._max_segments
+
+    @max_segments.setter
+    def max_segments(self, value: int) -> None:
+        self._max_segments = value
+
+    def ensure_containers(self) -> None:
+        """Create the container and the segments container if they are missing."""
+        if self._containers_ready:
+            return
+        for name in (self.container_name, self.segment_container):
+            try:
+                self.call(f"checking container {name}", lambda c, name=name: c.head_container(name), translate=False)
+            except Exception as exc:
+                if _status(exc) != 404:
+                    raise translate_error(exc, "checking container", name) from None
+                self.call(f"creating container {name}", lambda c, name=name: c.put_container(name))
+                log.info("Created Swift container %s", name)
+        self._containers_ready = True
+
+    # -- layered requests --------------------------------------------------------------
+    def object_headers(self, metadata: dict[str, str] | None) -> dict[str, str]:
+        """Return the request headers carrying ``metadata`` (content_type, user metadata)."""
+        headers = {}
+        for name, value in (metadata or {}).items():
+            if value is None or name == "storage_class":
+                continue
+            if name == "content_type":
+                headers["Content-Type"] = str(value)
+            else:
+                headers[f"X-Object-Meta-{name}"] = str(value)
+        return headers
+
+    def head(self, key: str) -> dict[str, str]:
+        """Return the object's headers (lower-case names).  Raise NotFoundError if it is missing."""
+        name = self.check_key(key)
+        try:
+            return self.call(f"HEAD {key}", lambda c: c.head_object(self.container_name, name), translate=False)
+        except Exception as exc:
+            raise translate_error(exc, "looking up", self.describe(key)) from None
+
+    def get_object(self, key: str, headers: dict[str, str] | None = None) -> tuple[dict[str, str], Any]:
+        """Return ``(headers, body)`` of a streamed GET.  Raise NotFoundError if it is missing."""
+        name = self.check_key(key)
+        try:
+            return self.call(
+                f"GET {key}",
+                lambda c: c.get_object(self.container_name, name, resp_chunk_size=READ_CHUNK, headers=headers),
+                translate=False,
+            )
+        except Exception as exc:
+            raise translate_error(exc, "reading", self.describe(key)) from None
+
+    def holds(self, key: str, size: int, digest: str) -> bool:
+        """Return True if ``key`` exists with this size and recorded SHA-256."""
+        try:
+            head = self.head(key)
+        except NotFoundError:
+            return False
+        return int(head.get("content-length") or -1) == size and head.get(SHA256_HEADER) == digest
+
+    def verify_committed(self, key: str, size: int, digest: str) -> base.ObjectInfo:
+        """Check that Swift holds ``size`` bytes with our SHA-256 under ``key``; remove it if not."""
+        head = self.head(key)
+        stored = int(head.get("content-length") or 0)
+        if stored != size or head.get(SHA256_HEADER) != digest:
+            try:
+                self.delete(key)
+            finally:
+                raise IntegrityError(f"{self.describe(key)}: Swift holds {stored} bytes, {size} were sent; removed")
+        return base.ObjectInfo(key, stored, _timestamp(head), {"etag": head.get("etag", ""), "sha256": digest})
+
+    def delete_segments(self, names: list[str]) -> list[str]:
+        """Delete these objects of the segments container (already gone is fine); return those left."""
+        left = []
+        for name in names:
+            try:
+                self.call(f"deleting segment {name}", lambda c, name=name: c.delete_object(self.segment_container, name), translate=False)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                if _status(exc) != 404:
+                    log.debug("segment %s not deleted (%s)", name, type(exc).__name__)
+                    left.append(name)
+        return left
+
+    # -- primitives -----------------------------------------------------------------------
+    def open_upload(
+        self, key: str, metadata: dict[str, str] | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> SwiftUpload:
+        """Start an upload of ``key``.  Raise AlreadyExistsError at once if it exists."""
+        self.check_key(key)
+        if self.exists(key):
+            raise AlreadyExistsError(f"{self.describe(key)} already exists; nothing was replaced")
+        return SwiftUpload(self, key, metadata, progress)
+
+    def open_read(self, key: str) -> IO[bytes]:
+        headers, body = self.get_object(key)
+        return SwiftReader(self, key, headers, body)  # type: ignore[return-value]
+
+    def stat(self, key: str) -> base.ObjectInfo:
+        head = self.head(key)
+        metadata = {name[len("x-object-meta-"):]: value for name, value in head.items() if name.startswith("x-object-meta-")}
+        metadata["etag"] = head.get("etag", "")
+        return base.ObjectInfo(key, int(head.get("content-length") or 0), _timestamp(head), metadata)
+
+    def list(self, prefix: str = "") -> Iterator[base.ObjectInfo]:
+        try:
+            _headers, items = self.call(
+                f"listing {self.container_name}",
+                lambda c: c.get_container(self.container_name, prefix=prefix or None, full_listing=True),
+                translate=False,
+            )
+        except Exception as exc:
+            if _status(exc) == 404:
+                return
+            raise translate_error(exc, "listing", f"swift://{self.container_name}/{prefix}") from None
+        for item in sorted(items, key=lambda item: item["name"]):
+            yield base.ObjectInfo(item["name"], int(item.get("bytes") or 0), _listing_time(item.get("last_modified")), {"etag": item.get("hash", "")})
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (with its segments when it is a large object); NotFoundError if missing."""
+        head = self.head(key)
+        query = "multipart-manifest=delete" if str(head.get("x-static-large-object", "")).lower() == "true" else None
+        name = self.check_key(key)
+        try:
+            self.call(f"deleting {key}", lambda c: c.delete_object(self.container_name, name, query_string=query), translate=False)
+        except Exception as exc:
+            raise translate_error(exc, "deleting", self.describe(key)) from None
+
+    def url(self, key: str, expires_in: int = 3600) -> str:
+        """Return the object's URL: signed and expiring with ``swift_temp_url_key``; else plain
+        (reading it then needs an auth token)."""
+        connection = self.connection()
+        if not connection.url:
+            self.call("authenticating", lambda c: c.head_account())
+        storage = urllib.parse.urlsplit(connection.url)
+        path = f"{storage.path}/{urllib.parse.quote(self.container_name)}/{urllib.parse.quote(self.check_key(key))}"
+        temp_key = self.conf.get("swift_temp_url_key")
+        if temp_key:
+            from swiftclient.utils import generate_temp_url
+
+            path = generate_temp_url(path, int(expires_in), str(temp_key), "GET")
+        return f"{storage.scheme}://{storage.netloc}{path}"
+
+    # -- segments a killed process left ------------------------------------------------------
+    def stale_uploads(self, older_than: float = 0) -> list[StaleUpload]:
+        """Return the segment groups no manifest references, last written over ``older_than`` s ago."""
+        limit = time.time() - older_than
+        groups: dict[tuple[str, str], StaleUpload] = {}
+        try:
+            _headers, items = self.call(
+                f"listing {self.segment_container}",
+                lambda c: c.get_container(self.segment_container, full_listing=True),
+                translate=False,
+            )
+        except Exception as exc:
+            if _status(exc) == 404:
+                return []
+            raise translate_error(exc, "listing", f"swift://{self.segment_container}") from None
+        for item in items:
+            parts = item["name"].rsplit("/", 2)
+            if len(parts) != 3:
+                continue
+            key, upload_id, _index = parts
+            group = groups.setdefault((key, upload_id), StaleUpload(key, upload_id, 0.0, []))
+            group.segments.append(item["name"])
+            group.initiated = max(group.initiated, _listing_time(item.get("last_modified")) or 0.0)
+        stale = [group for group in groups.values() if group.initiated <= limit and not self._referenced(group)]
+        return sorted(stale, key=lambda group: group.initiated)
+
+    def _referenced(self, group: StaleUpload) -> bool:
+        """Return True if the object ``group.key`` is a large object built from this upload."""
+        try:
+            _headers, body = self.call(
+                f"reading the manifest of {group.key}",
+                lambda c: c.get_object(self.container_name, group.key, query_string="multipart-manifest=get"),
+                translate=False,
+            )
+        except Exception as exc:
+            if _status(exc) == 404:
+                return False
+            raise translate_error(exc, "reading the manifest of", self.describe(group.key)) from None
+        try:
+            entries = json.loads(body)
+        except ValueError:
+            return False
+        marker = f"/{group.key}/{group.upload_id}/"
+        return isinstance(entries, list) and any(marker in str(entry.get("name", "")) for entry in entries if isinstance(entry, dict))
+
+    def abort_upload(self, upload: StaleUpload) -> None:
+        """Delete the segments of a stale upload found by :meth:`stale_uploads`."""
+        left = self.delete_segments(upload.segments)
+        if left:
+            raise StorageError(f"{len(left)} segments of {upload.key} could not be deleted")
+
+
+def _forget_last_request(connection: Any) -> None:
+    """Drop the response swiftclient keeps after a request: it holds the request, and so
+    the segment just sent, until the thread's next request (memory per worker thread)."""
+    http_conn = getattr(connection, "http_conn", None)
+    if isinstance(http_conn, tuple) and len(http_conn) == 2 and hasattr(http_conn[1], "resp"):
+        http_conn[1].resp = None
+
+
+def _timestamp(head: dict[str, str]) -> float | None:
+    try:
+        return float(head["x-timestamp"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _listing_time(text: str | None) -> float | None:
+    """Given a container listing's ``last_modified`` (ISO, UTC, no zone), return Unix time."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
