@@ -212,6 +212,12 @@ def _ask(args: argparse.Namespace) -> dict[str, Any]:
         answers["access_key"] = _ask_key("access_key", current, " (blank: the AWS credential chain)")
         if answers["access_key"]:
             answers["secret_key"] = _ask_key("secret_key", current, secret=True)
+    if destination == "swift":  # 0.6 asked for these too
+        answers["auth_url"] = _ask_key("auth_url", current)
+        answers["auth_version"] = _ask_key("auth_version", current)
+        answers["swift_container"] = _ask_key("swift_container", current, " (blank: s3_bucket)")
+        answers["access_key"] = _ask_key("access_key", current, " (the user; ACCOUNT:USER for auth v1)")
+        answers["secret_key"] = _ask_key("secret_key", current, secret=True)
     answers["compression"] = _ask_key("compression", current)
     answers["heartbeat_url"] = _ask_key("heartbeat_url", current, " (pinged after each backup)")
     return {key: value for key, value in answers.items() if value not in (None, "") and current.get(key) != value}

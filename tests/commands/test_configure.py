@@ -125,6 +125,17 @@ def test_the_questions_in_order_with_blank_answers_keeping_values(home, tmp_path
     assert "[set, blank keeps it]" in again.stderr and "[my-bucket]" in again.stderr
 
 
+def test_the_swift_questions_are_06s(home):
+    answers = "\n".join(["swift", "https://swift.example/auth/v1.0", "1", "backups", "acct:me", "the-key", "", ""]) + "\n"
+    result = run_cli("configure", "--interactive", input=answers)
+    expect(result, 0)
+    assert "the-key" not in result.stderr
+    assert yaml.safe_load((home / ".bakthat.yml").read_text())["default"] == {
+        "default_destination": "swift", "auth_url": "https://swift.example/auth/v1.0", "auth_version": 1,
+        "swift_container": "backups", "access_key": "acct:me", "secret_key": "the-key", "compression": "zstd",
+    }
+
+
 def test_questions_cancelled_by_end_of_input_write_nothing(home):
     expect(run_cli("configure", "--interactive", input="local\n"), 130, "interrupted")
     assert not (home / ".bakthat.yml").exists()
