@@ -62,12 +62,12 @@ def beefish_encrypt(plain: bytes, password: str, chunk_size: int = 4096) -> byte
 
 
 def tgz(source: Path, arcname: str | None = None) -> bytes:
-    """Return 0.6's compressed archive of ``source``: ``w:gz`` into a named temp file."""
+    """Return 0.6's compressed archive of ``source``: ``w:gz`` into a named temp file (GNU tar format, Python 2.7's default)."""
     arcname = arcname or source.name
     with tempfile.NamedTemporaryFile(delete=False) as out:
         path = out.name
     try:
-        with tarfile.open(path, mode="w:gz") as tar:
+        with tarfile.open(path, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:  # Python 2.7's default format
             tar.add(str(source), arcname=arcname)
         return Path(path).read_bytes()
     finally:
