@@ -52,7 +52,8 @@ class ClientException(Exception):
 class Faults:
     """What to break, and what happened, shared by every connection a backend makes."""
 
-    def __init__(self, fail_segment=None, fail_times=10**6, corrupt_get=False, break_get_at=None):
+    def __init__(self, fail_segment=None, fail_times=10**6, corrupt_get=False, break_get_at=None, lie_about_size=False):
+        self.lie_about_size = lie_about_size
         self.fail_segment = fail_segment
         self.fail_times = fail_times
         self.corrupt_get = corrupt_get
@@ -82,6 +83,12 @@ class FaultyConnection:
                     faults.failures += 1
                     raise ClientException(503)
         return self._connection.put_object(container, name, contents, **kwargs)
+
+    def head_object(self, container, name, **kwargs):
+        headers = self._connection.head_object(container, name, **kwargs)
+        if self.faults.lie_about_size:
+            headers = {**headers, "content-length": str(int(headers["content-length"]) + 1)}
+        return headers
 
     def get_object(self, container, name, **kwargs):
         faults = self.faults
@@ -294,6 +301,15 @@ def test_a_download_broken_midway_resumes_with_a_ranged_get(swift_conf, monkeypa
     with get_backend("swift", small_segments(swift_conf)).open_read("k") as stream:
         assert stream.read() == data
     assert faults.ranges == [f"bytes={MiB + 5}-"]
+
+
+def test_a_store_that_reports_another_size_fails_the_backup_removes_the_object_and_writes_no_row(swift_conf, monkeypatch, tmp_path):
+    install_faulty(monkeypatch, lie_about_size=True)
+    source = random_tree(tmp_path / "src" / "data", 3 * MiB)
+    with pytest.raises(IntegrityError, match="were sent; removed"):
+        bakthat.backup(str(source), destination="swift", conf=small_segments(swift_conf), prompt="no")
+    assert objects_of(swift_conf) == [] and segments_of(swift_conf) == []
+    assert list(models.Backups.select()) == []
 
 
 def test_an_existing_object_is_refused_even_when_it_appears_during_the_upload(backend):
