@@ -44,7 +44,11 @@ setup(
         "zstandard>=0.22",
     ],
     extras_require={
-        "test": ["setuptools>=70.1", "wheel", "pytest>=8", "hypothesis>=6", "moto[server]>=5", "grandfatherson>=1.3", "psycopg2-binary>=2.9", "sh>=2"],
+        "keystone": ["python-keystoneclient>=5"],  # Swift with auth_version 2 or 3
+        "test": [
+            "setuptools>=70.1", "wheel", "pytest>=8", "hypothesis>=6", "moto[server]>=5", "grandfatherson>=1.3",
+            "psycopg2-binary>=2.9", "sh>=2", "python-keystoneclient>=5",
+        ],
     },
     entry_points={"console_scripts": ["bakthat = bakthat.cli:run"]},
     classifiers=[

@@ -7,6 +7,7 @@ for S3: the real Swift neither fails nor corrupts on demand.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -15,6 +16,8 @@ import os
 import threading
 import time
 import tracemalloc
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -24,7 +27,7 @@ from bakthat.backends import get_backend, swift
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, StorageError
 from tests.backends.conformance import BackendConformance
 from tests.conftest import run_cli, snapshot
-from tests.services import swift_connection, swift_names
+from tests.services import swift_connection, swift_names, unavailable
 
 MiB = 1 << 20
 
@@ -435,6 +438,94 @@ def test_keystone_v3_settings_reach_swiftclient():
         "endpoint_type": "internalURL",
     }
     assert connection.cacert == "/etc/ssl/certs/ca-certificates.crt" and connection.insecure is False
+
+
+class FakeKeystone(BaseHTTPRequestHandler):
+    """A Keystone v2.0/v3 stand-in: checks the credentials bakthat sends, and answers with a
+    real tempauth token of the test Swift and its storage URL as the object-store endpoint."""
+
+    requests: list = []
+    swift: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append((self.path, body))
+        request = urllib.request.Request(
+            self.swift["auth_url"], headers={"X-Auth-User": self.swift["access_key"], "X-Auth-Key": self.swift["secret_key"]}
+        )
+        with urllib.request.urlopen(request) as answer:
+            token, storage_url = answer.headers["X-Auth-Token"], answer.headers["X-Storage-Url"]
+        expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        if self.path == "/v3/auth/tokens":
+            endpoint = {"id": "e", "interface": "internal", "region": "RegionTwo", "region_id": "RegionTwo", "url": storage_url}
+            payload = {"token": {
+                "methods": ["password"], "expires_at": expires, "issued_at": expires,
+                "user": {"id": "u", "name": "alice", "domain": {"id": "default", "name": "Default"}},
+                "project": {"id": "p", "name": "backups", "domain": {"id": "default", "name": "Default"}},
+                "roles": [{"id": "r", "name": "member"}],
+                "catalog": [{"type": "object-store", "name": "swift", "id": "s", "endpoints": [endpoint]}],
+            }}
+            headers = {"X-Subject-Token": token}
+        else:
+            payload = {"access": {
+                "token": {"id": token, "expires": expires, "tenant": {"id": "t", "name": "backups"}},
+                "user": {"id": "u", "name": "alice", "roles": []},
+                "serviceCatalog": [{"type": "object-store", "name": "swift", "endpoints": [
+                    {"region": "RegionOne", "publicURL": storage_url, "internalURL": storage_url, "adminURL": storage_url}]}],
+            }}
+            headers = {}
+        data = json.dumps(payload).encode()
+        self.send_response(201 if headers else 200)
+        for name, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(data))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def keystone(swift_server):
+    try:
+        import keystoneclient  # noqa: F401
+    except ImportError:
+        unavailable("python-keystoneclient (in the test extra) is not installed")
+    FakeKeystone.requests = []
+    FakeKeystone.swift = swift_server
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKeystone)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_keystone_v3_authentication_with_domains_and_project_reaches_swift(keystone, swift_conf):
+    store = get_backend("swift", {
+        "auth_url": f"{keystone}/v3", "auth_version": 3, "access_key": "alice", "secret_key": "alice-password",
+        "swift_container": swift_conf["swift_container"], "swift_project_name": "backups",
+        "swift_user_domain_name": "Default", "swift_project_domain_name": "Default",
+        "swift_region_name": "RegionTwo", "swift_endpoint_type": "internal",
+    })
+    store.put("through-keystone", b"hello")
+    assert swift_connection().get_object(swift_conf["swift_container"], "through-keystone")[1] == b"hello"
+    path, body = FakeKeystone.requests[0]
+    assert path == "/v3/auth/tokens"
+    assert body["auth"]["identity"]["password"]["user"] == {"name": "alice", "password": "alice-password", "domain": {"name": "Default"}}
+    assert body["auth"]["scope"] == {"project": {"name": "backups", "domain": {"name": "Default"}}}
+
+
+def test_keystone_v2_takes_the_tenant_from_access_key_as_06_did(keystone, swift_conf):
+    store = get_backend("swift", {
+        "auth_url": f"{keystone}/v2.0", "auth_version": "2", "access_key": "backups:alice", "secret_key": "alice-password",
+        "swift_container": swift_conf["swift_container"],
+    })
+    store.put("through-keystone-v2", b"hello")
+    with store.open_read("through-keystone-v2") as stream:
+        assert stream.read() == b"hello"
+    path, body = FakeKeystone.requests[0]
+    assert path == "/v2.0/tokens"
+    assert body["auth"] == {"tenantName": "backups", "passwordCredentials": {"username": "alice", "password": "alice-password"}}
 
 
 def test_no_secret_reaches_any_log_record_at_debug(swift_conf, tree, tmp_path, caplog):
