@@ -153,6 +153,23 @@ def write_source(directory: Path, size: int) -> None:
             left -= len(chunk)
 
 
+def report(title: str, results: dict[str, dict], archive_size: int, destination: str, checks: str, as_json: bool) -> None:
+    """Print the table of a transfer benchmark, what the watchers saw, and optionally JSON."""
+    print(f"\n{title}\n")
+    print("| command | seconds | MiB/s (archive) | peak RSS (MiB) |")
+    print("|---|---:|---:|---:|")
+    for name, result in results.items():
+        rate = archive_size / MiB / result["seconds"]
+        print(f"| {name} | {result['seconds']:.1f} | {rate:.0f} | {result['peak_rss_mib']:.0f} |")
+    backup, restore = results[f"bakthat backup -d {destination}"], results[f"bakthat restore -d {destination}"]
+    print(f"\n{checks}; this script's own RSS {own_rss_mib():.0f} MiB (a child's peak RSS includes its parent's at spawn)")
+    print(f"files created in TMPDIR during backup/restore: {backup['tmpdir_entries'] or 'none'}")
+    print(f"files opened by the backup outside the source, catalog and Python: {backup['unexpected_files'] or 'none'}")
+    print(f"files opened by the restore outside the target, catalog and Python: {restore['unexpected_files'] or 'none'}")
+    if as_json:
+        print(json.dumps({name: {k: v for k, v in r.items() if k != "stdout"} for name, r in results.items()}, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
@@ -245,22 +262,12 @@ def main() -> int:
         moto.kill()
         moto.wait()
 
-    print(f"\nSource {size / MiB:.0f} MiB of random data; archive {archive_size / MiB:.0f} MiB "
-          f"({args.compression}); part size {args.part_size}, concurrency {args.concurrency}; moto server {url}\n")
-    print("| command | seconds | MiB/s (archive) | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|")
-    for name, result in results.items():
-        rate = archive_size / MiB / result["seconds"]
-        print(f"| {name} | {result['seconds']:.1f} | {rate:.0f} | {result['peak_rss_mib']:.0f} |")
+    report(
+        f"Source {size / MiB:.0f} MiB of random data; archive {archive_size / MiB:.0f} MiB "
+        f"({args.compression}); part size {args.part_size}, concurrency {args.concurrency}; moto server {url}",
+        results, archive_size, "s3", f"restored bytes identical: {same}", args.json,
+    )
     backup = results["bakthat backup -d s3"]
-    print(f"\nrestored bytes identical: {same}; this script's own RSS {own_rss_mib():.0f} MiB "
-          "(a child's peak RSS includes its parent's at spawn)")
-    print(f"files created in TMPDIR during backup/restore: {backup['tmpdir_entries'] or 'none'}")
-    print(f"files opened by the backup outside the source, catalog and Python: {backup['unexpected_files'] or 'none'}")
-    print(f"files opened by the restore outside the target, catalog and Python: "
-          f"{results['bakthat restore -d s3']['unexpected_files'] or 'none'}")
-    if args.json:
-        print(json.dumps({name: {k: v for k, v in r.items() if k != 'stdout'} for name, r in results.items()}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0 if same and not backup["tmpdir_entries"] and not backup["unexpected_files"] else 1
 

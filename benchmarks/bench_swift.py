@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_s3 import ROOT, MiB, file_sha256, own_rss_mib, parse_size, run_measured, write_source  # noqa: E402
+from bench_s3 import ROOT, MiB, file_sha256, parse_size, report, run_measured, write_source  # noqa: E402
 
 AUTH_URL = os.environ.get("BAKTHAT_TEST_SWIFT_AUTH_URL", "http://127.0.0.1:18080/auth/v1.0")
 USER = os.environ.get("BAKTHAT_TEST_SWIFT_USER", "test:tester")
@@ -130,22 +130,12 @@ def main() -> int:
     finally:
         remove_container(swift, env, container)
 
-    print(f"\nSource {size / MiB:.0f} MiB of random data; archive {archive_size / MiB:.0f} MiB "
-          f"({args.compression}); segment size {args.segment_size}, concurrency {args.concurrency}; Swift {AUTH_URL}\n")
-    print("| command | seconds | MiB/s (archive) | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|")
-    for name, result in results.items():
-        rate = archive_size / MiB / result["seconds"]
-        print(f"| {name} | {result['seconds']:.1f} | {rate:.0f} | {result['peak_rss_mib']:.0f} |")
+    report(
+        f"Source {size / MiB:.0f} MiB of random data; archive {archive_size / MiB:.0f} MiB ({args.compression}); "
+        f"segment size {args.segment_size}, concurrency {args.concurrency}; Swift {AUTH_URL}",
+        results, archive_size, "swift", f"restored bytes identical: {same} (swift CLI round trip identical: {same_cli})", args.json,
+    )
     backup = results["bakthat backup -d swift"]
-    print(f"\nrestored bytes identical: {same} (swift CLI round trip identical: {same_cli}); "
-          f"this script's own RSS {own_rss_mib():.0f} MiB (a child's peak RSS includes its parent's at spawn)")
-    print(f"files created in TMPDIR during backup/restore: {backup['tmpdir_entries'] or 'none'}")
-    print(f"files opened by the backup outside the source, catalog and Python: {backup['unexpected_files'] or 'none'}")
-    print(f"files opened by the restore outside the target, catalog and Python: "
-          f"{results['bakthat restore -d swift']['unexpected_files'] or 'none'}")
-    if args.json:
-        print(json.dumps({name: {k: v for k, v in r.items() if k != 'stdout'} for name, r in results.items()}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0 if same and same_cli and not backup["tmpdir_entries"] and not backup["unexpected_files"] else 1
 

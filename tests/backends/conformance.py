@@ -28,6 +28,23 @@ class ShortReader(io.RawIOBase):
         return self._data.read(size)
 
 
+class InterruptingReader(io.RawIOBase):
+    """A stream of zeros that raises KeyboardInterrupt (as Ctrl-C does) after ``limit`` bytes."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.sent = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.sent >= self.limit:
+            raise KeyboardInterrupt
+        self.sent += 1 << 20
+        return b"\x00" * (1 << 20)
+
+
 class BackendConformance:
     def test_an_object_round_trips_byte_for_byte(self, backend):
         data = os.urandom(3 * (1 << 20) + 17)
@@ -107,6 +124,12 @@ class BackendConformance:
         upload.abort()
         upload.abort()
         assert not backend.exists("aborted")
+        assert list(backend.list()) == []
+
+    def test_an_upload_interrupted_by_ctrl_c_leaves_nothing(self, backend):
+        with pytest.raises(KeyboardInterrupt):
+            backend.put("interrupted", InterruptingReader(3 << 20))
+        assert not backend.exists("interrupted")
         assert list(backend.list()) == []
 
     def test_delete_removes_the_object(self, backend):

@@ -22,7 +22,7 @@ import bakthat
 from bakthat import backends, models
 from bakthat.backends import get_backend, s3
 from bakthat.errors import ConfigError, IntegrityError, StorageError
-from tests.backends.conformance import BackendConformance
+from tests.backends.conformance import BackendConformance, InterruptingReader
 from tests.backends.conftest import s3_client
 from tests.conftest import ROOT
 
@@ -248,21 +248,8 @@ def test_a_transient_error_on_a_part_is_retried(aws, monkeypatch, tmp_path):
 
 
 def test_ctrl_c_during_an_upload_aborts_it(backend):
-    class Interrupting(io.RawIOBase):
-        def __init__(self):
-            self.sent = 0
-
-        def readable(self):
-            return True
-
-        def read(self, size=-1):
-            if self.sent >= 40 * MiB:
-                raise KeyboardInterrupt
-            self.sent += MiB
-            return b"\x00" * MiB
-
     with pytest.raises(KeyboardInterrupt):
-        backend.put("interrupted", Interrupting())
+        backend.put("interrupted", InterruptingReader(40 * MiB))
     assert uploads_in_progress() == []
     assert not backend.exists("interrupted")
 

@@ -25,7 +25,7 @@ import bakthat
 from bakthat import backends, models
 from bakthat.backends import get_backend, swift
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, StorageError
-from tests.backends.conformance import BackendConformance
+from tests.backends.conformance import BackendConformance, InterruptingReader
 from tests.conftest import run_cli, snapshot
 from tests.services import swift_connection, swift_names, unavailable
 
@@ -254,22 +254,8 @@ def test_a_transient_error_on_a_segment_is_retried(swift_conf, monkeypatch, tmp_
 
 def test_ctrl_c_during_an_upload_aborts_it_and_removes_its_segments(swift_conf):
     store = get_backend("swift", small_segments(swift_conf))
-
-    class Interrupting(io.RawIOBase):
-        def __init__(self):
-            self.sent = 0
-
-        def readable(self):
-            return True
-
-        def read(self, size=-1):
-            if self.sent >= 5 * MiB:
-                raise KeyboardInterrupt
-            self.sent += MiB
-            return b"\x00" * MiB
-
     with pytest.raises(KeyboardInterrupt):
-        store.put("interrupted", Interrupting())
+        store.put("interrupted", InterruptingReader(5 * MiB))
     assert not store.exists("interrupted")
     assert segments_of(swift_conf) == []
 
