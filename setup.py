@@ -22,7 +22,7 @@ class BuildWithDocs(build_py):
 setup(
     name="bakthat",
     version="1.0.0.dev0",
-    description="Compressed, encrypted, catalogued backups to a local directory or S3",
+    description="Compressed, encrypted, catalogued backups to a local directory, S3 or Swift",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
