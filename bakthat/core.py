@@ -35,6 +35,7 @@ from bakthat.errors import (
     WrongPasswordError,
 )
 from bakthat.eventing import current_session, session
+from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
 
@@ -187,6 +188,7 @@ def _own_paths(ctx: Context) -> list[str]:
     return paths
 
 
+@strict_keywords()
 def backup(
     filename: str | os.PathLike[str] | None = None,
     destination: str | None = None,
@@ -202,7 +204,6 @@ def backup(
     custom_filename: str | None = None,
     compression: str | None = None,
     progress: Callable[[int], None] | None = None,
-    **kwargs: Any,
 ) -> Any:
     """Back up a file or directory and return its catalog row (``models.Backups``).
 
@@ -392,6 +393,7 @@ def _verify_stored_object(backend: Backend, row: Any) -> None:
         )
 
 
+@strict_keywords(ignored={"job_check": "a cold-storage retrieval in progress raises RetrievalPendingError (bakthat retrievals lists them)"})
 def restore(
     filename: str,
     destination: str | None = None,
@@ -404,7 +406,6 @@ def restore(
     prompt: str | bool = "yes",
     wait: bool = False,
     progress: Callable[[int], None] | None = None,
-    **kwargs: Any,
 ) -> Any:
     """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
 
@@ -489,13 +490,13 @@ def _drain_for_damage(stream: Any, cause: BaseException) -> None:
         log.debug("could not read the rest of a refused archive", exc_info=True)
 
 
+@strict_keywords()
 def delete(
     filename: str,
     destination: str | None = None,
     profile: str = "default",
     config: str | None = None,
     conf: Mapping[str, Any] | None = None,
-    **kwargs: Any,
 ) -> Any:
     """Delete the newest backup named ``filename`` (or stored as ``filename``); return its row.
 
@@ -547,6 +548,7 @@ def _epoch(value: int | float | datetime | None) -> int | None:
     return int(value)
 
 
+@strict_keywords()
 def search(
     query: str = "",
     destination: str | None = None,
@@ -581,11 +583,26 @@ def search(
     return list(select)
 
 
-def show(query: str = "", destination: str | None = None, tags: str | list[str] | None = None, **kwargs: Any) -> list[Any]:
-    """Log one line per matching backup (as 0.6's ``show``) and return the rows."""
+@strict_keywords()
+def show(
+    query: str = "",
+    destination: str | None = None,
+    tags: str | list[str] | None = None,
+    profile: str = "default",
+    config: str | None = None,
+    conf: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    since: int | float | datetime | None = None,
+    until: int | float | datetime | None = None,
+    include_deleted: bool = False,
+) -> list[Any]:
+    """Log one line per matching backup (as 0.6's ``show``) and return the rows.
+
+    The arguments are :func:`search`'s.
+    """
     from bakthat.utils import human_size, local_time
 
-    rows = search(query, destination, tags, **kwargs)
+    rows = search(query, destination, tags, profile, config, conf, name, since, until, include_deleted)
     for row in rows:
         log.info("%s\t%s\t%s\t%s\t(%s)", local_time(row.backup_date), row.backend, human_size(row.size), row.stored_filename, row.tags)
     return rows

@@ -20,6 +20,8 @@ from typing import Any
 
 import peewee
 
+from bakthat.utils import strict_keywords
+
 database = peewee.DatabaseProxy()
 _bound: dict[str, Any] = {"key": None}
 
@@ -113,6 +115,10 @@ class Backups(BaseModel):
         return {name: getattr(self, name) for name in self._meta.sorted_field_names if name != "id"}
 
     @classmethod
+    @strict_keywords(ignored={
+        "profile": "Backups.search does not scope by profile; bakthat.search(profile=...) does",
+        "config": "Backups.search does not scope by profile; bakthat.search(config=...) does",
+    })
     def search(
         cls,
         query: str = "",
@@ -125,7 +131,6 @@ class Backups(BaseModel):
         backup_date: int | None = None,
         last_updated_gt: int | None = None,
         include_deleted: bool = False,
-        **_legacy: Any,
     ) -> peewee.ModelSelect:
         """Return a query of backups, newest ``backup_date`` first.
 
@@ -133,8 +138,9 @@ class Backups(BaseModel):
         ``tags`` (a list or a space-separated string) must all be present (AND);
         ``destination`` a backend name or a list of them; ``older_than``/``newer_than``
         bound ``backup_date`` (Unix seconds).  Deleted rows are left out unless asked.
-        0.6's ``profile=`` and ``config=`` keywords are accepted and ignored here; the
-        public :func:`bakthat.search` scopes by profile.
+        0.6's ``profile=`` and ``config=`` keywords are accepted and ignored here (with a
+        warning); the public :func:`bakthat.search` scopes by profile.  Raise TypeError
+        for any other keyword.
         """
         select = cls.select()
         if not include_deleted:

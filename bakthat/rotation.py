@@ -43,6 +43,7 @@ from typing import Any
 
 from bakthat.conf import Setting
 from bakthat.errors import BakthatError, ConfigError, LockedError, PartialFailure
+from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
 
@@ -754,6 +755,10 @@ def _policy_of(settings: Mapping[str, Any], rotation: Any) -> Policy:
     return Policy.from_mapping(block, f"rotation policy of profile {profile!r}")
 
 
+_ROTATION_KEYWORDS = "set them in the profile's rotation block or pass rotation={...}"
+
+
+@strict_keywords(ignored={unit: _ROTATION_KEYWORDS for unit in ("days", "weeks", "months", "first_week_day")})
 def rotate_backups(
     filename: str,
     destination: str | None = None,
@@ -762,7 +767,9 @@ def rotate_backups(
     conf: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     force: bool = False,
-    **kwargs: Any,
+    rotation: Mapping[str, Any] | None = None,
+    now: Any = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> DeletedBackups:
     """Delete the backups of ``filename`` that the profile's ``rotation`` policy does not keep.
 
@@ -773,30 +780,24 @@ def rotate_backups(
     Return the list of deleted rows (the would-be deleted rows when ``dry_run``), with
     the Plan as its ``plan`` attribute.
 
-    Keywords: ``rotation`` (a policy mapping replacing the profile's), ``now`` (a Unix
-    time or aware datetime, default the current time), ``lock_timeout`` (seconds,
-    default 60).  Raise ConfigError without a valid policy, RefusedError (a
-    ConfigError) if the policy keeps none of the backups (unless ``force``),
-    LockedError if another run holds the name's lock past the timeout, PartialFailure
-    if some deletions failed (the others are done).
+    ``rotation`` is a policy mapping replacing the profile's, ``now`` a Unix time or
+    aware datetime (default the current time), ``lock_timeout`` the seconds to wait
+    for another run on the same name.  bakthat 0.6's ``days``, ``weeks``, ``months``
+    and ``first_week_day`` keywords are accepted and ignored, as 0.6 did (with a
+    warning).  Raise TypeError for any other keyword, ConfigError without a valid
+    policy, RefusedError (a ConfigError) if the policy keeps none of the backups
+    (unless ``force``), LockedError if another run holds the name's lock past the
+    timeout, PartialFailure if some deletions failed (the others are done).
     """
-    ignored = sorted(key for key in kwargs if key in ("days", "weeks", "months", "first_week_day"))
-    if ignored:
-        log.warning(
-            "rotate_backups ignores %s= (as bakthat 0.6 did): set them in the profile's rotation block "
-            "or pass rotation={...}", "=, ".join(ignored)
-        )
-    rotation = kwargs.get("rotation")
-    now = kwargs.get("now")
-    lock_timeout = float(kwargs.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
 
     def decide(settings: Mapping[str, Any], live: list[Any], pending: list[Any]) -> Plan:
         policy = _policy_of(settings, rotation)
         return plan_rotation(live, policy, now, name=filename, force=force, pending=pending)
 
-    return _run("rotate_backups", filename, destination, profile, config, conf, dry_run, force, lock_timeout, decide)
+    return _run("rotate_backups", filename, destination, profile, config, conf, dry_run, force, float(lock_timeout), decide)
 
 
+@strict_keywords()
 def delete_older_than(
     filename: str,
     interval: str,
@@ -806,7 +807,9 @@ def delete_older_than(
     conf: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     force: bool = False,
-    **kwargs: Any,
+    rotation: Mapping[str, Any] | None = None,
+    now: Any = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> DeletedBackups:
     """Delete the backups of ``filename`` dated before now minus ``interval``.
 
@@ -816,17 +819,16 @@ def delete_older_than(
     rotation ``pin_tag`` (default ``keep``).  Return the list of deleted rows (would-be
     deleted when ``dry_run``) with the Plan as ``plan``.
 
-    Keywords ``now`` and ``lock_timeout`` as :func:`rotate_backups`.  Raise
-    ConfigError for a malformed interval, RefusedError if every backup is older than
-    the interval (unless ``force``), LockedError, PartialFailure.
+    ``rotation`` (whose ``pin_tag`` is used), ``now`` and ``lock_timeout`` as
+    :func:`rotate_backups`.  Raise TypeError for an unknown keyword, ConfigError for a
+    malformed interval, RefusedError if every backup is older than the interval
+    (unless ``force``), LockedError, PartialFailure.
     """
-    now = kwargs.get("now")
-    lock_timeout = float(kwargs.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
 
     def decide(settings: Mapping[str, Any], live: list[Any], pending: list[Any]) -> Plan:
-        block = kwargs.get("rotation", settings.get("rotation"))
+        block = rotation if rotation is not None else settings.get("rotation")
         where = f"rotation policy of profile {settings.get('_profile', profile)!r}"
         pin_tag = _pin_tag(block, where) if isinstance(block, Mapping) else DEFAULT_PIN_TAG
         return plan_age(live, interval, now, name=filename, pin_tag=pin_tag, force=force, pending=pending)
 
-    return _run("delete_older_than", filename, destination, profile, config, conf, dry_run, force, lock_timeout, decide)
+    return _run("delete_older_than", filename, destination, profile, config, conf, dry_run, force, float(lock_timeout), decide)

@@ -1,9 +1,17 @@
-"""Small helpers shared by the API and the CLI: intervals, sizes, dates."""
+"""Small helpers shared by the API and the CLI: intervals, sizes, dates, strict keywords."""
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
+import logging
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
 _INTERVAL_TOKEN = re.compile(r"(\d+)([smhDWMY])")
@@ -49,5 +57,58 @@ def utc_stamp(epoch: int) -> str:
 
 
 def local_time(epoch: int) -> str:
-    """Given a Unix time, return local wall-clock time with the zone shown."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    """Given a Unix time, return local wall-clock time with the zone shown.
+
+    A time no calendar can show (a damaged or hostile row: year 30000) is returned as
+    the number, so one bad row never stops a listing.
+    """
+    try:
+        return datetime.fromtimestamp(epoch, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (OverflowError, OSError, ValueError, TypeError):
+        return str(epoch)
+
+
+def strict_keywords(ignored: Mapping[str, str] | None = None) -> Callable[[_Function], _Function]:
+    """Return a decorator that refuses unknown keyword arguments, naming the closest valid one.
+
+    The decorated function's own parameters are the valid keywords.  ``ignored`` maps
+    keywords of bakthat 0.6 that are accepted but have no effect to the reason, which
+    is logged as a warning when one is passed (docs/api.md lists them).  An unknown
+    keyword raises TypeError before the function runs, so nothing is done:
+    ``backup() got an unexpected keyword argument 'passwrod' (did you mean 'password'?)``.
+    """
+    legacy = dict(ignored or {})
+
+    def decorate(function: _Function) -> _Function:
+        parameters = inspect.signature(function).parameters
+        valid = [name for name, parameter in parameters.items() if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+        name = function.__name__
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            unknown = [key for key in kwargs if key not in valid]
+            dropped = sorted(key for key in unknown if key in legacy)
+            for key in unknown:
+                if key not in legacy:
+                    raise TypeError(unexpected_keyword(name, key, [*valid, *legacy]))
+            if dropped:
+                reasons = "; ".join(dict.fromkeys(legacy[key] for key in dropped))
+                logging.getLogger("bakthat").warning(
+                    "%s ignores %s= (as bakthat 0.6 did): %s", name, "=, ".join(dropped), reasons
+                )
+                for key in dropped:
+                    del kwargs[key]
+            return function(*args, **kwargs)
+
+        checked.__bakthat_ignored__ = dict(legacy)  # type: ignore[attr-defined]
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def unexpected_keyword(function: str, keyword: str, valid: list[str]) -> str:
+    """Return the TypeError message for an unknown keyword, with the closest valid name."""
+    candidates = [name for name in valid if name not in ("self", "cls")]
+    match = difflib.get_close_matches(keyword, candidates, n=1, cutoff=0.6)
+    hint = f" (did you mean {match[0]!r}?)" if match else ""
+    return f"{function}() got an unexpected keyword argument {keyword!r}{hint}"
