@@ -69,7 +69,9 @@ def _context(
         plugin.load_plugins(settings, session=current_session())
     name = destination or settings.get("default_destination") or "local"
     backend = backends.get_backend(name, settings)
-    models.bind(str(settings.get("database_url") or settings.get("database")))
+    models.bind_settings(settings)
+    if backend.legacy_backend_hash:
+        models.adopt_legacy_rows(name, backend.legacy_backend_hash, backend.backend_hash)
     return Context(settings, name, backend)
 
 
@@ -570,7 +572,7 @@ def search(
     from bakthat.conf import get_profile
 
     settings = get_profile(profile, config, conf)
-    models.bind(str(settings.get("database_url") or settings.get("database")))
+    models.bind_settings(settings)
     select = models.Backups.search(
         query,
         destination=destination,

@@ -96,6 +96,30 @@ class LockedError(BakthatError):
     exit_code = 12
 
 
+class CatalogError(BakthatError):
+    """The catalog cannot be opened, read, upgraded or written (exit code 13).
+
+    The message names the catalog (its path, or its URL without the password): a
+    damaged SQLite file, a full disk, an unreachable PostgreSQL server.
+    """
+
+    exit_code = 13
+
+
+class EncryptionRequiredError(ConfigError):
+    """``require_encryption`` is set and the backup would not be encrypted (exit code 2).
+
+    Nothing was stored and no catalog row was written.
+    """
+
+
+class TargetFullError(StorageError):
+    """Restoring ran out of space on the target's filesystem (exit code 9).
+
+    The message names the target; the target is left as it was.
+    """
+
+
 class Interrupted(BakthatError):
     """The action was interrupted (Ctrl-C or SIGTERM); nothing partial was kept (exit 130)."""
 
@@ -116,5 +140,6 @@ EXIT_CODES: dict[int, str] = {
     10: "vetoed: a before_ event handler (plugin) refused the action",
     11: "retrieval pending: the archive is being restored from cold storage; run again later",
     12: "locked: another bakthat process holds the lock",
+    13: "catalog error: the catalog cannot be opened, read, upgraded or written",
     130: "interrupted (SIGINT/SIGTERM) or questions cancelled; nothing partial is kept",
 }

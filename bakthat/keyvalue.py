@@ -155,7 +155,7 @@ class KeyValue:
 
     # -- catalog ----------------------------------------------------------------------
     def _catalog(self) -> None:
-        models.bind(str(self.settings.get("database_url") or self.settings.get("database")))
+        models.bind_settings(self.settings)
 
     def _row(self, key: str) -> Any:
         """Return this key's catalog row (deleted or not), or None.  Refuse a foreign row."""

@@ -2,9 +2,15 @@
 
 Importing this module opens nothing.  :func:`bind` (called by the API when an action
 needs the catalog) connects the proxy to SQLite (``~/.bakthat.sqlite`` by default, WAL
-mode, a busy timeout) or to PostgreSQL from a ``postgresql://`` URL, and creates missing
-tables.  The core looks models up as ``models.Backups`` at call time, so a plugin that
-rebinds ``bakthat.models.Backups`` changes what every later action uses.
+mode, a busy timeout) or to PostgreSQL from a ``postgresql://`` URL, and brings its
+schema to the current version (:mod:`bakthat.migrations`: a new catalog is created, an
+older one, bakthat 0.6's included, is upgraded in place).  The core looks models up as
+``models.Backups`` at call time, so a plugin that rebinds ``bakthat.models.Backups``
+changes what every later action uses; a subclass of a model keeps its table.
+
+Every database error is raised as :class:`~bakthat.errors.CatalogError` naming the
+catalog (a damaged file, a full disk, an unreachable server), except peewee's
+IntegrityError, which callers handle.
 
 The schema is documented in ``docs/catalog.md``; rows of ``backups`` exist only for
 archives the storage has confirmed.
@@ -14,16 +20,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 
+from bakthat.errors import CatalogError, ConfigError
 from bakthat.utils import strict_keywords
 
 database = peewee.DatabaseProxy()
-_bound: dict[str, Any] = {"key": None}
+_bound: dict[str, Any] = {"key": None, "kind": None, "display": None}
+_adopted: set[tuple[str, str, str]] = set()
+
+#: URL schemes a ``database_url`` may use: SQLite and PostgreSQL.
+SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+PG_CONNECT_TIMEOUT = 10
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -40,12 +56,33 @@ class JsonField(peewee.TextField):
         return None if value is None else json.dumps(value, sort_keys=True)
 
     def python_value(self, value: Any) -> Any:
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            # A damaged row must not stop every listing: keep what it holds, visibly.
+            return {"unreadable_json": str(value)[:200]}
+
+
+def _table_of(model: type[peewee.Model]) -> str:
+    """Return the table of a model: the one of the nearest catalog model it derives from.
+
+    peewee names a subclass's table after the subclass (``MyBackups`` -> ``mybackups``);
+    a plugin that replaces ``bakthat.models.Backups`` by a subclass (plain assignment,
+    ``self.patch`` or the developer guide's ``global``) must keep the ``backups`` table.
+    """
+    for klass in model.__mro__:
+        table = vars(klass).get("_catalog_table")
+        if table:
+            return str(table)
+    return re.sub(r"[^\w]+", "_", model.__name__.lower())  # peewee's own default
 
 
 class BaseModel(peewee.Model):
     class Meta:
         database = database
+        table_function = _table_of
 
 
 class Backups(BaseModel):
@@ -74,8 +111,7 @@ class Backups(BaseModel):
     file_count = peewee.IntegerField(null=True)
     format_version = peewee.IntegerField(default=1)
 
-    class Meta:
-        table_name = "backups"
+    _catalog_table = "backups"
 
     def __repr__(self) -> str:
         return f"<Backup: {self.stored_filename}>"
@@ -174,8 +210,7 @@ class Config(BaseModel):
     key = peewee.CharField(unique=True)
     value = JsonField(null=True)
 
-    class Meta:
-        table_name = "config"
+    _catalog_table = "config"
 
     @classmethod
     def get_key(cls, key: str, default: Any = None) -> Any:
@@ -204,8 +239,7 @@ class Reservations(BaseModel):
     pid = peewee.IntegerField()
     created = peewee.IntegerField()
 
-    class Meta:
-        table_name = "reservations"
+    _catalog_table = "reservations"
 
 
 def models() -> list[type[peewee.Model]]:
@@ -215,37 +249,214 @@ def models() -> list[type[peewee.Model]]:
 
 
 def bind(location: str) -> None:
-    """Given a SQLite path or a database URL, bind the catalog and create missing tables.
+    """Given a SQLite path or a database URL, bind the catalog and bring its schema up to date.
 
     A path (``~`` expanded) opens SQLite in WAL mode with a 30 s busy timeout; its file
-    is created 0600 in a directory that must exist.  A ``postgresql://`` or
-    ``sqlite:///`` URL is opened with peewee's ``db_url``.  Binding again to the same
-    location is a no-op.
+    is created 0600 (its directory too, if missing).  A ``postgresql://`` or
+    ``sqlite:///`` URL is accepted as a ``database_url``.  The schema is then created
+    or upgraded (:func:`bakthat.migrations.upgrade`).  Binding again to the same
+    location is a no-op.  Raise ConfigError for an unsupported URL scheme, CatalogError
+    (naming the catalog) if it cannot be opened, read or upgraded.
     """
+    from bakthat import migrations
+
     key = location if "://" in location else os.path.abspath(os.path.expanduser(location))
     if _bound["key"] == key:
         return
-    if "://" in location:
-        from playhouse.db_url import connect
-
-        db = connect(location)
-    else:
-        path = Path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        db = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=30)
+    db = open_database(location)
     if _bound["key"] is not None:
         database.close()
+    _bound.update(key=None, kind=None, display=None)
     database.initialize(db)
     database.connect(reuse_if_open=True)
-    database.create_tables(models(), safe=True)
-    _bound["key"] = key
+    migrations.upgrade(database, db.display, db.path)
+    _bound.update(key=key, kind=db.kind, display=db.display)
+
+
+def bind_settings(settings: Mapping[str, Any]) -> None:
+    """Bind the catalog named by resolved settings (``database_url``, else ``database``)."""
+    bind(str(settings.get("database_url") or settings.get("database")))
 
 
 def unbind() -> None:
     """Close the catalog connection and forget the binding (used by tests and at exit)."""
     if _bound["key"] is not None:
         database.close()
-    _bound["key"] = None
+    _bound.update(key=None, kind=None, display=None)
+
+
+def kind() -> str | None:
+    """Return ``sqlite`` or ``postgresql`` for the bound catalog, None when unbound."""
+    return _bound["kind"]
+
+
+def display() -> str:
+    """Return the bound catalog for messages: its path, or its URL without password."""
+    return _bound["display"] or "the catalog"
+
+
+def ensure_tables(tables: list[type[peewee.Model]]) -> None:
+    """Create the tables of extra models (a backend's) in the bound catalog if missing.
+
+    Creation is serialised with the schema lock, so processes starting at once on a
+    shared PostgreSQL catalog do not collide.
+    """
+    from bakthat import migrations
+
+    with migrations.schema_lock(database):
+        database.create_tables(tables, safe=True)
+
+
+def adopt_legacy_rows(destination: str, legacy_hash: str, backend_hash: str) -> int:
+    """Give bakthat 0.6 rows of a store (0.6's ``backend_hash``) the store's current hash.
+
+    bakthat 0.6 identified a store by the SHA-512 of ``access_key + bucket``; rows it
+    wrote are found again by restore, delete and rotation once they carry the current
+    hash.  Return the number of rows changed (done once per process and store).
+    """
+    marker = (str(_bound["key"]), legacy_hash, backend_hash)
+    if marker in _adopted or legacy_hash == backend_hash:
+        return 0
+    changed = (
+        Backups.update(backend_hash=backend_hash)
+        .where((Backups.backend == destination) & (Backups.backend_hash == legacy_hash))
+        .execute()
+    )
+    _adopted.add(marker)
+    return int(changed or 0)
+
+
+# -- opening a database ----------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """Given a database URL, return it with its password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        user = parts.username or ""
+        return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+    except ValueError:
+        return "<invalid database URL>"
+
+
+def url_problem(url: str) -> str | None:
+    """Given a ``database_url``, return what is wrong with its scheme, or None."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in SCHEMES:
+        return None
+    known = "postgresql://user@host/database or sqlite:///path"
+    if not scheme:
+        return f"{redact_url(url)!r} is not a URL: use {known}"
+    return f"unsupported scheme {scheme!r} in {redact_url(url)!r}: use {known} (or a SQLite path in 'database')"
+
+
+def open_database(location: str) -> peewee.Database:
+    """Given a SQLite path or a database URL, return an unconnected catalog database.
+
+    Raise ConfigError for an unsupported URL scheme.
+    """
+    if "://" not in location:
+        path = Path(os.path.abspath(os.path.expanduser(location)))
+        return _sqlite(path)
+    problem = url_problem(location)
+    if problem:
+        raise ConfigError(f"database_url: {problem}")
+    from playhouse.db_url import parse
+
+    scheme = SCHEMES[location.split("://", 1)[0].lower()]
+    options = parse(location)
+    if scheme == "sqlite":
+        return _sqlite(Path(os.path.abspath(os.path.expanduser(str(options["database"])))))
+    options.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+    db = CatalogPostgresql(**options)
+    db.display, db.path, db.kind = redact_url(location), None, "postgresql"
+    return db
+
+
+def _sqlite(path: Path) -> peewee.Database:
+    from bakthat.conf import display_path
+
+    shown = display_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    except OSError as exc:
+        raise CatalogError(f"cannot create the catalog {shown}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise CatalogError(f"the catalog {shown} is a directory, not a SQLite file: set database to a file path")
+    db = CatalogSqlite(str(path), pragmas=SQLITE_PRAGMAS, timeout=30)
+    db.display, db.path, db.kind = shown, path, "sqlite"
+    return db
+
+
+def catalog_error(shown: str, exc: BaseException) -> CatalogError:
+    """Given the catalog's display name and a driver error, return a CatalogError that says what to do."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered or "disk image" in lowered:
+        return CatalogError(
+            f"the catalog {shown} is damaged or not a SQLite database ({text}); move it aside and run "
+            "bakthat sync to rebuild it from the store"
+        )
+    if "disk is full" in lowered or "no space" in lowered:
+        return CatalogError(f"the catalog {shown} cannot grow: no space left on its disk ({text})")
+    if "readonly" in lowered or "read-only" in lowered:
+        return CatalogError(f"the catalog {shown} cannot be written: {text}")
+    if "database is locked" in lowered or "busy" in lowered:
+        return CatalogError(f"the catalog {shown} is locked by another process (waited 30 s): {text}")
+    if "unable to open" in lowered:
+        return CatalogError(f"cannot open the catalog {shown}: {text}")
+    if "driver not installed" in lowered:
+        return CatalogError(f"the catalog {shown} needs the PostgreSQL driver: pip install psycopg2-binary")
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)) and "://" in shown:
+        return CatalogError(f"cannot use the catalog {shown}: {text}")
+    return CatalogError(f"the catalog {shown}: {text}")
+
+
+class _CatalogErrors:
+    """Mixin for peewee databases: driver errors become CatalogError (IntegrityError stays)."""
+
+    display = "the catalog"
+    path: Path | None = None
+    kind = "sqlite"
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except peewee.IntegrityError:
+            raise
+        except (peewee.DatabaseError, peewee.InterfaceError, peewee.ImproperlyConfigured) as exc:
+            raise catalog_error(self.display, exc) from exc
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        with self._translated():
+            return super().connect(reuse_if_open)  # type: ignore[misc]
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        with self._translated():
+            return super().execute_sql(sql, params)  # type: ignore[misc]
+
+    def begin(self, *args: Any, **kwargs: Any) -> Any:
+        with self._translated():
+            return super().begin(*args, **kwargs)  # type: ignore[misc]
+
+    def commit(self) -> Any:
+        with self._translated():
+            return super().commit()  # type: ignore[misc]
+
+
+class CatalogSqlite(_CatalogErrors, peewee.SqliteDatabase):
+    """The SQLite catalog, with bakthat's error messages."""
+
+
+class CatalogPostgresql(_CatalogErrors, peewee.PostgresqlDatabase):
+    """A PostgreSQL catalog, with bakthat's error messages."""
+
+    kind = "postgresql"

@@ -28,21 +28,16 @@ the N - 1 before it, exactly as the ``grandfatherson`` package that bakthat 0.6 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
-import socket
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from bakthat.conf import Setting
-from bakthat.errors import BakthatError, ConfigError, LockedError, PartialFailure
+from bakthat.errors import ConfigError, PartialFailure
+from bakthat.locks import DEFAULT_LOCK_TIMEOUT, lock_directory, name_lock  # noqa: F401 - re-exported
 from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
@@ -52,7 +47,6 @@ UNITS: tuple[str, ...] = ("years", "months", "weeks", "days", "hours", "minutes"
 KEEP_MODES: tuple[str, ...] = ("newest", "oldest")
 DEFAULT_FIRST_WEEK_DAY = 5  # Saturday, as bakthat 0.6 and grandfatherson
 DEFAULT_PIN_TAG = "keep"
-DEFAULT_LOCK_TIMEOUT = 60.0
 WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 POLICY_KEYS: tuple[str, ...] = (*UNITS, "first_week_day", "keep", "keep_last", "pin_tag")
 
@@ -580,68 +574,6 @@ def plan_age(
         "delete_older_than", name, when, policy, live, keep_reasons,
         f"deleted: older than {interval} (before {utc_iso(cutoff)})", pin_tag, force, list(pending),
     )
-
-
-# -- locking ------------------------------------------------------------------------
-
-
-def lock_directory(settings: Mapping[str, Any]) -> Path:
-    """Return the directory of rotation lock files: ``.bakthat.locks`` beside the catalog.
-
-    For a catalog given by URL (PostgreSQL), ``~/.bakthat.locks``.
-    """
-    database = str(settings.get("database") or "~/.bakthat.sqlite")
-    if settings.get("database_url") or "://" in database:
-        return Path(os.path.expanduser("~/.bakthat.locks"))
-    return Path(os.path.abspath(os.path.expanduser(database))).parent / ".bakthat.locks"
-
-
-@contextmanager
-def name_lock(
-    settings: Mapping[str, Any], backend_hash: str, name: str, timeout: float = DEFAULT_LOCK_TIMEOUT
-) -> Iterator[Path]:
-    """Hold the exclusive lock of one backup name in one destination for the block.
-
-    The lock is ``flock`` on a file named by the SHA-256 of (backend_hash, name) in
-    :func:`lock_directory`; the kernel releases it when its process dies, so a lock is
-    never stale.  Wait up to ``timeout`` seconds, then raise LockedError naming the
-    holder.  Yield the lock file's path.
-    """
-    directory = lock_directory(settings)
-    digest = hashlib.sha256(f"{backend_hash}\0{name}".encode()).hexdigest()[:40]
-    path = directory / f"{digest}.lock"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise BakthatError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
-    try:
-        deadline = time.monotonic() + max(0.0, float(timeout))
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    try:
-                        holder = path.read_text(encoding="utf-8").strip() or "unknown"
-                    except OSError:
-                        holder = "unknown"
-                    raise LockedError(
-                        f"another bakthat process is deleting backups of {name!r} in this destination "
-                        f"(lock {path}, held by {holder}); waited {float(timeout):g} s"
-                    ) from None
-                time.sleep(min(0.05, remaining))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {utc_iso(int(time.time()))}\n".encode(), 0)
-        try:
-            yield path
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 # -- actions ------------------------------------------------------------------------

@@ -127,6 +127,15 @@ class Backend:
         """Return the SHA-512 hex digest identifying this store, as 0.6's ``backend_hash``."""
         return hashlib.sha512(f"{self.name}:{self.container}".encode()).hexdigest()
 
+    @property
+    def legacy_backend_hash(self) -> str | None:
+        """Return the ``backend_hash`` bakthat 0.6 gave this store, or None.
+
+        Catalog rows carrying it (from a 0.6 catalog) are given :attr:`backend_hash`
+        when the store is first used, so restore, delete and rotation find them.
+        """
+        return None
+
     @staticmethod
     def check_key(key: str) -> str:
         """Given a key, return it.  Raise ConfigError if it is empty, absolute or has ``..``."""

@@ -136,7 +136,7 @@ def catalog_ready() -> bool:
     if bound is None:
         return False
     if _created["for"] != bound:
-        models.database.create_tables(TABLES, safe=True)
+        models.ensure_tables(TABLES)
         _created["for"] = bound
     return True
 
@@ -305,6 +305,11 @@ class Backend(s3.Backend):
         if archive_class not in GLACIER_CLASSES:
             raise ConfigError(f"glacier_storage_class must be one of {', '.join(GLACIER_CLASSES)}")
         self.storage_class = archive_class
+
+    @property
+    def legacy_backend_hash(self) -> str | None:
+        """None: bakthat 0.6 wrote no glacier backup into an S3 bucket."""
+        return None
 
     def storage_class_for(self, metadata: dict[str, str] | None) -> str | None:
         """Archives get the archive class; only an explicit STANDARD (put) is kept."""
@@ -606,6 +611,12 @@ class VaultBackend(base.Backend):
     @property
     def container(self) -> str:
         return f"glacier://{self.region}/{self.vault}"
+
+    @property
+    def legacy_backend_hash(self) -> str | None:
+        """bakthat 0.6's ``backend_hash`` of this vault: SHA-512 of access_key + vault."""
+        access_key = self.conf.get("access_key")
+        return hashlib.sha512(f"{access_key}{self.vault}".encode()).hexdigest() if access_key else None
 
     def describe(self, key: str) -> str:
         return f"{self.container}/{key}"

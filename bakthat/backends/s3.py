@@ -696,6 +696,17 @@ class Backend(base.Backend):
         where = self.endpoint_url.rstrip("/") + "/" if self.endpoint_url else "s3://"
         return f"{where}{self.bucket}/{self.prefix}"
 
+    @property
+    def legacy_backend_hash(self) -> str | None:
+        """bakthat 0.6's ``backend_hash`` of this bucket: SHA-512 of access_key + bucket.
+
+        None without an access key or with a key prefix (0.6 stored at the bucket's root).
+        """
+        access_key = self.conf.get("access_key")
+        if not access_key or self.prefix:
+            return None
+        return hashlib.sha512(f"{access_key}{self.bucket}".encode()).hexdigest()
+
     def object_key(self, key: str) -> str:
         return self.prefix + self.check_key(key)
 

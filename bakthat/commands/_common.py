@@ -138,4 +138,4 @@ def catalog(settings: dict[str, Any]) -> None:
     """Bind the catalog named by resolved settings."""
     from bakthat import models
 
-    models.bind(str(settings.get("database_url") or settings.get("database")))
+    models.bind_settings(settings)

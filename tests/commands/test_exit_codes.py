@@ -63,7 +63,7 @@ def run_harness(tmp_path, setup: str, *args: str, wait: bool = True, **kwargs):
 
 
 def test_the_table_is_the_documented_one():
-    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 130]
+    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 130]
     with open(ROOT / "docs" / "cli.md", encoding="utf-8") as handle:
         docs = handle.read()
     for code in EXIT_CODES:
@@ -75,12 +75,19 @@ def test_0_success(data):
     expect(run_cli("show"), 0)
 
 
-def test_1_an_unexpected_error_is_one_line_without_traceback(tmp_path):
-    (tmp_path / "catalog-is-a-directory").mkdir()
-    result = run_cli("show", env={"BAKTHAT_DATABASE": str(tmp_path / "catalog-is-a-directory")})
-    expect(result, 1, "bakthat: unexpected error: OperationalError")
+UNEXPECTED = """
+class Buggy(Local):
+    def open_upload(self, key, metadata=None):
+        raise RuntimeError("a bug in a third-party backend")
+backends.registry["buggy"] = Buggy
+"""
+
+
+def test_1_an_unexpected_error_is_one_line_without_traceback(tmp_path, data):
+    result = run_harness(tmp_path, UNEXPECTED, "backup", str(data), "-d", "buggy", "--prompt", "no")
+    expect(result, 1, "bakthat: unexpected error: RuntimeError: a bug in a third-party backend")
     assert "run with --debug for details" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr.strip().splitlines()) == 2  # "Backing up ..." and the error
 
 
 def test_1_a_generic_bakthat_error(tmp_path, data):
@@ -93,9 +100,8 @@ def test_1_a_generic_bakthat_error(tmp_path, data):
     expect(run_harness(tmp_path, setup, "backup", str(data), "-d", "broken", "--prompt", "no"), 1, "bakthat: error: the store said no")
 
 
-def test_1_with_debug_shows_the_traceback(tmp_path):
-    (tmp_path / "dir").mkdir()
-    result = run_cli("--debug", "show", env={"BAKTHAT_DATABASE": str(tmp_path / "dir")})
+def test_1_with_debug_shows_the_traceback(tmp_path, data):
+    result = run_harness(tmp_path, UNEXPECTED, "--debug", "backup", str(data), "-d", "buggy", "--prompt", "no")
     assert result.returncode == 1 and "Traceback" in result.stderr
 
 
