@@ -28,7 +28,7 @@ import os
 import pkgutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,10 @@ class Setting:
     ``choices`` restricts the value; ``secret`` marks a credential (never displayed,
     never accepted on a command line, and a config file holding one must not be
     readable by others); ``required_for`` names the destinations that cannot work
-    without the key; ``keys`` lists the sub-keys a mapping value may hold.
+    without the key; ``keys`` lists the sub-keys a mapping value may hold; ``check``
+    is called with a value of the right type and returns what is wrong with it (or
+    None); ``display`` returns how ``configure --show`` prints a value that is not
+    secret but should not be shown whole (a URL whose path is a token).
     """
 
     types: type | tuple[type, ...]
@@ -67,23 +70,56 @@ class Setting:
     secret: bool = False
     required_for: tuple[str, ...] = ()
     keys: tuple[str, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    display: Callable[[Any], Any] | None = None
+
+
+def _within(low: int, high: int, meaning: str = "") -> Callable[[Any], str | None]:
+    """Return a check that an integer lies in [low, high]."""
+
+    def check(value: Any) -> str | None:
+        if low <= value <= high:
+            return None
+        return f"must be from {low} to {high}{meaning}, not {value}"
+
+    return check
+
+
+def _database_url_problem(value: Any) -> str | None:
+    from bakthat.models import url_problem
+
+    return url_problem(str(value))
+
+
+#: Compression levels each compression accepts (zstd's negative levels are its fast modes).
+COMPRESSION_LEVELS = {"zstd": (-7, 22), "gzip": (0, 9)}
+#: scrypt work factors (log2 of N) accepted when encrypting; bakthat.crypto enforces the same.
+WORK_FACTORS = (10, 22)
 
 
 SETTINGS: dict[str, Setting] = {
     "default_destination": Setting(str, DEFAULT_DESTINATION, "destination used when none is given"),
     "local_path": Setting(str, LOCAL_STORE, "directory of the local store"),
     "database": Setting(str, DATABASE, "SQLite catalog path"),
-    "database_url": Setting(str, None, "database URL (postgresql://...) used instead of database", secret=True),
+    "database_url": Setting(
+        str, None, "database URL (postgresql://...) used instead of database", secret=True, check=_database_url_problem
+    ),
     "compression": Setting(str, "zstd", "archive compression", ("zstd", "gzip", "none")),
     "compress": Setting(bool, True, "0.6 key: false means compression none"),
-    "compression_level": Setting(int, None, "compression level (default 3 for zstd, 6 for gzip)"),
+    "compression_level": Setting(
+        int, None, "compression level (default 3 for zstd, 6 for gzip)",
+        check=_within(-7, 22, " (zstd: -7 to 22, gzip: 0 to 9)"),
+    ),
     "compression_threads": Setting(int, -1, "zstd worker threads (-1: one per core)"),
     "region_name": Setting(str, DEFAULT_LOCATION, "AWS region"),
     "plugins": Setting(list, [], "plugins to enable: dotted module.Class paths or entry-point names"),
     "plugins_dir": Setting(str, PLUGINS_DIR, "directory added to the import path for plugins"),
     "encryption_recipients": Setting((list, str), [], "age recipients (age1...) to encrypt to instead of a password"),
     "identity_file": Setting(str, None, "age identity file used to restore public-key encrypted backups"),
-    "scrypt_work_factor": Setting(int, 18, "log2 of scrypt's N for password encryption"),
+    "scrypt_work_factor": Setting(
+        int, 18, "log2 of scrypt's N for password encryption",
+        check=_within(*WORK_FACTORS, " (log2 of scrypt's N; 18 takes about 256 MiB and a second)"),
+    ),
     "extra": Setting(dict, {}, "free-form mapping for plugins and your own scripts; never validated"),
 }
 
@@ -109,7 +145,7 @@ SYNC_SETTINGS: dict[str, Setting] = {
 }
 
 #: Modules outside ``bakthat.backends`` whose ``SETTINGS`` are collected when present.
-SETTINGS_MODULES: list[str] = ["bakthat.rotation", "bakthat.heartbeat"]
+SETTINGS_MODULES: list[str] = ["bakthat.rotation", "bakthat.heartbeat", "bakthat.passwords"]
 
 DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
@@ -124,6 +160,8 @@ ENV_RESERVED = ("BAKTHAT_CONFIG", "BAKTHAT_PASSWORD")
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping", float: "a number"}
 _BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 _SECRET_WORDS = ("secret", "password", "token")
+#: Key names that say where a secret is, not the secret (``password_file``).
+_REFERENCE_SUFFIXES = ("_file", "_command")
 _collected: dict[str, dict[str, Setting]] = {}
 _warned: set[str] = set()
 
@@ -173,7 +211,9 @@ def collect_settings() -> dict[str, Setting]:
     for declared in settings_by_module().values():
         for name, setting in declared.items():
             earlier = merged.get(name)
-            secret = setting.secret or any(word in name for word in _SECRET_WORDS)
+            secret = setting.secret or (
+                any(word in name for word in _SECRET_WORDS) and not name.endswith(_REFERENCE_SUFFIXES)
+            )
             required = setting.required_for
             if earlier is not None:
                 secret = secret or earlier.secret
@@ -256,7 +296,25 @@ def check_value(name: str, setting: Setting, value: Any) -> str | None:
         for sub in value:
             if sub not in setting.keys:
                 return f"unknown key {f'{name}.{sub}'!r}{_suggest(str(sub), setting.keys, name + '.')}"
+    if setting.check is not None:
+        problem = setting.check(value)
+        if problem:
+            return f"key {name!r} {problem}"
     return None
+
+
+def combination_problems(settings: Mapping[str, Any]) -> list[str]:
+    """Given effective settings, return what is wrong with keys that depend on each other."""
+    problems = []
+    level = settings.get("compression_level")
+    compression = settings.get("compression") or "zstd"
+    if isinstance(level, int) and not isinstance(level, bool) and compression in COMPRESSION_LEVELS:
+        low, high = COMPRESSION_LEVELS[compression]
+        if not low <= level <= high:
+            problems.append(
+                f"key 'compression_level' must be from {low} to {high} with compression {compression}, not {level}"
+            )
+    return problems
 
 
 def _unknown(key: Any, schema: Mapping[str, Setting]) -> str:
@@ -564,7 +622,11 @@ def check_config(config: str | os.PathLike[str] | None = None) -> list[str]:
         if name == "sync" or raw is None:
             continue
         problems += [f"{shown}: profile {name!r}: {problem}" for problem in profile_problems(raw)]
-        problems += [f"{shown}: profile {name!r}: {problem}" for problem in _required_problems({**DEFAULTS, **raw})]
+        effective = {**DEFAULTS, **raw}
+        if raw.get("compress") is False and "compression" not in raw:
+            effective["compression"] = "none"
+        problems += [f"{shown}: profile {name!r}: {problem}" for problem in _required_problems(effective)]
+        problems += [f"{shown}: profile {name!r}: {problem}" for problem in combination_problems(effective)]
     return problems
 
 
@@ -628,7 +690,7 @@ def get_profile(
             from_env.add(key)
     if settings.get("compress") is False and "compression" not in raw and "compression" not in from_env:
         settings["compression"] = "none"
-    problems = _required_problems(settings, schema)
+    problems = _required_problems(settings, schema) + combination_problems(settings)
     if problems:
         raise ConfigError("\n".join(f"{source}: profile {profile!r}: {problem}" for problem in problems))
     settings["_profile"] = profile
@@ -647,5 +709,7 @@ def public_view(settings: Mapping[str, Any]) -> dict[str, Any]:
         setting = schema.get(key)
         if setting is not None and setting.secret and value:
             value = "********"
+        elif setting is not None and setting.display is not None and value:
+            value = setting.display(value)
         shown[key] = value
     return shown

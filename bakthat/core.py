@@ -8,13 +8,12 @@ their modules, so plugins that replace them are honoured.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
 import os
+import errno
 import socket
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,16 +21,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bakthat import backends, models
+from bakthat import backends, models, passwords
 from bakthat.archive import EXTENSIONS
 from bakthat.backends.base import Backend, HashingReader, HashingWriter
 from bakthat.errors import (
     AlreadyExistsError,
+    CatalogError,
     ConfigError,
     IntegrityError,
     NotFoundError,
-    PasswordRequiredError,
     TargetExistsError,
+    TargetFullError,
     WrongPasswordError,
 )
 from bakthat.eventing import current_session, session
@@ -82,51 +82,6 @@ def _tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
     return " ".join(dict.fromkeys(words))
 
 
-def _interactive() -> bool:
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
-def _backup_secret(
-    password: str | None, prompt: str | bool, settings: dict[str, Any]
-) -> tuple[str | None, list[str]]:
-    """Return ``(passphrase, recipients)`` for a backup; at most one is set."""
-    recipients = settings.get("encryption_recipients") or []
-    if isinstance(recipients, str):
-        recipients = recipients.split()
-    if recipients:
-        return None, list(recipients)
-    if password is None:
-        password = os.environ.get("BAKTHAT_PASSWORD")
-    if password is None and prompt not in ("no", False) and _interactive():
-        password = getpass.getpass("Password (blank to disable encryption): ")
-        if password and getpass.getpass("Password confirmation: ") != password:
-            raise ConfigError("the two passwords do not match; nothing was backed up")
-    return (password or None), []
-
-
-def _restore_secret(row: Any, password: str | None, prompt: str | bool, settings: dict[str, Any]) -> dict[str, Any]:
-    """Return the keyword arguments for DecryptingReader that open ``row``."""
-    from bakthat import crypto
-
-    if row.encryption == "age-x25519":
-        identity_file = settings.get("identity_file")
-        if not identity_file:
-            raise PasswordRequiredError(
-                f"{row.stored_filename} is encrypted to public keys: set identity_file "
-                "(or BAKTHAT_IDENTITY_FILE) to the matching age identity"
-            )
-        return {"identities": crypto.load_identities(os.path.expanduser(str(identity_file)))}
-    if password is None:
-        password = os.environ.get("BAKTHAT_PASSWORD")
-    if password is None and prompt not in ("no", False) and _interactive():
-        password = getpass.getpass(f"Password for {row.stored_filename}: ")
-    if not password:
-        raise PasswordRequiredError(
-            f"{row.stored_filename} is encrypted: give a password (BAKTHAT_PASSWORD or the prompt)"
-        )
-    return {"passphrase": password}
-
-
 def _arcname(source: Path, custom_filename: str | None) -> str:
     name = custom_filename or os.path.basename(os.path.normpath(str(source)))
     if not name or name in {".", ".."} or "/" in name or "\x00" in name:
@@ -144,22 +99,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str) -> tuple[Any, int]:
-    """Claim a free stored filename ``<name>.<stamp>.<suffix>``; return (reservation, stamp).
-
-    The stamp is ``when`` or, if that name is taken in the catalog, the store or by a
-    concurrent backup, the next free second.  Reservations left by dead processes on
-    this host are swept first.
-    """
-    import peewee
-
+def _candidates(ctx: Context, arcname: str, suffix: str, when: int) -> Any:
+    """Yield ``(stored filename, stamp)`` from ``when`` on, skipping names taken in the catalog or store."""
     from bakthat.utils import utc_stamp
 
-    Reservations = models.Reservations
-    host = socket.gethostname()
-    for stale in Reservations.select().where(Reservations.host == host):
-        if not _pid_alive(stale.pid):
-            stale.delete_instance()
     for offset in range(3600):
         stamp = when + offset
         candidate = f"{arcname}.{utc_stamp(stamp)}.{suffix}"
@@ -167,6 +110,28 @@ def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str
             continue
         if ctx.backend.exists(candidate) or ctx.backend.exists(candidate + MANIFEST_SUFFIX):
             continue
+        yield candidate, stamp
+    raise AlreadyExistsError(f"no free stored filename for {arcname} near {utc_stamp(when)}")
+
+
+def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str) -> tuple[Any, int]:
+    """Claim a free stored filename ``<name>.<stamp>.<suffix>``; return (reservation, stamp).
+
+    The stamp is ``when`` or, if that name is taken in the catalog, the store or by a
+    concurrent backup, the next free second (the backup then waits for that second
+    before its row is written, so no row is ever dated in the future).  Reservations
+    left by dead processes on this host are swept first.  This is the first write to
+    the catalog: a catalog that cannot be written fails the backup here, before any
+    byte is uploaded (CatalogError).
+    """
+    import peewee
+
+    Reservations = models.Reservations
+    host = socket.gethostname()
+    for stale in Reservations.select().where(Reservations.host == host):
+        if not _pid_alive(stale.pid):
+            stale.delete_instance()
+    for candidate, stamp in _candidates(ctx, arcname, suffix, when):
         try:
             reservation = Reservations.create(
                 stored_filename=candidate, session_id=session_id, host=host, pid=os.getpid(), created=int(time.time())
@@ -174,7 +139,7 @@ def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str
         except peewee.IntegrityError:
             continue
         return reservation, stamp
-    raise AlreadyExistsError(f"no free stored filename for {arcname} near {utc_stamp(when)}")
+    raise AssertionError("unreachable: _candidates raises when no name is free")
 
 
 def _own_paths(ctx: Context) -> list[str]:
@@ -206,34 +171,50 @@ def backup(
     custom_filename: str | None = None,
     compression: str | None = None,
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> Any:
     """Back up a file or directory and return its catalog row (``models.Backups``).
 
     Given a path (default: the current directory at call time), tar it with the path's
     last component (or ``custom_filename``) as top-level entry, compress it (the
     profile's ``compression``: zstd, gzip or none), encrypt it (a password from the
-    argument, ``BAKTHAT_PASSWORD`` or a prompt, blank meaning none; or the profile's
+    argument, ``BAKTHAT_PASSWORD``, the profile's ``password_file`` or
+    ``password_command``, or a prompt, blank meaning none; or the profile's
     ``encryption_recipients``), and store it under ``<name>.<UTC stamp>.<extension>``
     with a manifest beside it.  The catalog row is written only after the store has
-    confirmed the archive.  Raise SourceError if the path is missing, StorageError if
-    the store fails, VetoedError if a ``before_backup`` handler refuses.
+    confirmed the archive; if writing it fails, what was stored is removed again.
+
+    With ``dry_run``, walk the source as a backup would and return a
+    :class:`bakthat.dryrun.BackupPlan` (entries, bytes, excluded entries, the stored
+    name); nothing is asked, stored or catalogued.
+
+    Raise SourceError if the path is missing, EncryptionRequiredError if the profile
+    has ``require_encryption: true`` and no password or recipient is given,
+    StorageError if the store fails, CatalogError if the catalog does, VetoedError if
+    a ``before_backup`` handler refuses.
     """
     from bakthat import archive
+    from bakthat.conf import combination_problems
 
     source = Path(os.getcwd() if filename is None else os.path.expanduser(os.fspath(filename)))
-    with session("backup") as current:
+    with session("backup", dry_run) as current:
         ctx = _context(destination, profile, config, conf)
         kind = compression or ctx.settings.get("compression") or "zstd"
         if kind not in EXTENSIONS:
             raise ConfigError(f"unknown compression {kind!r}: choose zstd, gzip or none")
-        passphrase, recipients = _backup_secret(password, prompt, ctx.settings)
+        problems = combination_problems({**ctx.settings, "compression": kind})
+        if problems:
+            raise ConfigError(f"{ctx.settings.get('_source')}: profile {profile!r}: {problems[0]}")
+        arcname = _arcname(source, custom_filename)
+        secret = passwords.for_backup(password, prompt, ctx.settings, ask=not dry_run)
+        warn_unencrypted = passwords.enforce(secret, ctx.settings, f"the backup of {source}")
         plan = _Plan(
             source=source,
-            arcname=_arcname(source, custom_filename),
+            arcname=arcname,
             compression=kind,
-            encryption="age-x25519" if recipients else ("age-scrypt" if passphrase else "none"),
-            passphrase=passphrase,
-            recipients=recipients,
+            encryption=secret.encryption,
+            passphrase=secret.passphrase,
+            recipients=secret.recipients,
             excludes=archive.load_excludes(source, exclude_file),
             tags=_tags(tags),
             key=key,
@@ -243,14 +224,50 @@ def backup(
             progress=progress,
         )
         suffix = EXTENSIONS[kind] + (".age" if plan.encryption != "none" else "")
+        if dry_run:
+            found = _dry_run_backup(ctx, plan, suffix)
+            if warn_unencrypted:
+                passwords.warn_unencrypted(found.stored_filename, dry_run=True)
+            return current.finish(found)
         reservation, plan.backup_date = _reserve(ctx, plan.arcname, suffix, int(time.time()), current.session_id)
         plan.stored_filename = reservation.stored_filename
         try:
             row = _store(ctx, plan)
+        except CatalogError as exc:
+            if not plan.committed:
+                raise
+            raise CatalogError(f"{exc}; the backup was not recorded, so {_unstore(ctx, plan)}") from exc
+        except BaseException:
+            if plan.committed:
+                log.error("The backup failed after the store had it: %s", _unstore(ctx, plan))
+            raise
         finally:
             reservation.delete_instance()
         log.info("Stored %s (%d bytes)", row.stored_filename, row.size)
+        if warn_unencrypted:
+            passwords.warn_unencrypted(row.stored_filename)
         return current.finish(row)
+
+
+def _dry_run_backup(ctx: Context, plan: _Plan, suffix: str) -> Any:
+    """Return the BackupPlan of a backup: the name it would get and what the source holds."""
+    from bakthat import dryrun
+
+    stored_filename, _ = next(_candidates(ctx, plan.arcname, suffix, int(time.time())))
+    found = dryrun.plan_backup(
+        plan.source,
+        plan.arcname,
+        plan.excludes,
+        _own_paths(ctx),
+        stored_filename=stored_filename,
+        destination=ctx.destination,
+        compression=plan.compression,
+        encryption=plan.encryption,
+        tags=plan.tags,
+        progress=plan.progress,
+    )
+    log.info("Would store %s (%d entries, %d bytes of file data); dry run: nothing stored", stored_filename, found.file_count, found.source_size)
+    return found
 
 
 @dataclass
@@ -272,6 +289,30 @@ class _Plan:
     progress: Callable[[int], None] | None = None
     stored_filename: str = ""
     backup_date: int = 0
+    committed: bool = False
+
+
+def _unstore(ctx: Context, plan: _Plan) -> str:
+    """Remove what a backup that failed after its upload stored (manifest, archive); say what happened."""
+    left = []
+    for key in (plan.stored_filename + MANIFEST_SUFFIX, plan.stored_filename):
+        try:
+            ctx.backend.delete(key)
+        except NotFoundError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - report every key that stays
+            log.debug("could not remove %s: %s", key, exc)
+            left.append(key)
+    if left:
+        return f"{', '.join(left)} could not be removed from {ctx.destination}: bakthat sync reports it as an orphan"
+    return f"{plan.stored_filename} was removed from {ctx.destination}"
+
+
+def _wait_until(stamp: int) -> None:
+    """Sleep until the clock reaches ``stamp``: a row is never dated in the future."""
+    delay = stamp - time.time()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def _store(ctx: Context, plan: _Plan) -> Any:
@@ -307,6 +348,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         if encrypter is not None:
             encrypter.close()
         stored = upload.commit()
+        plan.committed = True
     except BaseException:
         upload.abort()
         raise
@@ -341,6 +383,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     }
     manifest = {"format": "bakthat-manifest", **described, **extra, "tags": plan.tags.split()}
     ctx.backend.put(manifest_key, json.dumps(manifest, indent=2).encode())
+    _wait_until(plan.backup_date)
     return models.Backups.create(
         backend=ctx.destination,
         backend_hash=ctx.backend.backend_hash,
@@ -408,29 +451,41 @@ def restore(
     prompt: str | bool = "yes",
     wait: bool = False,
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> Any:
     """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
 
     The archive is verified (SHA-256, authenticated decryption), extracted into a
     staging directory inside ``target`` (default: the current directory), checked member
-    by member, and only then moved into place.  Raise NotFoundError if nothing matches,
-    PasswordRequiredError/WrongPasswordError for a missing or wrong secret,
-    IntegrityError for damaged data, UnsafeArchiveError for a hostile archive,
-    TargetExistsError if files would be overwritten and ``overwrite`` is false.  On any
-    error the target directory is left exactly as it was.
+    by member, and only then moved into place.  The password comes from ``password``,
+    ``BAKTHAT_PASSWORD``, the profile's ``password_file`` or ``password_command``, or a
+    prompt.
+
+    With ``dry_run``, the whole archive is read and verified the same way and a
+    :class:`bakthat.dryrun.RestorePlan` is returned (what would be written, what
+    already exists in the target); nothing is written to the target.
+
+    Raise NotFoundError if nothing matches, PasswordRequiredError/WrongPasswordError
+    for a missing or wrong secret, IntegrityError for damaged data,
+    UnsafeArchiveError for a hostile archive, TargetExistsError if files would be
+    overwritten and ``overwrite`` is false, TargetFullError if the target's disk fills
+    up.  On any error the target directory is left exactly as it was.
     """
-    from bakthat import archive, crypto, legacy
+    from bakthat import archive, crypto, dryrun, legacy
     from bakthat.extract import safe_extract
 
-    with session("restore") as current:
+    with session("restore", dry_run) as current:
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
-        secret = _restore_secret(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
+        secret = passwords.for_restore(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
+        where = Path(os.getcwd() if target is None else os.path.expanduser(os.fspath(target)))
         if (row.metadata or {}).get("KeyValue"):
             from bakthat.keyvalue import restore_entry
 
-            restore_entry(ctx, row, target, secret.get("passphrase") if secret else password, overwrite, wait=wait)
-            return current.finish(row)
+            path = restore_entry(
+                ctx, row, target, secret.get("passphrase") if secret else password, overwrite, wait=wait, dry_run=dry_run
+            )
+            return current.finish(dryrun.plan_entry(row, path, overwrite) if dry_run else row)
         ctx.backend.prepare_read(row.stored_filename, wait=wait)
         if ctx.backend.cheap_reads and row.sha256:  # nothing to compare for an adopted 0.6 backup
             _verify_stored_object(ctx.backend, row)
@@ -458,12 +513,22 @@ def restore(
                 if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
                     raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch; nothing was restored")
 
-            where = Path(os.getcwd() if target is None else os.path.expanduser(os.fspath(target)))
-            log.info("Restoring %s into %s", row.stored_filename, where)
+            log.info("%s %s into %s", "Checking (dry run)" if dry_run else "Restoring", row.stored_filename, where)
             try:
-                safe_extract(plain, where, overwrite=overwrite, before_commit=verify)
+                if dry_run:
+                    result = dryrun.plan_restore(row, plain, where, overwrite, verify)
+                else:
+                    safe_extract(plain, where, overwrite=overwrite, before_commit=verify)
+                    result = row
             except (WrongPasswordError, TargetExistsError, IntegrityError):
                 raise
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise TargetFullError(
+                    f"no space left on the disk of {where} while restoring {row.stored_filename}; "
+                    "nothing was restored and the target is as it was"
+                ) from exc
             except Exception as exc:
                 # A damaged archive can look hostile or malformed: if the rest of the
                 # stream fails its own checks (a checksum, gzip's CRC-32), or the bytes do
@@ -477,7 +542,7 @@ def restore(
                 raise
         finally:
             raw.close()
-        return current.finish(row)
+        return current.finish(result)
 
 
 def _drain_for_damage(stream: Any, cause: BaseException) -> None:
@@ -499,19 +564,35 @@ def delete(
     profile: str = "default",
     config: str | None = None,
     conf: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    lock_timeout: float = 60.0,
 ) -> Any:
     """Delete the newest backup named ``filename`` (or stored as ``filename``); return its row.
 
-    The row is first marked deleted (``is_deleted``, state ``deleting``) so it can no
-    longer be restored, then the archive and its manifest are deleted, then the state
-    becomes ``deleted``.  An object already gone is a warning, not an error.  Raise
-    NotFoundError if nothing matches; StorageError (the row staying ``deleting`` for a
-    retry) if the store fails.
+    The deletion holds the lock of the backup's name (as rotation does, see
+    :mod:`bakthat.locks`), so it never overlaps a rotation of that name on any host
+    sharing the catalog.  The row is first marked deleted (``is_deleted``, state
+    ``deleting``) so it can no longer be restored, then the archive and its manifest
+    are deleted, then the state becomes ``deleted``.  An object already gone is a
+    warning, not an error.  With ``dry_run``, return a
+    :class:`bakthat.dryrun.DeletePlan` naming the backup and delete nothing.
+
+    Raise NotFoundError if nothing matches; LockedError if another process holds the
+    name's lock longer than ``lock_timeout`` seconds; StorageError (the row staying
+    ``deleting`` for a retry) if the store fails.
     """
-    with session("delete") as current:
+    from bakthat import dryrun
+    from bakthat.locks import name_lock
+
+    with session("delete", dry_run) as current:
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
-        delete_row(ctx, row)
+        if dry_run:
+            log.info("Would delete %s; dry run: nothing was deleted", row.stored_filename)
+            return current.finish(dryrun.DeletePlan(row))
+        with name_lock(ctx.settings, ctx.backend.backend_hash, row.filename, lock_timeout):
+            row = _match(ctx, filename)  # again, under the lock: it may have changed meanwhile
+            delete_row(ctx, row)
         return current.finish(row)
 
 

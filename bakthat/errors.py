@@ -121,7 +121,12 @@ class TargetFullError(StorageError):
 
 
 class Interrupted(BakthatError):
-    """The action was interrupted (Ctrl-C or SIGTERM); nothing partial was kept (exit 130)."""
+    """The action was interrupted by Ctrl-C or SIGTERM (exit 130).
+
+    Interrupted before its work was durable, an action keeps nothing partial.
+    Interrupted later, while its ``on_`` event handlers ran, its result is kept: the
+    message says so and ``kept`` holds it.
+    """
 
     exit_code = 130
 
@@ -141,5 +146,5 @@ EXIT_CODES: dict[int, str] = {
     11: "retrieval pending: the archive is being restored from cold storage; run again later",
     12: "locked: another bakthat process holds the lock",
     13: "catalog error: the catalog cannot be opened, read, upgraded or written",
-    130: "interrupted (SIGINT/SIGTERM) or questions cancelled; nothing partial is kept",
+    130: "interrupted (SIGINT/SIGTERM) or questions cancelled; nothing partial is kept (the message says what is kept if the action had completed)",
 }

@@ -17,6 +17,14 @@ Semantics, per kind of event:
 ``on_failure(session_id, action, exception)``
     Fired when an action fails (including a veto).  Handlers are called robustly like
     ``on_`` handlers; the original exception is then re-raised.
+
+A dry run (``dry_run=True``) fires the same events.  Handlers tell it from the session:
+``current_session()`` returns the running :class:`Session`, whose ``dry_run`` is true,
+and the result given to ``on_`` handlers has ``dry_run = True`` (a plan, not a row).
+
+Ctrl-C (or SIGTERM) while the ``on_`` handlers run, after the action's work is durable,
+stops the remaining handlers and raises :class:`~bakthat.errors.Interrupted` saying what
+was kept; ``on_failure`` is not fired, since the action itself succeeded.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any
 
 import events as _events_package
 
-from bakthat.errors import VetoedError
+from bakthat.errors import Interrupted, VetoedError
 
 log = logging.getLogger("bakthat")
 
@@ -83,16 +91,46 @@ events = new_events()
 
 @dataclass
 class Session:
-    """One run of one public action: its uuid4 id and the handler errors it collected."""
+    """One run of one public action: its uuid4 id, whether it is a dry run, and the
+    handler errors it collected."""
 
     action: str
+    dry_run: bool = False
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     handler_errors: list[tuple[str, BaseException]] = field(default_factory=list)
 
     def finish(self, result: Any) -> Any:
-        """Given the action's result, fire ``on_<action>`` robustly and return the result."""
-        self.handler_errors.extend(fire_robust(f"on_{self.action}", self.session_id, result))
+        """Given the action's result, fire ``on_<action>`` robustly and return the result.
+
+        Raise Interrupted (saying the result is kept) if Ctrl-C or SIGTERM arrives while
+        a handler runs; the remaining handlers are not called.
+        """
+        try:
+            self.handler_errors.extend(fire_robust(f"on_{self.action}", self.session_id, result))
+        except KeyboardInterrupt:
+            error = Interrupted(
+                f"interrupted while the on_{self.action} handlers ran, after the {self.action} was complete: "
+                f"{_describe(result)}; the remaining on_{self.action} handlers did not run"
+            )
+            error.kept = result  # type: ignore[attr-defined]
+            raise error from None
         return result
+
+
+def _describe(result: Any) -> str:
+    """Say what an action's result means for the user: what is kept, or what was done."""
+    if getattr(result, "dry_run", False):
+        return "it was a dry run, nothing was changed"
+    if isinstance(result, list):
+        names = ", ".join(str(getattr(row, "stored_filename", row)) for row in result[:5])
+        more = f" and {len(result) - 5} more" if len(result) > 5 else ""
+        return f"{len(result)} backup(s) were deleted ({names}{more})" if result else "nothing was deleted"
+    stored = getattr(result, "stored_filename", None)
+    if stored is None:
+        return f"{result!r} is done"
+    if getattr(result, "is_deleted", False):
+        return f"{stored} is deleted"
+    return f"{stored} is stored, catalogued and kept"
 
 
 _CURRENT: ContextVar[Session | None] = ContextVar("bakthat_session", default=None)
@@ -128,14 +166,15 @@ def fire_robust(name: str, *args: Any) -> list[tuple[str, BaseException]]:
 
 
 @contextmanager
-def session(action: str) -> Iterator[Session]:
-    """Given an action name, run its block inside a new session.
+def session(action: str, dry_run: bool = False) -> Iterator[Session]:
+    """Given an action name (and whether it is a dry run), run its block in a new session.
 
     Fire ``before_<action>`` on entry; a raising handler is turned into VetoedError.  On
-    an exception from the block (or a veto), fire ``on_failure`` robustly and re-raise.
+    an exception from the block (or a veto), fire ``on_failure`` robustly and re-raise
+    (not for an interruption after the work was complete, see :meth:`Session.finish`).
     The block calls :meth:`Session.finish` with its result to fire ``on_<action>``.
     """
-    current = Session(action)
+    current = Session(action, dry_run=bool(dry_run))
     token = _CURRENT.set(current)
     try:
         for handler in _handlers(f"before_{action}"):
@@ -147,7 +186,8 @@ def session(action: str) -> Iterator[Session]:
                 ) from exc
         yield current
     except BaseException as exc:
-        fire_robust("on_failure", current.session_id, action, exc)
+        if not hasattr(exc, "kept"):
+            fire_robust("on_failure", current.session_id, action, exc)
         raise
     finally:
         _CURRENT.reset(token)

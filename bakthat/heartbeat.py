@@ -29,6 +29,7 @@ SETTINGS: dict[str, Setting] = {
     "heartbeat_url": Setting(
         str, None,
         "URL requested after each bakthat backup; /fail is appended on failure ({status} and {key} are replaced)",
+        display=lambda url: redact(str(url)),
     ),
 }
 

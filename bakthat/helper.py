@@ -33,9 +33,12 @@ class BakHelper:
 
     Every action uses the helper's ``destination``, ``password``, ``profile``,
     ``conf``, ``config``, ``tags`` and ``key``; each method's keyword arguments override
-    them and are passed on to the bakthat function.  Scripts never prompt: with no
-    password, ``BAKTHAT_PASSWORD`` is used if set, else the backup is not encrypted
-    (unless the profile has ``encryption_recipients``).
+    them and are passed on to the bakthat function, which refuses (TypeError) any
+    keyword it does not know.  Scripts never prompt: with no password,
+    ``BAKTHAT_PASSWORD``, then the profile's ``password_file`` or ``password_command``
+    is used, else the backup is not encrypted (unless the profile has
+    ``encryption_recipients``), with a warning unless ``password=""`` was given or the
+    profile says ``require_encryption: false`` (``require_encryption: true`` refuses it).
     """
 
     def __init__(
@@ -109,9 +112,23 @@ class BakHelper:
             name = self.backup_name or os.path.basename(os.path.normpath(source))
         self._names[source] = name
         options = self._options(kwargs, tags=self.tags, key=self.key, password=self.password)
+        chosen = options.get("password") is not None or "prompt" in kwargs
         options.setdefault("prompt", "no")
         options.setdefault("custom_filename", name)
-        return bakthat.backup(source, **options)
+        result = bakthat.backup(source, **options)
+        if not chosen and getattr(result, "encryption", "none") == "none":
+            self._warn_unencrypted(result, options)
+        return result
+
+    @staticmethod
+    def _warn_unencrypted(result: Any, options: Mapping[str, Any]) -> None:
+        """Warn that a backup is unencrypted when nobody chose so (the helper never prompts)."""
+        from bakthat import passwords
+        from bakthat.conf import get_profile
+
+        settings = get_profile(options.get("profile") or "default", options.get("config"), options.get("conf"))
+        if settings.get("require_encryption") is None:
+            passwords.warn_unencrypted(result.stored_filename, dry_run=bool(getattr(result, "dry_run", False)))
 
     def restore(self, filename: str | None = None, **kwargs: Any) -> Any:
         """Restore the newest backup of ``filename`` (default: ``backup_name``); return its row.

@@ -331,13 +331,20 @@ class KeyValue:
 
 
 def restore_entry(
-    ctx: Any, row: Any, target: str | os.PathLike[str] | None, password: str | None, overwrite: bool, wait: bool = False
+    ctx: Any,
+    row: Any,
+    target: str | os.PathLike[str] | None,
+    password: str | None,
+    overwrite: bool,
+    wait: bool = False,
+    dry_run: bool = False,
 ) -> Path:
     """Write the decoded value of a KeyValue row to ``<target>/<key>``; return the path.
 
     ``ctx`` is core's Context (its backend reads the entry).  The file appears whole
     or not at all (temp file, fsync, then a link or rename, then the directory fsync);
-    an existing file is kept unless ``overwrite``.  Raise TargetExistsError,
+    an existing file is kept unless ``overwrite``.  With ``dry_run`` the value is read
+    and decoded (so it is verified) and nothing is written.  Raise TargetExistsError,
     PasswordRequiredError/WrongPasswordError, IntegrityError, NotFoundError.
     """
     key = row.stored_filename
@@ -345,7 +352,7 @@ def restore_entry(
     backend.check_key(key)
     where = Path(os.getcwd() if target is None else os.path.expanduser(os.fspath(target))).absolute()
     final = where / key
-    if (final.exists() or final.is_symlink()) and not overwrite:
+    if (final.exists() or final.is_symlink()) and not overwrite and not dry_run:
         raise TargetExistsError(f"{final} exists; use overwrite to replace it")
     backend.prepare_read(key, wait=wait)
     with backend.open_read(key) as reader:
@@ -360,6 +367,8 @@ def restore_entry(
             raise IntegrityError(f"{key}: SHA-256 mismatch with the catalog; nothing was restored")
     is_enc, is_gzipped = _flags(dict(getattr(reader, "metadata", {}) or {}), row)
     document = _decode_bytes(raw, is_enc, is_gzipped, password, key)
+    if dry_run:
+        return final
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.parent.resolve() != where.resolve() and where.resolve() not in final.parent.resolve().parents:
         raise TargetExistsError(f"{final.parent} leads outside {where}; nothing was restored")

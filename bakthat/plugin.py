@@ -298,6 +298,7 @@ _failures: dict[str, str] = {}  # spec -> why it failed, from the last attempt
 _commands: dict[str, Command] = {}
 _hooks: dict[str, list[tuple[Plugin, Callable[..., Any]]]] = {}
 _added_paths: list[str] = []
+_missing_dirs: list[str] = []
 _state: dict[str, Any] = {"atexit": False, "cli_command": None}
 
 
@@ -411,7 +412,10 @@ def plugins_dir_of(settings: Mapping[str, Any]) -> str:
 
 def _add_plugins_dir(configured: Any) -> None:
     directory = plugins_dir_of({"plugins_dir": configured})
-    if os.path.isdir(directory) and directory not in sys.path:
+    if not os.path.isdir(directory):
+        if configured and directory not in _missing_dirs:
+            _missing_dirs.append(directory)
+    elif directory not in sys.path:
         sys.path.append(directory)
         _added_paths.append(directory)
     importlib.invalidate_caches()
@@ -477,6 +481,12 @@ def _resolve(spec: str) -> tuple[Any, str]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            if _missing_dirs and not _added_paths:
+                raise PluginError(
+                    spec,
+                    f"no module named {exc.name!r}: the directory of key 'plugins_dir', {_missing_dirs[-1]}, "
+                    "does not exist (create it and put the plugin there, or fix plugins_dir)",
+                ) from exc
             where = ", ".join(_added_paths) or "no plugins_dir"
             raise PluginError(
                 spec,
@@ -733,6 +743,7 @@ def unload_plugins() -> None:
                 if path.startswith(directory + os.sep):
                     del sys.modules[module_name]
         _added_paths.clear()
+        _missing_dirs.clear()
         _state["cli_command"] = None
         importlib.invalidate_caches()
 

@@ -402,6 +402,11 @@ class DeletedBackups(list):  # type: ignore[type-arg]
         super().__init__(rows)
         self.plan = plan
 
+    @property
+    def dry_run(self) -> bool:
+        """True for the result of a dry run (nothing was deleted)."""
+        return self.plan.dry_run
+
 
 def _tags(row: Any) -> list[str]:
     return str(getattr(row, "tags", "") or "").split()
@@ -426,11 +431,13 @@ def _finish_plan(
     pin_tag: str | None,
     force: bool,
     pending: list[Any],
+    delete_reasons: Mapping[int, str] | None = None,
 ) -> Plan:
     """Add the guarantees (future, pinned, newest), decide every row, detect refusal.
 
     ``live`` is oldest first; ``keep_reasons`` maps an index of ``live`` to the policy
-    rules that keep it.
+    rules that keep it; ``delete_reasons`` an index to why it is deleted, when that is
+    more precise than ``delete_reason`` (a backup in a window that kept another one).
     """
     policy_keeps = any(keep_reasons.get(index) for index in range(len(live)))
     past = [index for index, row in enumerate(live) if row.backup_date <= now]
@@ -447,7 +454,7 @@ def _finish_plan(
         if reasons:
             decision = Decision(row, "keep", [text for text, _ in reasons], [rule for _, rule in reasons])
         else:
-            texts = [delete_reason]
+            texts = [(delete_reasons or {}).get(index, delete_reason)]
             if _pinned(row, pin_tag):
                 texts.append(f"pin tag {pin_tag!r} overridden by force")
             decision = Decision(row, "delete", texts, [{"rule": "delete"}])
@@ -492,29 +499,38 @@ def plan_rotation(
     live = sorted(rows, key=_order)
     past = [index for index, row in enumerate(live) if row.backup_date <= when]
     keep_reasons: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    passed_over: dict[int, list[str]] = {}
     for unit, number in policy.counts:
         if not number:
             continue
         last = bucket_key(unit, when, policy.first_week_day)
         first = last - number + 1
         chosen: dict[int, int] = {}
+        in_window: dict[int, int] = {}
         for index in past:
             key = bucket_key(unit, live[index].backup_date, policy.first_week_day)
-            if first <= key <= last and (policy.keep == "newest" or key not in chosen):
-                chosen[key] = index
+            if first <= key <= last:
+                in_window[index] = key
+                if policy.keep == "newest" or key not in chosen:
+                    chosen[key] = index
         for key, index in chosen.items():
             label = bucket_label(unit, key, policy.first_week_day)
             keep_reasons.setdefault(index, []).append(
                 (f"kept by {unit} bucket {label}", {"rule": unit, "bucket": label})
             )
+        for index, key in in_window.items():
+            if chosen[key] != index:
+                label = bucket_label(unit, key, policy.first_week_day)
+                passed_over.setdefault(index, []).append(f"not the {policy.keep} of {unit[:-1]} bucket {label}")
     if policy.keep_last:
         for rank, index in enumerate(reversed(past[-policy.keep_last:]), start=1):
             keep_reasons.setdefault(index, []).append(
                 (f"kept as #{rank} of the last {policy.keep_last} (keep_last)", {"rule": "keep_last", "rank": rank})
             )
+    delete_reasons = {index: "deleted: " + "; ".join(reasons) for index, reasons in passed_over.items()}
     return _finish_plan(
         "rotate_backups", name, when, policy.to_dict(), live, keep_reasons,
-        "deleted: outside every window", policy.pin_tag, force, list(pending),
+        "deleted: outside every window", policy.pin_tag, force, list(pending), delete_reasons,
     )
 
 
@@ -651,16 +667,15 @@ def _run(
             raise RefusedError(f"{action} refused: {plan.refused}; nothing was deleted", plan)
         return plan
 
-    if dry_run:
-        # A dry run reads only: no lock, no events (handlers would take it for real).
-        # Its result is what a real run would delete: unfinished deletions, then the plan's.
-        ctx = core._context(destination, profile, config, conf)
-        plan = plan_for(ctx)
-        return DeletedBackups([*plan.to_retry, *plan.to_delete], plan)
     from bakthat.eventing import session
 
-    with session(action) as current:
+    with session(action, dry_run) as current:
         ctx = core._context(destination, profile, config, conf)
+        if dry_run:
+            # A dry run reads only (no lock); its handlers see the session's dry_run flag.
+            # Its result is what a real run would delete: unfinished deletions, then the plan's.
+            plan = plan_for(ctx)
+            return current.finish(DeletedBackups([*plan.to_retry, *plan.to_delete], plan))
         decide(ctx.settings, [], [])  # validate the policy before waiting for the lock
         with name_lock(ctx.settings, ctx.backend.backend_hash, filename, lock_timeout):
             plan = plan_for(ctx)

@@ -81,7 +81,7 @@ def test_password_encrypts_and_restore_uses_it(tmp_path):
 
 def test_no_prompt_and_bakthat_password_from_the_environment(monkeypatch):
     monkeypatch.setenv("BAKTHAT_PASSWORD", "from-env")
-    monkeypatch.setattr("bakthat.core._interactive", lambda: True)
+    monkeypatch.setattr("bakthat.passwords.interactive", lambda: True)
     monkeypatch.setattr("getpass.getpass", lambda prompt="": pytest.fail("BakHelper must not prompt"))
     with BakHelper("envpw", conf=FAST) as bh:
         Path("a").write_text("a")

@@ -240,7 +240,8 @@ def test_reasons_name_the_unit_and_the_bucket():
     plan = plan_rotation(rows, policy(days=3, months=1), NOW)
     reasons = {d.row.id: d.reasons for d in plan.decisions}
     assert reasons[2] == ["kept by days bucket 2026-11-20"]
-    assert reasons[1] == ["deleted: outside every window"]
+    # In two windows, but another backup was kept in each bucket: the reason says so.
+    assert reasons[1] == ["deleted: not the newest of month bucket 2026-11; not the newest of day bucket 2026-11-20"]
     assert reasons[3] == ["deleted: outside every window"]
     assert reasons[4] == [
         "kept by months bucket 2026-11", "kept by days bucket 2026-11-22", "pinned (tag 'keep')", "kept as newest"
@@ -249,6 +250,19 @@ def test_reasons_name_the_unit_and_the_bucket():
     assert [r.id for r in plan.to_delete] == [3, 1]  # oldest first
     text = plan.explain()
     assert "delete" in text and "kept by days bucket 2026-11-20" in text
+
+
+def test_a_backup_in_a_window_that_kept_another_one_says_so():
+    nov_14 = int(datetime(2026, 11, 14, 3, 0, tzinfo=UTC).timestamp())
+    rows = rows_at([nov_14, nov_14 + 3600, nov_14 + 7200, NOW - 60])
+    newest = plan_rotation(rows, policy(days=10), NOW)
+    reasons = {d.row.id: d.reasons for d in newest.decisions}
+    assert reasons[1] == reasons[2] == ["deleted: not the newest of day bucket 2026-11-14"]
+    assert reasons[3] == ["kept by days bucket 2026-11-14"]
+    oldest = plan_rotation(rows, policy(days=10, keep="oldest"), NOW)
+    assert {d.row.id: d.reasons for d in oldest.decisions}[3] == ["deleted: not the oldest of day bucket 2026-11-14"]
+    outside = plan_rotation(rows, policy(days=2), NOW)
+    assert {d.row.id: d.reasons for d in outside.decisions}[1] == ["deleted: outside every window"]
 
 
 def test_week_and_time_of_day_bucket_labels():
@@ -494,12 +508,15 @@ def test_the_0_6_day_keywords_are_ignored_with_a_warning(home, messages):
     assert any("ignores days=" in message for message in messages)
 
 
-def test_a_dry_run_changes_neither_storage_nor_catalog_and_fires_no_event(home):
+def test_a_dry_run_changes_neither_storage_nor_catalog_and_its_events_say_it_is_one(home):
+    from bakthat.eventing import current_session
+
     write_config(home, "default:\n  rotation: {days: 2}\n")
     make_history("web", DAILY)
     fired = []
-    bakthat.events.before_rotate_backups += lambda session_id: fired.append("before")
-    bakthat.events.on_rotate_backups += lambda session_id, result: fired.append("on")
+    bakthat.events.before_rotate_backups += lambda session_id: fired.append(("before", current_session().dry_run))
+    bakthat.events.on_rotate_backups += lambda session_id, result: fired.append(("on", result.dry_run))
+    bakthat.events.before_delete_older_than += lambda session_id: fired.append(("before", current_session().dry_run))
     before = state(home)
     would = rotate_backups("web", dry_run=True, now=NOW)
     assert len(would) == len(DAILY) - 2 and would.plan.dry_run
@@ -507,8 +524,9 @@ def test_a_dry_run_changes_neither_storage_nor_catalog_and_fires_no_event(home):
     would_age = delete_older_than("web", "3D", dry_run=True, now=NOW)
     assert len(would_age) == len(DAILY) - 4
     assert state(home) == before
-    assert fired == []
+    assert fired == [("before", True), ("on", True), ("before", True)]
     assert [r.id for r in rotate_backups("web", now=NOW)] == [r.id for r in would]
+    assert fired[-2:] == [("before", False), ("on", False)]
 
 
 def test_events_get_the_session_and_the_deleted_rows(home):
