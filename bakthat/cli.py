@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common_options(True)],
     )
     parser.add_argument("--version", action="version", version=f"bakthat {__version__}")
+    from bakthat.commands._common import add_scope
+
+    add_scope(parser)  # before the command as well as after it, as the AWS CLI does
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     sub_options = _common_options(False)
@@ -72,9 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
-        sub.set_defaults(func=module.run)
+        sub.set_defaults(func=module.run, _takes_destination=_takes_destination(sub))
     _add_plugin_commands(commands, sub_options)
     return parser
+
+
+def _takes_destination(parser: argparse.ArgumentParser) -> bool:
+    return any(action.dest == "destination" for action in parser._actions)
 
 
 def _add_plugin_commands(commands: argparse._SubParsersAction, sub_options: argparse.ArgumentParser) -> None:
@@ -232,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Two phases: the profile named by ``-p``/``-c`` is read first and its plugins are
     activated, then the full parser (with the plugins' commands) parses the line.
     """
+    from bakthat.commands._common import apply_scope_defaults
+
     argv = list(sys.argv[1:] if argv is None else argv)
     early = _preparse(argv)
     saved_logging = _configure_logging(early.verbose, early.quiet)
@@ -240,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
+            misplaced = apply_scope_defaults(args)
+            if misplaced:
+                parser.error(misplaced)
         except SystemExit:
             if plugin_error is not None:
                 print(f"bakthat: warning: {plugin_error}", file=sys.stderr)

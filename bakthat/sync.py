@@ -1,62 +1,206 @@
-"""Rebuild or refresh the catalog from the store's manifests.
+"""Rebuild or refresh the catalog from the store's manifests, and find orphans.
 
 The store is the source of truth: every archive has ``<stored name>.manifest.json``
 beside it.  :func:`sync` adds a catalog row for each manifest the catalog does not know,
 which recovers a lost catalog (bakthat 0.6 issue #76) and shows one host the backups
 other hosts wrote to the same store (what 0.6's ``sync`` server did).
+
+Everything read from the store is untrusted input: a key that could name a path
+outside the store (``..``, ``//``, a leading ``/`` or ``./``), a manifest larger than
+:data:`MANIFEST_CAP` (it is never read whole), one that is not JSON, or one with a
+missing field, a wrong type or an out-of-range value is skipped with a warning naming
+it; the rest of the store is still synced.
+
+Backups bakthat 0.6 left (no manifest) are adopted through :mod:`bakthat.adopt`.  An
+*orphan* is what is left unaccounted for: an archive named as bakthat writes them with
+neither a manifest nor a catalog row (a backup killed between storing its archive and
+its manifest, or whose manifest hit a full disk), or a manifest whose archive is gone
+and that no row refers to.  :func:`sync` reports them;
+with ``remove_orphans`` it removes those older than :data:`ORPHAN_GRACE` (a younger one
+may belong to a backup still running); a dry run only lists them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
 
 from bakthat import models
-from bakthat.core import MANIFEST_SUFFIX, _context
-from bakthat.errors import IntegrityError, NotFoundError
+from bakthat.archive import EXTENSIONS
+from bakthat.core import FORMAT_VERSION, MANIFEST_SUFFIX, _context
+from bakthat.errors import BakthatError, ConfigError, IntegrityError, NotFoundError
 
 log = logging.getLogger("bakthat")
 
+#: The largest manifest read (bakthat's own are about 1 KiB).
+MANIFEST_CAP = 1 << 20
+#: An orphan younger than this (seconds) may belong to a backup still writing its manifest.
+ORPHAN_GRACE = 3600
+#: Stored names bakthat 1.x writes: ``<name>.<UTC stamp>.<tar.zst|tgz|tar>[.age]``.
+STORED_NAME = re.compile(r"^(?P<name>[^/]+)\.(?P<stamp>\d{14})\.(?P<extension>tar\.zst|tgz|tar)(?P<age>\.age)?$")
+ENCRYPTIONS = ("none", "age-scrypt", "age-x25519", "beefish")
+_MAX_DATE = 253402300799  # 9999-12-31T23:59:59Z
+_MAX_SIZE = (1 << 63) - 1
+_MAX_TEXT = 4096
+
+
+@dataclass
+class Orphan:
+    """An object of the store that neither a manifest nor a catalog row accounts for."""
+
+    key: str
+    size: int
+    modified: float | None
+    kind: str  # "archive" | "manifest"
+    removable: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SyncResult(list):  # type: ignore[type-arg]
+    """The rows sync added (a plain list, as before), with ``orphans``, ``removed`` and ``skipped``."""
+
+    def __init__(self, rows: list[Any], orphans: list[Orphan], removed: list[str], skipped: list[tuple[str, str]]):
+        super().__init__(rows)
+        self.orphans = orphans
+        self.removed = removed
+        self.skipped = skipped
+
+
+# -- checking what the store says ------------------------------------------------------
+
+
+def _text(manifest: Mapping[str, Any], field: str, required: bool = True, pattern: str | None = None) -> str | None:
+    value = manifest.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise IntegrityError(f"{field} must be a {'non-empty ' if required else ''}string")
+    if len(value) > _MAX_TEXT or "\x00" in value or (pattern and not re.fullmatch(pattern, value)):
+        raise IntegrityError(f"{field} is malformed")
+    return value
+
+
+def _number(manifest: Mapping[str, Any], field: str, high: int, required: bool = True, low: int = 0) -> int | None:
+    value = manifest.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise IntegrityError(f"{field} must be a whole number")
+    if not low <= value <= high:
+        raise IntegrityError(f"{field} {value} is out of range ({low} to {high})")
+    return value
+
 
 def _row_from_manifest(manifest: Mapping[str, Any], ctx: Any) -> Any:
-    """Given a parsed manifest, return an unsaved catalog row.  Raise IntegrityError if malformed."""
+    """Given a parsed manifest, return an unsaved catalog row.
+
+    Raise IntegrityError naming the first field that is missing, of the wrong type or
+    out of range.
+    """
+    name = _text(manifest, "name")
+    if "/" in str(name) or name in (".", ".."):
+        raise IntegrityError("name must not contain '/'")
+    compression = _text(manifest, "compression")
+    encryption = _text(manifest, "encryption")
+    if compression not in EXTENSIONS:
+        raise IntegrityError(f"unknown compression {compression!r}")
+    if encryption not in ENCRYPTIONS:
+        raise IntegrityError(f"unknown encryption {encryption!r}")
+    version = _number(manifest, "format_version", 1 << 16, required=False)  # 0: an adopted 0.6 backup
+    version = 1 if version is None else version
+    if version > FORMAT_VERSION:
+        raise IntegrityError(f"format version {version} is newer than this bakthat's ({FORMAT_VERSION})")
+    tags = manifest.get("tags") or []
+    if isinstance(tags, str):
+        tags = tags.split()
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags) or len(" ".join(tags)) > _MAX_TEXT:
+        raise IntegrityError("tags must be a list of words")
+    skipped = manifest.get("skipped") or []
+    if not isinstance(skipped, list) or not all(isinstance(path, str) for path in skipped):
+        raise IntegrityError("skipped must be a list of paths")
+    host = _text(manifest, "host", required=False)
+    extra = {
+        "header_sha256": _text(manifest, "header_sha256", required=False, pattern="[0-9a-f]{64}"),
+        "skipped": skipped,
+        "key": _text(manifest, "key", required=False),
+        "adopted": _text(manifest, "adopted", required=False),
+    }
+    return models.Backups(
+        backend=ctx.destination,
+        backend_hash=ctx.backend.backend_hash,
+        backup_date=_number(manifest, "backup_date", _MAX_DATE),
+        filename=name,
+        is_deleted=False,
+        last_updated=int(time.time()),
+        metadata={
+            "is_enc": encryption != "none",
+            "is_gzipped": compression == "gzip",
+            "client": host,
+            "manifest": str(manifest.get("stored_filename")) + MANIFEST_SUFFIX,
+            **{key: value for key, value in extra.items() if value},
+        },
+        size=_number(manifest, "size", _MAX_SIZE),
+        stored_filename=_text(manifest, "stored_filename"),
+        tags=" ".join(tags),
+        session_id=_text(manifest, "session_id", required=False),
+        sha256=_text(manifest, "sha256", pattern="[0-9a-f]{64}"),
+        compression=compression,
+        encryption=encryption,
+        host=host,
+        profile=_text(manifest, "profile", required=False) or "default",
+        source_path=_text(manifest, "source_path", required=False),
+        source_size=_number(manifest, "source_size", _MAX_SIZE, required=False),
+        file_count=_number(manifest, "file_count", _MAX_SIZE, required=False),
+        format_version=version,
+    )
+
+
+def _read_manifest(backend: Any, info: Any) -> dict[str, Any]:
+    """Read a manifest object, never more than MANIFEST_CAP bytes; return the parsed mapping."""
+    if info.size > MANIFEST_CAP:
+        raise IntegrityError(f"it is {info.size} bytes, more than the {MANIFEST_CAP} a manifest may hold")
+    with backend.open_read(info.key) as handle:
+        data = handle.read(MANIFEST_CAP + 1)
+    if len(data) > MANIFEST_CAP:
+        raise IntegrityError(f"it holds more than the {MANIFEST_CAP} bytes a manifest may hold")
     try:
-        tags = manifest.get("tags") or []
-        return models.Backups(
-            backend=ctx.destination,
-            backend_hash=ctx.backend.backend_hash,
-            backup_date=int(manifest["backup_date"]),
-            filename=str(manifest["name"]),
-            is_deleted=False,
-            last_updated=int(time.time()),
-            metadata={
-                "is_enc": manifest["encryption"] != "none",
-                "is_gzipped": manifest["compression"] == "gzip",
-                "client": manifest.get("host"),
-                "manifest": manifest["stored_filename"] + MANIFEST_SUFFIX,
-                **{key: manifest[key] for key in ("header_sha256", "skipped", "key") if manifest.get(key)},
-            },
-            size=int(manifest["size"]),
-            stored_filename=str(manifest["stored_filename"]),
-            tags=" ".join(tags) if isinstance(tags, list) else str(tags),
-            session_id=manifest.get("session_id"),
-            sha256=str(manifest["sha256"]),
-            compression=str(manifest["compression"]),
-            encryption=str(manifest["encryption"]),
-            host=manifest.get("host"),
-            profile=str(manifest.get("profile") or "default"),
-            source_path=manifest.get("source_path"),
-            source_size=manifest.get("source_size"),
-            file_count=manifest.get("file_count"),
-            format_version=int(manifest.get("format_version") or 1),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"malformed manifest ({exc})") from None
+        manifest = json.loads(data)
+    except (ValueError, RecursionError):
+        raise IntegrityError("it is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "bakthat-manifest":
+        raise IntegrityError("not a bakthat manifest")
+    return manifest
+
+
+def _safe_objects(backend: Any, skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """List the store; leave out (with a warning) keys that could name a path outside it."""
+    objects = {}
+    for info in backend.list():
+        try:
+            backend.check_key(info.key)
+        except ConfigError:
+            _skip(skipped, info.key, "its key is unsafe (absolute, '..', '.', '//' or a control character)")
+            continue
+        objects[info.key] = info
+    return objects
+
+
+def _skip(skipped: list[tuple[str, str]], key: str, why: str) -> None:
+    log.warning("Skipping %r: %s", key, why)
+    skipped.append((key, why))
+
+
+# -- sync -----------------------------------------------------------------------------------
 
 
 def sync(
@@ -67,22 +211,28 @@ def sync(
     dry_run: bool = False,
     write_manifests: bool = False,
     wait: bool = False,
-) -> list[Any]:
+    remove_orphans: bool = False,
+) -> SyncResult:
     """Add to the catalog every backup whose manifest is in the store but not in the catalog.
 
     Given the usual destination/profile/config/conf arguments, read each
-    ``*.manifest.json`` of the destination whose archive the catalog does not list for
-    this store, check that the archive exists with the recorded size, and insert a row
-    (unless ``dry_run``).  Then adopt the backups bakthat 0.6 left there (see
-    :mod:`bakthat.adopt`; ``write_manifests`` gives each a manifest, ``wait`` waits for
-    a Glacier vault's inventory).  Return the new rows, oldest first.  A manifest that is
-    unreadable or malformed, or whose archive is missing or of another size, is skipped
-    with a warning; rows already in the catalog (live or deleted) are left alone.
+    ``*.manifest.json`` of the destination whose archive the catalog does not list,
+    check it (see the module docstring) and that the archive exists with the recorded
+    size, and insert a row (unless ``dry_run``).  Then adopt the backups bakthat 0.6
+    left there (see :mod:`bakthat.adopt`; ``write_manifests`` gives each a manifest,
+    ``wait`` waits for a Glacier vault's inventory).  Then look for orphans and, with
+    ``remove_orphans`` (and not ``dry_run``), remove those that are old enough.
+
+    Return the new rows, oldest first, as a :class:`SyncResult` that also holds the
+    orphans, the removed keys and the skipped objects.  One bad object is a warning
+    naming it, never the end of the sync; rows already in the catalog (live or
+    deleted) are left alone.
     """
     ctx = _context(destination, profile, config, conf)
     Backups = models.Backups
     known = {row.stored_filename for row in Backups.select(Backups.stored_filename)}
-    objects = {info.key: info for info in ctx.backend.list()}
+    skipped: list[tuple[str, str]] = []
+    objects = _safe_objects(ctx.backend, skipped)
     found = []
     for key in sorted(objects):
         if not key.endswith(MANIFEST_SUFFIX):
@@ -91,11 +241,7 @@ def sync(
         if stored in known:
             continue
         try:
-            with ctx.backend.open_read(key) as handle:
-                manifest = json.loads(handle.read())
-            if not isinstance(manifest, dict) or manifest.get("format") != "bakthat-manifest":
-                raise IntegrityError("not a bakthat manifest")
-            row = _row_from_manifest(manifest, ctx)
+            row = _row_from_manifest(_read_manifest(ctx.backend, objects[key]), ctx)
             if row.stored_filename != stored:
                 raise IntegrityError(f"it describes {row.stored_filename!r}")
             archive = objects.get(stored)
@@ -103,8 +249,8 @@ def sync(
                 raise NotFoundError("its archive is missing")
             if archive.size != row.size:
                 raise IntegrityError(f"its archive holds {archive.size} bytes, the manifest says {row.size}")
-        except (IntegrityError, NotFoundError, ValueError) as exc:
-            log.warning("Skipping %s: %s", key, exc)
+        except (BakthatError, OSError) as exc:
+            _skip(skipped, key, str(exc))
             continue
         found.append(row)
     found.sort(key=lambda row: (row.backup_date, row.stored_filename))
@@ -123,4 +269,58 @@ def sync(
     adopted = adopt.adopt(
         ctx, objects.values(), known, MANIFEST_SUFFIX, dry_run=dry_run, write_manifests=write_manifests, wait=wait
     )
-    return sorted(found + adopted, key=lambda row: (row.backup_date, row.stored_filename))
+    # -- orphans: what neither a manifest, a row nor an adoption accounts for ------------
+    orphans = find_orphans(ctx, objects, known | {row.stored_filename for row in adopted})
+    removed = _remove_orphans(ctx, orphans, dry_run) if remove_orphans else []
+    rows = sorted(found + adopted, key=lambda row: (row.backup_date, row.stored_filename))
+    return SyncResult(rows, orphans, removed, skipped)
+
+
+def find_orphans(ctx: Any, objects: Mapping[str, Any], catalogued: set[str]) -> list[Orphan]:
+    """Return the orphans among ``objects`` (see the module docstring), by key."""
+    reserved = {row.stored_filename for row in models.Reservations.select(models.Reservations.stored_filename)}
+    accounted = catalogued | reserved
+    now = time.time()
+    orphans = []
+    for key in sorted(objects):
+        info = objects[key]
+        if key.endswith(MANIFEST_SUFFIX):
+            stored = key[: -len(MANIFEST_SUFFIX)]
+            if stored in objects or stored in accounted:
+                continue
+            kind = "manifest"
+        else:
+            if key + MANIFEST_SUFFIX in objects or key in accounted or not STORED_NAME.match(key):
+                continue  # described, catalogued, in progress, or not a name bakthat writes
+            kind = "archive"
+        recent = info.modified is not None and now - info.modified < ORPHAN_GRACE
+        note = "written less than an hour ago: a backup may still be running" if recent else ""
+        orphans.append(Orphan(key, info.size, info.modified, kind, not recent, note))
+        log.warning(
+            "Orphan %s %s (%d bytes): no %s and no catalog row%s",
+            kind, key, info.size, "manifest" if kind == "archive" else "archive", f"; {note}" if note else "",
+        )
+    return orphans
+
+
+def _remove_orphans(ctx: Any, orphans: list[Orphan], dry_run: bool) -> list[str]:
+    """Delete the removable orphans (or, in a dry run, say which would be); return their keys."""
+    removed = []
+    for orphan in orphans:
+        if not orphan.removable:
+            continue
+        if dry_run:
+            log.info("Would remove orphan %s", orphan.key)
+            removed.append(orphan.key)
+            continue
+        try:
+            ctx.backend.delete(orphan.key)
+        except NotFoundError:
+            log.info("Orphan %s was already gone", orphan.key)
+            continue
+        except BakthatError as exc:
+            log.error("Could not remove orphan %s: %s", orphan.key, exc)
+            continue
+        log.info("Removed orphan %s", orphan.key)
+        removed.append(orphan.key)
+    return removed

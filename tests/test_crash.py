@@ -45,7 +45,7 @@ def wait_for(predicate, process: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def temp_files(store: Path) -> list[Path]:
-    return [p for p in store.glob(".tmp-*") if p.stat().st_size > (4 << 20)] if store.exists() else []
+    return [p for p in store.glob(".bakthat-tmp/*") if p.stat().st_size > (4 << 20)] if store.exists() else []
 
 
 def catalog_rows(home: Path) -> int:
@@ -63,13 +63,13 @@ def test_a_backup_killed_mid_write_leaves_no_row_and_no_final_file_and_a_rerun_s
     wait_for(lambda: temp_files(store), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert [p.name for p in store.iterdir() if not p.name.startswith(".tmp-")] == []
+    assert [p.name for p in store.iterdir() if p.name != ".bakthat-tmp"] == []
     assert catalog_rows(home) == 0
 
     rerun = run_cli("backup", str(source), "--prompt", "no", "--compression", "none")
     assert rerun.returncode == 0, rerun.stderr
     assert catalog_rows(home) == 1
-    assert not list(store.glob(".tmp-*")), "the dead process's temp file is swept"
+    assert not list(store.glob(".bakthat-tmp/*")), "the dead process's temp file is swept"
 
 
 def test_ctrl_c_during_a_backup_exits_130_and_removes_the_temp_file(tmp_path, home):
@@ -81,7 +81,8 @@ def test_ctrl_c_during_a_backup_exits_130_and_removes_the_temp_file(tmp_path, ho
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert b"Traceback" not in stderr
-    assert list(store.iterdir()) == []
+    assert [p.name for p in store.iterdir()] == [".bakthat-tmp"]
+    assert list((store / ".bakthat-tmp").iterdir()) == []
     assert catalog_rows(home) == 0
 
 

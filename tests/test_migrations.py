@@ -158,7 +158,7 @@ def test_a_backup_into_a_0_6_catalog_succeeds_and_leaves_no_orphan(home, tree):
     result = run_cli("backup", str(tree), "--prompt", "no", "--json")
     assert result.returncode == 0, result.stderr
     stored = json.loads(result.stdout)["stored_filename"]
-    assert sorted(p.name for p in (home / ".bakthat_store").iterdir()) == [stored, stored + ".manifest.json"]
+    assert sorted(p.name for p in (home / ".bakthat_store").iterdir() if p.is_file()) == [stored, stored + ".manifest.json"]
     names = [row["filename"] for row in json.loads(run_cli("show", "--json").stdout)]
     assert names.count("mydir") == 1 and "www" in names
 

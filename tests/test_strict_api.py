@@ -15,7 +15,7 @@ FAST = {"scrypt_work_factor": 10}
 
 def stored(home) -> list[str]:
     store = home / ".bakthat_store"
-    return sorted(p.name for p in store.iterdir()) if store.exists() else []
+    return sorted(p.name for p in store.iterdir() if p.is_file()) if store.exists() else []
 
 
 def test_a_misspelt_password_is_refused_before_anything_is_stored(tree, home):

@@ -1,10 +1,15 @@
 """The local directory store: bakthat's zero-configuration default destination.
 
 Objects are files under ``local_path`` (default ``~/.bakthat_store``), directories 0700
-and files 0600.  A write goes to ``.tmp-<host>-<pid>-<random>`` beside its final name,
-is fsynced, then hard-linked to the final name (which fails if it exists, so nothing is
-ever replaced) and the directory is fsynced: a killed process never leaves a file under
-a final name.  Temp files of dead processes on this host are removed by later uploads.
+and files 0600.  A write goes to ``.bakthat-tmp/<host>-<pid>-<random>`` under the store's
+root, is fsynced, then hard-linked to the final name (which fails if it exists, so
+nothing is ever replaced) and the directory is fsynced: a killed process never leaves a
+file under a final name.  Temp files of dead processes on this host are removed by
+later uploads.
+
+The temp directory is the one name no key may use (keys under ``.bakthat-tmp/`` are
+refused), so no backup name can ever collide with a temp file, and every other file
+under the root is listed.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from bakthat.backends import base
-from bakthat.errors import AlreadyExistsError, NotFoundError, StorageError
+from bakthat.errors import AlreadyExistsError, ConfigError, NotFoundError, StorageError
 
-TEMP_PREFIX = ".tmp-"
+TEMP_DIR = ".bakthat-tmp"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -39,7 +44,7 @@ def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
 
 def _is_stale_temp(name: str, host: str) -> bool:
     """Return True if a temp file name belongs to a dead process on this host."""
-    parts = name[len(TEMP_PREFIX):].split("-")
+    parts = name.split("-")
     if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
         return False
     try:
@@ -52,13 +57,14 @@ def _is_stale_temp(name: str, host: str) -> bool:
 
 
 class LocalUpload(base.Upload):
-    def __init__(self, final: Path, key: str):
+    def __init__(self, final: Path, key: str, temp_dir: Path):
         self.final = final
         self.key = key
         host = socket.gethostname().replace("-", "_")
         try:
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{host}-{os.getpid()}-", dir=final.parent)
+            temp_dir.mkdir(exist_ok=True, mode=0o700)
+            fd, temp = tempfile.mkstemp(prefix=f"{host}-{os.getpid()}-", dir=temp_dir)
         except OSError as exc:
             raise _storage_error("creating", key, exc) from None
         self.temp = Path(temp)
@@ -114,23 +120,27 @@ class Backend(base.Backend):
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / self.check_key(key)
+        self.check_key(key)
+        if key.split("/", 1)[0] == TEMP_DIR:
+            raise ConfigError(f"invalid storage key {key!r}: {TEMP_DIR}/ holds the local store's temp files")
+        return self.root / key
 
     def open_upload(self, key: str, metadata: dict[str, str] | None = None) -> LocalUpload:
         path = self._path(key)
-        self._remove_stale_temps(path.parent)
+        self._remove_stale_temps()
         if path.exists():
             raise AlreadyExistsError(f"local store: {key} already exists; nothing was replaced")
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise _storage_error("creating the store for", key, exc) from None
-        return LocalUpload(path, key)
+        return LocalUpload(path, key, self.root / TEMP_DIR)
 
-    def _remove_stale_temps(self, directory: Path) -> None:
+    def _remove_stale_temps(self) -> None:
         host = socket.gethostname().replace("-", "_")
+        directory = self.root / TEMP_DIR
         try:
-            names = [name for name in os.listdir(directory) if name.startswith(TEMP_PREFIX)]
+            names = os.listdir(directory)
         except OSError:
             return
         for name in names:
@@ -160,10 +170,10 @@ class Backend(base.Backend):
             return
         found = []
         for directory, dirnames, filenames in os.walk(self.root):
+            if directory == str(self.root) and TEMP_DIR in dirnames:
+                dirnames.remove(TEMP_DIR)
             dirnames.sort()
             for name in filenames:
-                if name.startswith(TEMP_PREFIX):
-                    continue
                 full = Path(directory) / name
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):

@@ -17,12 +17,36 @@ from contextlib import contextmanager
 from typing import Any
 
 
+#: The shared options and their defaults.  They are accepted before the command name
+#: as well as after it (``bakthat -p work backup`` and ``bakthat backup -p work``), so
+#: the parsers leave them unset and :func:`apply_scope_defaults` fills them in.
+SCOPE_DEFAULTS = {"destination": None, "profile": "default", "config": None}
+
+
 def add_scope(parser: argparse.ArgumentParser, destination: bool = True) -> None:
     """Add ``-d/--destination`` (optional), ``-p/--profile`` and ``-c/--config``."""
+    unset = argparse.SUPPRESS
     if destination:
-        parser.add_argument("-d", "--destination", help="where backups are stored (default: the profile's default_destination, else local)")
-    parser.add_argument("-p", "--profile", default="default", help="profile of the config file (default: default)")
-    parser.add_argument("-c", "--config", help="config file (default: $BAKTHAT_CONFIG or ~/.bakthat.yml)")
+        parser.add_argument(
+            "-d", "--destination", default=unset,
+            help="where backups are stored (default: the profile's default_destination, else local)",
+        )
+    parser.add_argument("-p", "--profile", default=unset, help="profile of the config file (default: default)")
+    parser.add_argument("-c", "--config", default=unset, help="config file (default: $BAKTHAT_CONFIG or ~/.bakthat.yml)")
+
+
+def apply_scope_defaults(args: argparse.Namespace) -> str | None:
+    """Fill in the shared options not given; return an error message if one does not apply.
+
+    ``-d`` given before a command that has no destination is refused (it would
+    silently do nothing).
+    """
+    if getattr(args, "destination", None) is not None and not getattr(args, "_takes_destination", True):
+        return f"{args.command} does not take -d/--destination"
+    for name, default in SCOPE_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return None
 
 
 def add_json(parser: argparse.ArgumentParser, what: str) -> None:

@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-file", help="file of gitignore-style patterns to leave out")
     parser.add_argument("--s3-reduced-redundancy", action="store_true", help="store with the REDUCED_REDUNDANCY class (S3)")
     parser.add_argument("--compression", choices=["zstd", "gzip", "none"], help="override the profile's compression")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="walk the source and report what would be stored (entries, bytes, excluded entries, stored name); store nothing",
+    )
     add_progress(parser)
-    add_json(parser, "the new catalog row")
+    add_json(parser, "the new catalog row (with --dry-run: the plan)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +62,15 @@ def run(args: argparse.Namespace) -> int:
                 s3_reduced_redundancy=args.s3_reduced_redundancy,
                 compression=args.compression,
                 progress=progress,
+                dry_run=args.dry_run,
             )
     except Exception:
-        if heartbeat_url:
+        if heartbeat_url and not args.dry_run:
             _beat(settings, heartbeat_url, "fail", args.key)
         raise
+    if args.dry_run:
+        print_json(row) if args.json else print(row.describe())
+        return PartialFailure.exit_code if row.skipped else 0
     if args.json:
         print_json(row)
     skipped = (row.metadata or {}).get("skipped") or []

@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from bakthat.commands._common import print_json, print_table
     from bakthat.conf import get_profile
     from bakthat.errors import ConfigError
-    from bakthat.utils import _interval_string_to_seconds
+    from bakthat.rotation import parse_interval
 
     try:
-        older_than = _interval_string_to_seconds(args.older_than)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        older_than = parse_interval(args.older_than)
+    except ConfigError as exc:
+        raise ConfigError(f"--older-than: {exc}") from None
     settings = get_profile(args.profile, args.config)
     destination = args.destination or settings.get("default_destination") or "local"
     backend = backends.get_backend(destination, settings)

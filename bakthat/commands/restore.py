@@ -18,8 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
     parser.add_argument("--wait", action="store_true", help="cold storage: wait for the retrieval instead of exiting 11")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="read and verify the whole archive, list what would be written and what already exists; write nothing",
+    )
     add_progress(parser)
-    add_json(parser, "the restored backup's row")
+    add_json(parser, "the restored backup's row (with --dry-run: the plan)")
 
 
 def _stored_size(args: argparse.Namespace) -> int | None:
@@ -54,7 +58,13 @@ def run(args: argparse.Namespace) -> int:
             prompt=args.prompt,
             wait=args.wait,
             progress=progress,
+            dry_run=args.dry_run,
         )
+    if args.dry_run:
+        from bakthat.errors import TargetExistsError
+
+        print_json(row.to_dict()) if args.json else print(row.describe())
+        return TargetExistsError.exit_code if row.refused else 0
     if args.json:
         print_json(row)
     else:

@@ -49,7 +49,8 @@ def run_retention(args: argparse.Namespace, action: Callable[..., Any], *positio
     """Call a retention action with the parsed options and print its plan; return 0.
 
     The plan is printed also when the action is refused or partly fails; the error
-    then reaches the command line, which prints it and exits with its code.
+    then reaches the command line, which prints it and exits with its code.  A name
+    with no backup at all is NotFoundError (exit 4), as for the other commands.
     """
     from bakthat.errors import ConfigError
 
@@ -74,12 +75,17 @@ def run_retention(args: argparse.Namespace, action: Callable[..., Any], *positio
             show_plan(plan, args.json)
         raise
     show_plan(result.plan, args.json)
+    if not result.plan.decisions:
+        from bakthat.errors import NotFoundError
+
+        raise NotFoundError(f"no backup named {positional[0]!r} in destination {result.plan.destination}")
     return 0
 
 
 def show_plan(plan: Any, as_json: bool) -> None:
+    """Print the plan: its explanation, or one JSON document on one line."""
     if as_json:
-        json.dump(plan.to_dict(), sys.stdout, indent=2)
+        json.dump(plan.to_dict(), sys.stdout)
         sys.stdout.write("\n")
     else:
         print(plan.explain())

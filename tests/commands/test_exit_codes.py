@@ -261,5 +261,5 @@ def test_130_interrupted_keeps_nothing(tmp_path, data, home, signum):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "bakthat: interrupted" in stderr and "Traceback" not in stderr
-    assert [p.name for p in (home / ".bakthat_store").iterdir()] == []
+    assert [p.name for p in (home / ".bakthat_store").iterdir() if p.name != ".bakthat-tmp"] == []
     assert json.loads(run_cli("show", "--json").stdout) == []
