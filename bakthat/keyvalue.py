@@ -93,18 +93,22 @@ def _looks_plain(raw: bytes) -> bool:
     return True
 
 
-def _decode_bytes(raw: bytes, is_enc: bool, is_gzipped: bool, password: str | None, key: str) -> bytes:
+def _decode_bytes(
+    raw: bytes, is_enc: bool, is_gzipped: bool, password: str | None, key: str, settings: Mapping[str, Any]
+) -> bytes:
     """Given stored bytes and their flags, return the JSON document's bytes.
 
     An age file is decrypted as such; other encrypted bytes (flagged so, or neither
     gzip nor JSON) are bakthat 0.6's Blowfish format (:func:`bakthat.legacy.decode_value`).
+    An encrypted value without ``password`` is opened with the configured one
+    (``BAKTHAT_PASSWORD``, ``password_file``, ``password_command``).
     """
-    from bakthat import crypto
+    from bakthat import crypto, passwords
 
     is_age = crypto.is_age(raw[: len(crypto.AGE_MAGIC)])
     if is_enc or is_age or not _looks_plain(raw):
         if not password:
-            password = os.environ.get("BAKTHAT_PASSWORD") or None
+            password = passwords.configured(settings) or None
         if not is_age:
             from bakthat import legacy
 
@@ -196,13 +200,23 @@ class KeyValue:
     def set_key(self, key: str, value: Any, compress: bool = True, password: str | None = None) -> Any:
         """Store ``value`` (anything JSON can serialise) under ``key``; return the catalog row.
 
-        The write succeeds only if the store still holds the version this catalog last
-        saw (or no object, for a key it does not know).  Raise KeyConflictError if another
-        writer changed, created or deleted it meanwhile; nothing is replaced then.
+        Without ``password``, the configured one (``BAKTHAT_PASSWORD``, the profile's
+        ``password_file`` or ``password_command``) encrypts the value, if any;
+        ``password=""`` stores it unencrypted.  The write succeeds only if the store
+        still holds the version this catalog last saw (or no object, for a key it does
+        not know).  Raise KeyConflictError if another writer changed, created or
+        deleted it meanwhile (nothing is replaced then), EncryptionRequiredError if the
+        profile has ``require_encryption: true`` and there is no password.
         """
+        from bakthat import passwords
         from bakthat.errors import AlreadyExistsError
 
         key = self.backend.check_key(key)
+        if password is None:
+            password = passwords.configured(self.settings)
+        secret = passwords.BackupSecret(passphrase=password or None, chosen=password is not None)
+        passwords.enforce(secret, self.settings, f"KeyValue {key!r}")
+        password = secret.passphrase
         self._catalog()
         row = self._row(key)
         known = self._known(key, row)
@@ -282,7 +296,7 @@ class KeyValue:
         etag = str(getattr(reader, "etag", ""))
         metadata = dict(getattr(reader, "metadata", {}) or {})
         is_enc, is_gzipped = _flags(metadata, row)
-        document = _decode_bytes(raw, is_enc, is_gzipped, password, key)
+        document = _decode_bytes(raw, is_enc, is_gzipped, password, key, self.settings)
         self._seen[key] = etag
         try:
             value = json.loads(document)
@@ -366,7 +380,7 @@ def restore_entry(
         else:
             raise IntegrityError(f"{key}: SHA-256 mismatch with the catalog; nothing was restored")
     is_enc, is_gzipped = _flags(dict(getattr(reader, "metadata", {}) or {}), row)
-    document = _decode_bytes(raw, is_enc, is_gzipped, password, key)
+    document = _decode_bytes(raw, is_enc, is_gzipped, password, key, ctx.settings)
     if dry_run:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)

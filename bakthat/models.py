@@ -112,6 +112,8 @@ class Backups(BaseModel):
     format_version = peewee.IntegerField(default=1)
 
     _catalog_table = "backups"
+    #: A stored backup's row; the plans of dry runs have ``dry_run = True``.
+    dry_run = False
 
     def __repr__(self) -> str:
         return f"<Backup: {self.stored_filename}>"
@@ -395,17 +397,30 @@ def _sqlite(path: Path) -> peewee.Database:
     return db
 
 
-def catalog_error(shown: str, exc: BaseException) -> CatalogError:
-    """Given the catalog's display name and a driver error, return a CatalogError that says what to do."""
+def _disk_full(path: Path | None) -> bool:
+    """Return True if the filesystem holding ``path`` has no space left for us."""
+    if path is None:
+        return False
+    try:
+        found = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < 64 * 1024
+
+
+def catalog_error(shown: str, exc: BaseException, path: Path | None = None) -> CatalogError:
+    """Given the catalog's display name (and SQLite file) and a driver error, return a CatalogError that says what to do."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = text.lower()
+    if ("i/o error" in lowered or "disk is full" in lowered or "unable to open" in lowered) and _disk_full(path):
+        return CatalogError(f"the catalog {shown} cannot be written: no space left on its disk ({text})")
     if "not a database" in lowered or "malformed" in lowered or "disk image" in lowered:
         return CatalogError(
             f"the catalog {shown} is damaged or not a SQLite database ({text}); move it aside and run "
             "bakthat sync to rebuild it from the store"
         )
     if "disk is full" in lowered or "no space" in lowered:
-        return CatalogError(f"the catalog {shown} cannot grow: no space left on its disk ({text})")
+        return CatalogError(f"the catalog {shown} cannot be written: no space left on its disk ({text})")
     if "readonly" in lowered or "read-only" in lowered:
         return CatalogError(f"the catalog {shown} cannot be written: {text}")
     if "database is locked" in lowered or "busy" in lowered:
@@ -433,7 +448,7 @@ class _CatalogErrors:
         except peewee.IntegrityError:
             raise
         except (peewee.DatabaseError, peewee.InterfaceError, peewee.ImproperlyConfigured) as exc:
-            raise catalog_error(self.display, exc) from exc
+            raise catalog_error(self.display, exc, self.path) from exc
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         with self._translated():

@@ -29,6 +29,7 @@ the N - 1 before it, exactly as the ``grandfatherson`` package that bakthat 0.6 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -549,6 +550,8 @@ def parse_interval(interval: Any) -> int:
         try:
             seconds = _interval_string_to_seconds(interval.strip())
         except ValueError:
+            if re.fullmatch(r"(0+[smhDWMY])+", interval.strip()):
+                raise ConfigError(f"bad interval {interval!r}: it must be longer than 0 seconds (for example 30D)") from None
             raise ConfigError(
                 f"bad interval {interval!r}: use <number><unit> tokens with units s, m, h, D, W (7 days), "
                 "M (30 days), Y (365 days), for example 3M2D8h"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import sys
@@ -734,3 +735,31 @@ def test_loading_again_is_cheap_when_everything_is_active(plugins_dir, data, mon
     bakthat.backup(str(data), conf=conf, prompt="no")
     monkeypatch.setattr(plugin, "_add_plugins_dir", lambda directory: pytest.fail("nothing to load"))
     bakthat.backup(str(data), conf=conf, prompt="no")
+
+
+def test_a_plugin_assigning_a_subclass_to_bakthat_models_keeps_the_backups_table(home, data, plugins_dir):
+    """``bakthat.models.Backups = MyBackups`` (plain assignment, the natural form) keeps every earlier backup."""
+    from tests.conftest import run_cli
+
+    assert run_cli("backup", str(data), "--prompt", "no").returncode == 0
+    write(plugins_dir, "assigning", """
+        import bakthat.models
+        from bakthat.plugin import Plugin
+        class MyBackups(bakthat.models.Backups):
+            def label(self):
+                return "mine: " + self.filename
+        class Assigning(Plugin):
+            def activate(self):
+                bakthat.models.Backups = MyBackups
+    """)
+    (home / ".bakthat.yml").write_text(f"default:\n  plugins_dir: {plugins_dir}\n  plugins: [assigning.Assigning]\n")
+    assert run_cli("backup", str(data), "--prompt", "no", "-t", "second").returncode == 0
+    shown = run_cli("show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [row["tags"] for row in json.loads(shown.stdout)] == ["second", ""]
+    assert set(tables(home)) == {"backups", "config", "reservations"} and tables(home)["backups"] == 2
+    connection = sqlite3.connect(home / ".bakthat.sqlite")
+    try:
+        assert connection.execute("select count(*) from backups where filename = 'mydir'").fetchone() == (2,)
+    finally:
+        connection.close()

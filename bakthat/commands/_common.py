@@ -97,8 +97,10 @@ def want_progress(args: argparse.Namespace) -> bool:
 def progress_bar(enabled: bool, total: int | None, description: str) -> Iterator[Callable[[int], None] | None]:
     """Yield a callback taking byte counts that draws a bar (bytes, rate, ETA) on stderr.
 
-    Yield None when ``enabled`` is false.  While the bar is shown, messages of the
-    ``bakthat`` logger are printed above it instead of breaking it.
+    Yield None when ``enabled`` is false.  The bar is drawn at the first byte, not
+    before: questions asked before any data flows (the password) are never split by
+    it.  While the bar is shown, messages of the ``bakthat`` logger are printed above
+    it instead of breaking it.
     """
     if not enabled:
         yield None
@@ -113,16 +115,24 @@ def progress_bar(enabled: bool, total: int | None, description: str) -> Iterator
         sized = size.columns > 0 and size.lines > 0
     except (OSError, ValueError):
         sized = False
-    # A terminal that reports no size (some containers) would hide the bar: assume 80x24.
-    bar = tqdm(
-        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-        dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24, leave=True, mininterval=0.2,
-    )
+    bars: list[Any] = []
+
+    def update(count: int) -> None:
+        if not bars:
+            # A terminal that reports no size (some containers) would hide the bar: assume 80x24.
+            bars.append(tqdm(
+                total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24, leave=True,
+                mininterval=0.2,
+            ))
+        bars[0].update(count)
+
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger("bakthat")]):
-            yield bar.update
+            yield update
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def source_size(path: str, budget: float = 1.0) -> int | None:
