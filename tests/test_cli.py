@@ -72,3 +72,29 @@ def test_a_broken_config_file_exits_2_naming_the_file(data, tmp_path):
 
 def test_an_unknown_destination_exits_2():
     expect(run_cli("backup", ".", "--prompt", "no", "-d", "ftp"), 2, "unknown destination 'ftp'")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("-p", "work", "backup", "{data}", "--prompt", "no"),
+        ("-c", "{config}", "-p", "work", "backup", "{data}", "--prompt", "no"),
+        ("--profile=work", "-d", "local", "backup", "{data}", "--prompt", "no"),
+        ("backup", "{data}", "-p", "work", "--prompt", "no"),
+    ],
+)
+def test_profile_config_and_destination_are_accepted_before_the_command(data, home, tmp_path, args):
+    config = tmp_path / "other.yml"
+    config.write_text(f"work:\n  local_path: {tmp_path / 'work-store'}\n")
+    (home / ".bakthat.yml").write_text(f"work:\n  local_path: {tmp_path / 'work-store'}\n")
+    result = run_cli(*(arg.format(data=data, config=config) for arg in args))
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "work-store").iterdir() if p.name.startswith("mydir.")]
+    assert not (home / ".bakthat_store").exists()
+    shown = run_cli("-p", "work", "show", "--json")
+    assert [row["filename"] for row in json.loads(shown.stdout)] == ["mydir"]
+
+
+def test_a_destination_before_a_command_that_has_none_is_refused():
+    result = run_cli("-d", "s3", "configure", "--show")
+    assert result.returncode == 2 and "configure does not take -d/--destination" in result.stderr

@@ -431,3 +431,26 @@ def test_backup_reports_progress_in_bytes_of_file_data(tree):
     seen = []
     row = bakthat.backup(str(tree), password="", progress=seen.append)
     assert sum(seen) == row.source_size > 0
+
+
+def test_backups_of_one_name_started_in_the_same_second_are_never_dated_in_the_future(tree, home):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bakthat", "backup", str(tree), "--prompt", "no", "--json"],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 6, outputs
+    rows = [json.loads(stdout) for stdout, _ in outputs]
+    assert len({row["stored_filename"] for row in rows}) == 6
+    for row in rows:
+        assert row["backup_date"] <= row["last_updated"], "the row was written before the time it is dated"
+    plan = bakthat.rotate_backups("mydir", rotation={"keep_last": 2}, dry_run=True).plan
+    assert not [d for d in plan.decisions if any(rule["rule"] == "future" for rule in d.rules)]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
+
+import pytest
 
 import bakthat
 from bakthat import models
 from bakthat.sync import sync
+from tests.backends.conftest import aws, moto_server  # noqa: F401 - fixtures
 from tests.conftest import run_cli, snapshot
 
 
@@ -86,3 +90,196 @@ def test_the_sync_command_rebuilds_the_catalog(tree, home):
     done = run_cli("sync")
     assert done.returncode == 0 and "1 backup(s) added" in done.stdout
     assert json.loads(run_cli("show", "--json").stdout)[0]["filename"] == "mydir"
+
+
+# -- untrusted input ---------------------------------------------------------------------------
+
+
+def forge(home, stored: str, **changes) -> str:
+    """Copy a real backup under another stored name, with a manifest changed as given; return the stored name."""
+    import shutil
+
+    store = home / ".bakthat_store"
+    source = next(p for p in store.iterdir() if p.name.endswith(".tar.zst"))
+    shutil.copy(source, store / stored)
+    manifest = json.loads((store / (source.name + ".manifest.json")).read_text())
+    manifest.update(stored_filename=stored, **changes)
+    (store / (stored + ".manifest.json")).write_text(json.dumps(manifest))
+    return stored
+
+
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"backup_date": 10**15}, "backup_date 1000000000000000 is out of range"),
+        ({"backup_date": 1.5e9}, "backup_date must be a whole number"),
+        ({"size": "12"}, "size must be a whole number"),
+        ({"size": -1}, "size -1 is out of range"),
+        ({"name": "../../etc"}, "name must not contain '/'"),
+        ({"tags": 5}, "tags must be a list of words"),
+        ({"sha256": "zz"}, "sha256 is malformed"),
+        ({"encryption": "rot13"}, "unknown encryption 'rot13'"),
+        ({"format_version": 99}, "format version 99 is newer"),
+    ],
+)
+def test_a_manifest_with_a_wrong_field_is_skipped_and_the_rest_is_synced(tree, home, caplog, changes, reason):
+    good = bakthat.backup(str(tree), password="")
+    bad = forge(home, "bad.20260101000000.tar.zst", **changes)
+    lose_catalog(home)
+    added = sync()
+    assert [row.stored_filename for row in added] == [good.stored_filename]
+    assert f"Skipping '{bad}.manifest.json': {reason}" in caplog.text
+    assert added.skipped == [(bad + ".manifest.json", next(why for key, why in added.skipped))]
+
+
+def test_a_manifest_over_the_cap_is_never_read(tree, home, caplog, monkeypatch):
+    from bakthat import sync as sync_module
+    from bakthat.backends.local import Backend
+
+    good = bakthat.backup(str(tree), password="")
+    huge = forge(home, "huge.20260101000000.tar.zst")
+    path = home / ".bakthat_store" / (huge + ".manifest.json")
+    path.write_bytes(b" " * (2 << 20) + path.read_bytes())
+    read = []
+    real_open = Backend.open_read
+    monkeypatch.setattr(Backend, "open_read", lambda self, key: read.append(key) or real_open(self, key))
+    lose_catalog(home)
+    assert [row.stored_filename for row in sync()] == [good.stored_filename]
+    assert f"Skipping '{huge}.manifest.json': it is {path.stat().st_size} bytes" in caplog.text
+    assert huge + ".manifest.json" not in read
+    assert sync_module.MANIFEST_CAP == 1 << 20
+
+
+class CountingReader:
+    """Wrap an opened object and remember the largest single read."""
+
+    largest = 0
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def read(self, size=-1):
+        data = self.handle.read(size)
+        CountingReader.largest = max(CountingReader.largest, len(data))
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def test_a_manifest_is_read_with_a_cap_even_when_its_listed_size_lies(tree, home, caplog, monkeypatch):
+    from bakthat.backends.local import Backend
+
+    bakthat.backup(str(tree), password="")
+    liar = forge(home, "liar.20260101000000.tar.zst")
+    path = home / ".bakthat_store" / (liar + ".manifest.json")
+    path.write_bytes(b" " * (3 << 20) + path.read_bytes())
+    real_list, real_open = Backend.list, Backend.open_read
+
+    def small_sizes(self, prefix=""):
+        for info in real_list(self, prefix):
+            if info.key.startswith("liar"):
+                info.size = min(info.size, 1000)
+            yield info
+
+    monkeypatch.setattr(Backend, "list", small_sizes)
+    monkeypatch.setattr(Backend, "open_read", lambda self, key: CountingReader(real_open(self, key)))
+    lose_catalog(home)
+    sync()
+    assert f"Skipping '{liar}.manifest.json': it holds more than the 1048576 bytes a manifest may hold" in caplog.text
+    assert CountingReader.largest <= (1 << 20) + 1
+
+
+def test_unsafe_keys_in_a_bucket_are_skipped_with_a_warning_and_the_rest_is_synced(aws, tree, caplog):
+    from tests.backends.conftest import s3_client
+
+    conf = {"s3_bucket": "shared", "default_destination": "s3"}
+    good = bakthat.backup(str(tree), password="", conf=conf)
+    s3 = s3_client()
+    manifest = s3.get_object(Bucket="shared", Key=good.stored_filename + ".manifest.json")["Body"].read()
+    hostile = ["../evil.20260101000000.tar.zst", "a//b.20260101000000.tar.zst", "/abs.20260101000000.tar.zst",
+               "./dot.20260101000000.tar.zst"]
+    for key in hostile:
+        s3.put_object(Bucket="shared", Key=key, Body=b"x")
+        s3.put_object(Bucket="shared", Key=key + ".manifest.json", Body=manifest)
+    models.unbind()
+    rebuilt = sync(conf={**conf, "database": str(tree.parent / "other.sqlite")})
+    assert [row.stored_filename for row in rebuilt] == [good.stored_filename]
+    for key in hostile:
+        assert f"Skipping {key!r}: its key is unsafe" in caplog.text
+        assert f"Skipping {key + '.manifest.json'!r}: its key is unsafe" in caplog.text
+    assert rebuilt.orphans == []
+
+
+def test_one_hostile_row_does_not_stop_show_or_info_for_everyone(tree, home):
+    import sqlite3
+
+    bakthat.backup(str(tree), password="")
+    models.unbind()
+    with sqlite3.connect(home / ".bakthat.sqlite") as db:
+        db.execute(
+            "INSERT INTO backups (backend, backend_hash, backup_date, filename, is_deleted, last_updated, metadata, "
+            "size, stored_filename, tags, state, encryption, profile, format_version) "
+            "VALUES ('local', 'h', ?, 'hostile', 0, 0, '{not json', 5, 'hostile.x', '', 'ok', 'none', 'default', 1)",
+            (10**15,),
+        )
+    for args in (("show",), ("show", "--json"), ("info",), ("info", "hostile")):
+        result = run_cli(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "hostile" in result.stdout and "mydir" in result.stdout or args == ("info", "hostile")
+
+
+# -- orphans ------------------------------------------------------------------------------------
+
+
+def age(path, seconds: int = 2 * 3600) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_orphans_are_reported_and_removed_with_remove_orphans_after_a_dry_run(tree, home):
+    store = home / ".bakthat_store"
+    kept = bakthat.backup(str(tree), password="")
+    killed = bakthat.backup(str(tree), password="", custom_filename="killed")
+    recent = bakthat.backup(str(tree), password="", custom_filename="recent")
+    legacy_like = bakthat.backup(str(tree), password="", compression="gzip", custom_filename="gz")
+    lost_archive = bakthat.backup(str(tree), password="", custom_filename="lost")
+    for row in (killed, recent, legacy_like):  # killed between the archive and its manifest
+        (store / (row.stored_filename + ".manifest.json")).unlink()
+    (store / lost_archive.stored_filename).unlink()
+    (store / "notes.txt").write_text("not a bakthat object")
+    models.unbind()
+    import sqlite3
+
+    with sqlite3.connect(home / ".bakthat.sqlite") as db:
+        db.execute("DELETE FROM backups WHERE filename != 'mydir'")
+    for path in store.iterdir():
+        if path.is_file() and not path.name.startswith("recent."):
+            age(path)
+
+    report = run_cli("sync")
+    assert report.returncode == 0, report.stderr
+    orphan_lines = [line for line in report.stdout.splitlines() if line.startswith("kept ")]
+    assert len(orphan_lines) == 4, report.stdout
+    assert "remove them with: bakthat sync --remove-orphans" in report.stdout
+    assert f"Orphan archive {killed.stored_filename}" in report.stderr
+    assert f"Orphan manifest {lost_archive.stored_filename}.manifest.json" in report.stderr
+    assert "notes.txt" not in report.stdout + report.stderr
+    before = sorted(p.name for p in store.iterdir())
+
+    dry = run_cli("sync", "--remove-orphans", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert f"would remove  archive" in dry.stdout and killed.stored_filename in dry.stdout
+
+    done = run_cli("sync", "--remove-orphans", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+    left = sorted(p.name for p in store.iterdir() if p.is_file())
+    assert killed.stored_filename not in left and lost_archive.stored_filename + ".manifest.json" not in left
+    assert recent.stored_filename in left, "a recent orphan may belong to a running backup"
+    assert legacy_like.stored_filename in left, "a .tgz may be a bakthat 0.6 backup"
+    assert kept.stored_filename in left and "notes.txt" in left
+    bakthat.restore("mydir", target=tree.parent / "out")

@@ -229,3 +229,15 @@ def test_rotation_into_a_missing_profile_creates_it_and_keeps_the_file(home):
     path.write_text("default:\n  compression: gzip\n")
     expect(run_cli("configure_backups_rotation", "-p", "new", "--days", "2"), 0)
     assert yaml.safe_load(path.read_text()) == {"default": {"compression": "gzip"}, "new": {"rotation": {"days": 2}}}
+
+
+def test_show_redacts_the_heartbeat_url_as_periodic_backups_does(home):
+    url = "https://hc-ping.com/5c0f4f2e-secret-check-uuid"
+    (home / ".bakthat.yml").write_text(f"default:\n  heartbeat_url: {url}\n")
+    shown = run_cli("configure", "--show", "--json")
+    assert json.loads(shown.stdout)["heartbeat_url"] == "https://hc-ping.com/…"
+    human = run_cli("configure", "--show")
+    periodic = run_cli("periodic_backups")
+    for output in (shown.stdout, human.stdout, periodic.stdout):
+        assert "secret-check-uuid" not in output
+    assert "https://hc-ping.com/…" in human.stdout

@@ -78,7 +78,8 @@ def test_a_dry_run_prints_the_plan_with_reasons_and_changes_nothing(home):
     assert decisions["2026-11-22"] == ("keep", ["kept by weeks bucket 2026-11-21", "kept by days bucket 2026-11-22", "kept as newest"])
     assert decisions["2026-11-20"] == ("keep", ["kept by weeks bucket 2026-11-14", "kept by days bucket 2026-11-20"])
     assert decisions["2026-11-18"] == ("keep", ["pinned (tag 'keep')"])
-    assert decisions["2026-11-19"] == ("delete", ["deleted: outside every window"])
+    assert decisions["2026-11-19"] == ("delete", ["deleted: not the newest of week bucket 2026-11-14"])
+    assert decisions["2026-11-13"] == ("delete", ["deleted: outside every window"])
     assert plan["summary"] == {"keep": 4, "delete": 6, "retry": 0}
     text = run_cli("rotate_backups", "web", "--dry-run", "--now", str(NOW))
     expect(text, 0)
@@ -181,3 +182,24 @@ def test_two_rotations_at_once_never_delete_more_than_the_policy_allows(home):
     assert not set(deleted[0]) & set(deleted[1])
     assert sorted(deleted[0] + deleted[1]) == sorted(r.stored_filename for r in rows[5:])
     assert live() == 5
+
+
+@pytest.mark.parametrize("args", [("rotate_backups", "web"), ("delete_older_than", "web", "1D")])
+def test_the_json_plan_is_one_document_on_one_line(home, args):
+    write_config(home, "default:\n  rotation: {keep_last: 2}\n")
+    make_history("web", recent(4))
+    for extra in ((), ("--dry-run",)):
+        result = run_cli(*args, *extra, "--json")
+        expect(result, 0)
+        assert len(result.stdout.splitlines()) == 1
+        assert json.loads(result.stdout)["name"] == "web"
+
+
+@pytest.mark.parametrize("args", [("rotate_backups", "nothing"), ("delete_older_than", "nothing", "1D")])
+def test_a_name_with_no_backups_exits_4_like_the_other_commands(home, args):
+    write_config(home, "default:\n  rotation: {keep_last: 2}\n")
+    make_history("web", recent(3))
+    result = run_cli(*args)
+    expect(result, 4, "no backup named 'nothing' in destination local")
+    assert "nothing to do" in result.stdout
+    assert live() == 3
