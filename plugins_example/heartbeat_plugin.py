@@ -5,7 +5,8 @@ periodic_backups).  This plugin gives the same pings to backups made through the
 Python API (``bakthat.backup(...)``, BakHelper scripts, plugin commands): the URL on
 success, the URL with ``/fail`` appended when a backup fails or skipped unreadable
 entries (``{status}`` and ``{key}`` in the URL are replaced as for the command).  Under
-``bakthat backup`` it stays quiet, so a backup is never pinged twice.
+``bakthat backup`` it stays quiet, so a backup is never pinged twice; a dry run
+(``dry_run=True``) sends no ping.
 
 Enable it with ``plugins_dir`` pointing at this directory and::
 
@@ -35,7 +36,7 @@ class HeartbeatPlugin(Plugin):
         return cli_command() == "backup"
 
     def backed_up(self, session_id, backup):
-        if self._command_pings():
+        if self._command_pings() or backup.dry_run:  # a dry run stored nothing: no ping
             return
         metadata = backup.metadata or {}
         status = "fail" if metadata.get("skipped") else "success"

@@ -593,6 +593,14 @@ def test_the_heartbeat_plugin_pings_on_success_and_on_failure(monitor, data, tmp
     assert active.pings == [("success", True), ("fail", True)]
 
 
+def test_the_heartbeat_plugin_sends_no_ping_for_a_dry_run(monitor, data):
+    conf = heartbeat_conf(monitor)
+    bakthat.backup(str(data), conf=conf, prompt="no", dry_run=True)
+    assert monitor.paths == []
+    bakthat.backup(str(data), conf=conf, prompt="no")
+    assert monitor.paths == ["/ping/uuid"]
+
+
 def test_the_heartbeat_plugin_fills_the_key(monitor, data):
     conf = heartbeat_conf(monitor, "/ping/{key}/{status}")
     bakthat.backup(str(data), conf=conf, prompt="no", key="nightly db")
