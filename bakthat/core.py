@@ -8,11 +8,11 @@ their modules, so plugins that replace them are honoured.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
-import errno
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -266,7 +266,10 @@ def _dry_run_backup(ctx: Context, plan: _Plan, suffix: str) -> Any:
         tags=plan.tags,
         progress=plan.progress,
     )
-    log.info("Would store %s (%d entries, %d bytes of file data); dry run: nothing stored", stored_filename, found.file_count, found.source_size)
+    log.info(
+        "Would store %s (%d entries, %d bytes of file data); dry run: nothing stored",
+        stored_filename, found.file_count, found.source_size,
+    )
     return found
 
 

@@ -116,13 +116,7 @@ def read_password_file(path: str) -> str:
         raise ConfigError(f"password_file {shown}: {exc.strerror or exc}") from None
     if mode & 0o077:
         log.warning("password_file %s can be read by other users (mode %04o): run chmod 600 %s", shown, mode, shown)
-    try:
-        text = _strip_newline(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"password_file {shown} is not UTF-8 text") from None
-    if not text:
-        raise ConfigError(f"password_file {shown} is empty: write the password in it (or remove password_file)")
-    return text
+    return _password_from(data, f"password_file {shown}", "holds no password: write it in the file (or remove password_file)")
 
 
 def run_password_command(command: Any) -> str:
@@ -152,19 +146,22 @@ def run_password_command(command: Any) -> str:
         raise ConfigError(
             f"password_command {program!r} failed with exit status {done.returncode} (its output is not shown)"
         )
+    return _password_from(done.stdout, f"password_command {program!r}", "printed no password")
+
+
+def _password_from(data: bytes, source: str, empty: str) -> str:
+    """Given the bytes a source gave, return the password: UTF-8, its final newline dropped.
+
+    Raise ConfigError naming ``source`` (never the bytes) if it is not UTF-8 or empty.
+    """
     try:
-        text = _strip_newline(done.stdout.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"password_command {program!r} printed something that is not UTF-8 text") from None
+        raise ConfigError(f"{source} gave something that is not UTF-8 text") from None
+    text = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
     if not text:
-        raise ConfigError(f"password_command {program!r} printed no password")
+        raise ConfigError(f"{source} {empty}")
     return text
-
-
-def _strip_newline(text: str) -> str:
-    if text.endswith("\r\n"):
-        return text[:-2]
-    return text[:-1] if text.endswith("\n") else text
 
 
 def for_backup(password: str | None, prompt: str | bool, settings: Mapping[str, Any], ask: bool = True) -> BackupSecret:

@@ -93,7 +93,7 @@ def test_a_missing_or_empty_password_file_is_an_error_naming_it(tree, tmp_path, 
     with pytest.raises(ConfigError, match=f"password_file {tmp_path / 'absent'}: No such file"):
         bakthat.backup(str(tree), conf={"password_file": str(tmp_path / "absent")})
     (tmp_path / "empty").write_text("\n")
-    with pytest.raises(ConfigError, match="is empty"):
+    with pytest.raises(ConfigError, match="holds no password"):
         bakthat.backup(str(tree), conf={"password_file": str(tmp_path / "empty")})
     assert stored(home) == []
 
