@@ -4,7 +4,8 @@ A password is taken from the first of these that gives one, for backup, restore 
 KeyValue alike:
 
 1. the ``password`` argument (``""`` means: no encryption, chosen explicitly);
-2. ``BAKTHAT_PASSWORD`` (set but empty: no encryption, as bakthat 0.6);
+2. ``BAKTHAT_PASSWORD`` (set but empty: no encryption, as bakthat 0.6, unless one of
+   the next two is configured);
 3. the profile's ``password_file`` (or ``BAKTHAT_PASSWORD_FILE``): the file's content
    without its final newline;
 4. the profile's ``password_command`` (or ``BAKTHAT_PASSWORD_COMMAND``): what the
@@ -84,11 +85,14 @@ def interactive() -> bool:
 def configured(settings: Mapping[str, Any]) -> str | None:
     """Return the password ``BAKTHAT_PASSWORD``, ``password_file`` or ``password_command`` gives, or None.
 
-    ``BAKTHAT_PASSWORD`` set but empty gives ``""`` (no encryption).  Raise ConfigError
-    (naming the file or the program, never the password) if a configured source fails.
+    ``BAKTHAT_PASSWORD`` set but empty gives ``""`` (no encryption, as in 0.6), unless
+    the profile names a ``password_file`` or ``password_command``: an empty variable
+    (``export BAKTHAT_PASSWORD=$UNSET``) never turns off a configured password.  Raise
+    ConfigError (naming the file or the program, never the password) if a configured
+    source fails.
     """
     password = os.environ.get("BAKTHAT_PASSWORD")
-    if password is not None:
+    if password:
         return password
     path, command = settings.get("password_file"), settings.get("password_command")
     if path and command:
@@ -97,7 +101,7 @@ def configured(settings: Mapping[str, Any]) -> str | None:
         return read_password_file(str(path))
     if command:
         return run_password_command(command)
-    return None
+    return password
 
 
 def read_password_file(path: str) -> str:

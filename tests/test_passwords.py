@@ -75,6 +75,12 @@ def test_password_command_runs_without_a_shell_and_its_stdout_is_the_password(tr
     assert SECRET not in caplog.text
 
 
+def test_an_empty_bakthat_password_never_turns_off_a_configured_password_file(tree, tmp_path, password_file, monkeypatch):
+    monkeypatch.setenv("BAKTHAT_PASSWORD", "")  # export BAKTHAT_PASSWORD=$UNSET_VARIABLE
+    assert bakthat.backup(str(tree), conf={**FAST, "password_file": str(password_file)}).encryption == "age-scrypt"
+    assert bakthat.backup(str(tree), conf=FAST, custom_filename="plain").encryption == "none"  # 0.6: empty is none
+
+
 def test_a_failing_password_command_names_the_program_not_its_output(tree, tmp_path, home):
     script = tmp_path / "fails.py"
     script.write_text("import sys\nprint('leaked-secret-output')\nsys.exit(3)\n")
