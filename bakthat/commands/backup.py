@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
             _beat(settings, heartbeat_url, "fail", args.key)
         raise
     if args.dry_run:
-        print_json(row) if args.json else print(row.describe())
+        if args.json:
+            print_json(row)
+        else:
+            print(row.describe())
         return PartialFailure.exit_code if row.skipped else 0
     if args.json:
         print_json(row)

@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from bakthat.errors import TargetExistsError
 
-        print_json(row.to_dict()) if args.json else print(row.describe())
+        if args.json:
+            print_json(row)
+        else:
+            print(row.describe())
         return TargetExistsError.exit_code if row.refused else 0
     if args.json:
         print_json(row)
