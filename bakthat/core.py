@@ -4,6 +4,12 @@ Each action resolves its settings (profile, ``conf=``, environment), binds the c
 finds the backend by name, and runs inside an event session (see
 :mod:`bakthat.eventing`).  Models and backends are looked up at call time through
 their modules, so plugins that replace them are honoured.
+
+This module is longer than most (about 650 lines) because it holds each action's whole
+sequence in one place (the order of catalog and store writes is the contract); what
+can stand alone lives elsewhere: passwords in :mod:`bakthat.passwords`, dry-run plans
+in :mod:`bakthat.dryrun`, extraction in :mod:`bakthat.extract`, locks in
+:mod:`bakthat.locks`.
 """
 
 from __future__ import annotations
