@@ -137,14 +137,22 @@ _COLUMNS_1_0 = {
 }
 
 
-def _legacy_fields(stored_filename: str, metadata_text: Any, is_deleted: Any) -> tuple[str, str, str, str | None]:
-    """Given a 0.6 row, return (state, compression, encryption, host)."""
+def _legacy_fields(stored_filename: str, metadata_text: Any, is_deleted: Any) -> tuple[str, str, str, str | None, str]:
+    """Given a 0.6 row, return (state, compression, encryption, host, metadata as JSON).
+
+    A backup (not a KeyValue entry) is marked adopted, as :mod:`bakthat.adopt` marks the
+    0.6 backups it finds in a store: it has no manifest.
+    """
+    from bakthat.adopt import ADOPTED
+
     try:
         metadata = json.loads(metadata_text) if metadata_text else {}
     except (TypeError, ValueError):
         metadata = {}
     if not isinstance(metadata, dict):
         metadata = {}
+    if not metadata.get("KeyValue"):
+        metadata["adopted"] = ADOPTED
     name = stored_filename or ""
     encrypted = name.endswith(".enc") or bool(metadata.get("is_enc"))
     plain = name[: -len(".enc")] if name.endswith(".enc") else name
@@ -153,8 +161,9 @@ def _legacy_fields(stored_filename: str, metadata_text: Any, is_deleted: Any) ->
     else:
         compression = "gzip" if plain.endswith((".tgz", ".tar.gz")) else "none"
     host = metadata.get("client")
-    return ("deleted" if is_deleted else "ok"), compression, ("beefish" if encrypted else "none"), (
-        str(host) if host else None
+    state = "deleted" if is_deleted else "ok"
+    return state, compression, ("beefish" if encrypted else "none"), (str(host) if host else None), json.dumps(
+        metadata, sort_keys=True
     )
 
 
@@ -170,11 +179,11 @@ def _from_bakthat_0_6(step: Step) -> None:
         step.migrate(*operations)
     rows = step.execute("SELECT id, stored_filename, metadata, is_deleted FROM backups WHERE state IS NULL").fetchall()
     for row_id, stored_filename, metadata_text, is_deleted in rows:
-        state, compression, encryption, host = _legacy_fields(stored_filename, metadata_text, is_deleted)
+        state, compression, encryption, host, metadata = _legacy_fields(stored_filename, metadata_text, is_deleted)
         step.execute(
             "UPDATE backups SET state = {p}, compression = {p}, encryption = {p}, host = {p}, "
-            "profile = {p}, format_version = {p} WHERE id = {p}",
-            (state, compression, encryption, host, "default", 0, row_id),
+            "profile = {p}, format_version = {p}, metadata = {p} WHERE id = {p}",
+            (state, compression, encryption, host, "default", 0, metadata, row_id),
         )
     step.create(models.Config, models.Reservations)
 

@@ -53,7 +53,8 @@ def store(home, source):
 
 
 def listing(path) -> dict[str, bytes]:
-    return {entry.name: entry.read_bytes() for entry in sorted(path.iterdir())}
+    """The store's objects (its temp directory, .bakthat-tmp, left out)."""
+    return {entry.name: entry.read_bytes() for entry in sorted(path.iterdir()) if entry.is_file()}
 
 
 # --------------------------------------------------------------------------- local store

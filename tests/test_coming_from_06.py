@@ -71,8 +71,8 @@ def store_06(request, tmp_path, home):
             (directory / stored).write_bytes(data)
         profile.update(default_destination="local", local_path=str(directory))
 
-        def list_store():
-            return sorted(entry.name for entry in directory.iterdir())
+        def list_store():  # the store's objects (its temp directory, .bakthat-tmp, left out)
+            return sorted(entry.name for entry in directory.iterdir() if entry.is_file())
     elif kind == "s3":
         request.getfixturevalue("aws")
         client = s3_client()

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -133,7 +134,8 @@ def test_a_0_6_catalog_is_upgraded_on_first_use_after_a_copy_is_kept_beside_it(h
     )
     assert (www["state"], www["compression"], www["encryption"], www["host"]) == ("ok", "gzip", "none", "oldhost")
     assert shown["www.20130605191055.tgz.enc"]["encryption"] == "beefish"
-    assert shown["mykey"]["metadata"]["KeyValue"] is True
+    assert www["metadata"] == {"is_enc": False, "client": "oldhost", "adopted": "0.6"}
+    assert shown["mykey"]["metadata"] == {"KeyValue": True, "is_enc": False, "is_gzipped": True}
     copy = home / ".bakthat.sqlite.schema-0.bak"
     assert "Upgraded the catalog ~/.bakthat.sqlite from schema version 0 (bakthat 0.6)" in result.stderr
     assert "kept as ~/.bakthat.sqlite.schema-0.bak" in result.stderr
@@ -163,7 +165,7 @@ def test_a_backup_into_a_0_6_catalog_succeeds_and_leaves_no_orphan(home, tree):
     assert names.count("mydir") == 1 and "www" in names
 
 
-def test_0_6_rows_restore_and_delete_where_the_store_holds_them(aws, home, tmp_path):
+def test_0_6_rows_restore_and_delete_where_the_store_holds_them(aws, home, tmp_path, caplog):
     make_0_6_catalog(home / ".bakthat.sqlite")
     s3 = s3_client()
     s3.create_bucket(Bucket=BUCKET)
@@ -179,9 +181,11 @@ def test_0_6_rows_restore_and_delete_where_the_store_holds_them(aws, home, tmp_p
     assert restored.stored_filename == "www.20130604191055.tgz"
     assert (tmp_path / "out" / "www" / "index.html").read_bytes() == b"<h1>2013</h1>\n"
     assert (tmp_path / "out" / "www" / "css" / "site.css").read_bytes() == b"body {}\n"
-    deleted = bakthat.delete("www.20130604191055.tgz")
+    with caplog.at_level(logging.WARNING, logger="bakthat"):
+        deleted = bakthat.delete("www.20130604191055.tgz")
     assert deleted.state == "deleted"
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+    assert "already gone" not in caplog.text  # an adopted 0.6 backup has no manifest to delete
 
 
 def test_a_catalog_of_a_newer_schema_is_refused_and_left_alone(home, tmp_path):

@@ -295,6 +295,12 @@ class Backend(base.Backend):
         project = self.os_options.get("project_name") or self.os_options.get("tenant_name") or self.os_options.get("project_id") or ""
         return f"{self.auth_url.rstrip('/')}#{project}:{self.user}/{self.container_name}"
 
+    @property
+    def legacy_backend_hash(self) -> str | None:
+        """bakthat 0.6's ``backend_hash`` of this container: SHA-512 of access_key + container."""
+        access_key = self.conf.get("access_key")
+        return hashlib.sha512(f"{access_key}{self.container_name}".encode()).hexdigest() if access_key else None
+
     def describe(self, key: str) -> str:
         return f"swift://{self.container_name}/{key}"
 
