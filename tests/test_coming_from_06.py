@@ -7,22 +7,24 @@ shares no code with bakthat: ``.tgz`` archives in 0.6's GNU tar format, Blowfish
 ``.tgz.enc`` ones, one name in the pre-0.4 dot-less form, and the tree changing between
 backups, so that each backup must restore its own state byte for byte.
 
-Step 2 is taken here as "no 0.6 catalog" (a lost one, or a new host): the catalog is
-rebuilt from the store.  Keeping a 0.6 ``~/.bakthat.sqlite`` in place needs its schema
-upgrade (the catalog migration), which this file does not cover.
+Step 2 is taken both ways: with no 0.6 catalog (a lost one, or a new host: the catalog
+is rebuilt from the store by ``sync``), and with the user's 0.6 ``~/.bakthat.sqlite``
+kept in place (upgraded on first use, its rows and tags shown at once).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sqlite3
 from datetime import datetime, timezone
 
 import pytest
 
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401
 from tests.conftest import make_tree, run_cli, snapshot
-from tests.legacy_writer import backup_object
+from tests.legacy_writer import backup_object, write_catalog
 
 PASSWORDS = {"www": "www-0.6-password", "db": "another one"}
 
@@ -114,6 +116,15 @@ def store_06(request, tmp_path, home):
     return objects, states, list_store
 
 
+def dump(path) -> list[str]:
+    """Return the SQL text of a SQLite database (its schema and every row)."""
+    connection = sqlite3.connect(path)
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
 def cli(*args: str, password: str | None = None):
     done = run_cli(*args, env={"BAKTHAT_PASSWORD": password} if password else None)
     return done
@@ -189,3 +200,62 @@ def test_writing_manifests_lets_a_second_host_find_the_06_backups(store_06, tmp_
     )
     assert restored.returncode == 0, restored.stderr
     assert snapshot(tmp_path / "out" / "db") == states[stored]
+
+
+@pytest.mark.parametrize("store_06", ["s3", "swift"], indirect=True)
+def test_the_walk_through_with_the_06_catalog_kept_in_place(store_06, tmp_path, home):
+    """Step 2 as most users take it: ~/.bakthat.sqlite from 0.6 stays where it is.
+
+    (A local directory is not a 0.6 destination, so its rows cannot be in a 0.6 catalog.)
+    """
+    objects, states, list_store = store_06
+    profile = json.loads((home / ".bakthat.yml").read_text())["default"]
+    kind = profile["default_destination"]
+    backend_hash = hashlib.sha512(f"{profile['access_key']}{profile['s3_bucket']}".encode()).hexdigest()
+    rows = []
+    for stored, data in objects.items():
+        name = "www" if stored.startswith("www") else "db"
+        when = next(moment for entry, moment, _, _ in HISTORY if stored.startswith(entry) and moment.strftime("%Y%m%d%H%M%S") in stored)
+        rows.append({
+            "backend": kind, "backend_hash": backend_hash, "backup_date": int(when.timestamp()),
+            "filename": name, "stored_filename": stored, "size": len(data), "tags": f"nightly {name}-0.6",
+            "metadata": {"is_enc": stored.endswith(".enc"), "client": "old-host"},
+        })
+    catalog = home / ".bakthat.sqlite"
+    write_catalog(catalog, rows)
+    original = dump(catalog)
+
+    # 1. the config is checked as it is
+    checked = cli("configure", "--check")
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+
+    # 2. first use upgrades the catalog in place, after keeping a copy: the rows show at once, with their tags
+    shown = cli("show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert dump(home / ".bakthat.sqlite.schema-0.bak") == original
+    listed = {row["stored_filename"]: row for row in json.loads(shown.stdout)}
+    assert sorted(listed) == sorted(objects)
+    assert {stored: row["tags"] for stored, row in listed.items()} == {row["stored_filename"]: row["tags"] for row in rows}
+    by_tag = json.loads(cli("show", "-t", "www-0.6", "--json").stdout)
+    assert sorted(row["stored_filename"] for row in by_tag) == sorted(stored for stored in objects if stored.startswith("www"))
+
+    # 3. sync has nothing to add: the catalog already lists every 0.6 backup
+    dry = cli("sync", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout) == []
+
+    # 4. every 0.6 row restores, byte for byte, from the 0.6 bucket
+    for stored, state in states.items():
+        name = "www" if stored.startswith("www") else "db"
+        target = tmp_path / "restored" / stored
+        restored = cli("restore", stored, "--target", str(target), password=PASSWORDS[name] if stored.endswith(".enc") else None)
+        assert restored.returncode == 0, restored.stderr
+        assert snapshot(target / name) == state, stored
+    assert list_store() == sorted(objects)
+
+    # 6. carry on: deleting a 0.6 row deletes its object in the 0.6 bucket
+    deleted = cli("delete", "db.20130801033000.tgz.enc")
+    assert deleted.returncode == 0, deleted.stderr
+    assert list_store() == sorted(stored for stored in objects if stored != "db.20130801033000.tgz.enc")
+    remaining = {row["stored_filename"] for row in json.loads(cli("show", "--json").stdout)}
+    assert remaining == set(objects) - {"db.20130801033000.tgz.enc"}
