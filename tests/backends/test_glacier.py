@@ -228,7 +228,7 @@ def test_a_damaged_vault_range_is_an_integrity_error(catalog):
     fake = FakeVault()
     store.client = fake
     store.put("big", io.BytesIO(os.urandom(2 * MiB + 1)))
-    fake.archives["arch-1"] = fake.archives["arch-1"][:-1] + b"\x00"
+    fake.archives["arch-1"] = fake.archives["arch-1"][:-1] + bytes([fake.archives["arch-1"][-1] ^ 0xFF])
     original = fake.get_job_output
 
     def lying(**kwargs):
