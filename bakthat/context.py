@@ -92,6 +92,22 @@ class RunContext:
             if value is not None:
                 object.__setattr__(self, field, redact(str(value)))
 
+    @classmethod
+    def for_source(
+        cls,
+        session_id: str,
+        action: str,
+        source: Any,
+        *,
+        job: str | None = None,
+        destination: str | None = None,
+        dry_run: bool = False,
+    ) -> RunContext:
+        """Given a parsed source (a :class:`bakthat.sources.Source`: its ``display`` and
+        ``name``, never its spec or password), return the context of its run."""
+        return cls(session_id, action, job=job, source=source.display, name=source.name,
+                   destination=destination, dry_run=dry_run)
+
     def replace(self, **changes: Any) -> RunContext:
         """Return a copy with the given fields changed (TypeError for an unknown field)."""
         return dataclasses.replace(self, **changes)

@@ -96,3 +96,37 @@ def test_current_context_does_not_leak_into_another_thread():
         thread.start()
         thread.join()
     assert seen == [None]
+
+
+def test_no_password_from_settings_or_sources_ever_reaches_a_context(tmp_path):
+    from bakthat import sources
+    from bakthat.hooks.command import CommandHook, run_hook
+
+    secrets = [f"secret-{index}-{uuid.uuid4().hex[:8]}" for index in range(5)]
+    settings = {"postgresql_password": secrets[0], "mysql_password": secrets[1],
+                "database_url": f"postgresql://catalog:{secrets[2]}@db/catalog"}
+    specs = [
+        f"postgresql://app:{secrets[3]}@db:5432/app",
+        {"url": "mysql://root@db/shop", "password": secrets[4]},
+        {"url": f"mariadb://root:{secrets[3]}@db/shop", "name": "shop"},
+    ]
+    seen = tmp_path / "seen"
+    for spec in specs:
+        source = sources.parse(spec, "jobs.nightly.sources[0]")
+        started = RunContext.for_source(str(uuid.uuid4()), "run", source, job="nightly", destination="local")
+        failed = started.finished("failed", error=f"could not connect to {spec if isinstance(spec, str) else spec['url']}")
+        for context in (started, failed):
+            texts = [repr(context), context.as_json(), str(context.as_environment())]
+            with context_file(context) as path:
+                texts.append(open(path).read())
+            # What a shell hook and a command source (given the settings) really receive:
+            assert run_hook(CommandHook(run=("sh", "-c", f"env > {seen}; cat $BAKTHAT_CONTEXT >> {seen}")),
+                            context, "after").ok
+            texts.append(seen.read_text())
+            with sources.open_dump(sources.parse({"command": "env", "name": "env"}), settings, context) as dump:
+                texts.append(dump.read().decode())
+                dump.finish()
+            assert f"BAKTHAT_NAME={source.name}" in texts[-1]
+            for text in texts:
+                for secret in secrets:
+                    assert secret not in text
