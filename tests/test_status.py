@@ -1,0 +1,171 @@
+"""bakthat.status: a run's progress, published to a file another process can poll."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from bakthat import status
+from bakthat.errors import ConfigError
+
+PUBLISHER = r"""
+import sys, time
+from bakthat.status import StatusPublisher
+publisher = StatusPublisher(sys.argv[1], "run", job="nightly", source="postgresql://db/app", name="app",
+                            directory=sys.argv[2]).start()
+publisher.update(phase="dump", bytes_total=10_000_000, force=True)
+publisher.advance(4_000_000, files=1)
+publisher.update(force=True)
+print("published", flush=True)
+if sys.stdin.readline().strip() == "finish":
+    publisher.finish("partial", "1 of 5 sources failed")
+    print("finished", flush=True)
+    sys.stdin.readline()
+else:
+    time.sleep(300)
+"""
+
+
+def spawn(directory, session_id):
+    child = subprocess.Popen([sys.executable, "-c", PUBLISHER, session_id, str(directory)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "published"
+    return child
+
+
+def test_another_process_sees_a_running_run_and_then_its_end(tmp_path):
+    session_id = str(uuid.uuid4())
+    child = spawn(tmp_path, session_id)
+    try:
+        [run] = status.list_runs(tmp_path)
+        assert (run.session_id, run.state, run.pid) == (session_id, "running", child.pid)
+        assert (run.job, run.name, run.phase) == ("nightly", "app", "dump")
+        assert run.bytes_done == 4_000_000 and run.files_done == 1 and run.bytes_total == 10_000_000
+        assert run.process_start == status.process.proc_stat(child.pid).start_ticks
+        child.stdin.write("finish\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "finished"
+        [run] = status.list_runs(tmp_path)
+        assert run.state == "partial" and run.error == "1 of 5 sources failed" and run.finished
+    finally:
+        child.kill()
+        child.wait()
+    [run] = status.list_runs(tmp_path)
+    assert run.state == "partial"  # a finished run stays finished after its process is gone
+
+
+def test_a_run_killed_mid_way_is_shown_as_crashed_not_running(tmp_path):
+    child = spawn(tmp_path, str(uuid.uuid4()))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    [run] = status.list_runs(tmp_path)
+    assert run.state == "crashed"
+    assert "crashed" in status.format_runs([run])
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_run(tmp_path):
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path).start()
+    assert status.list_runs(tmp_path)[0].state == "running"
+    document = json.loads(publisher.path.read_text())
+    document["process_start"] -= 1  # same pid, another process start time: the pid was reused
+    publisher.path.write_text(json.dumps(document))
+    assert status.list_runs(tmp_path)[0].state == "crashed"
+    document["process_start"] += 1
+    document["boot_id"] = "another-boot"
+    publisher.path.write_text(json.dumps(document))
+    assert status.list_runs(tmp_path)[0].state == "crashed"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_updates_are_throttled_but_phase_changes_and_the_end_always_written(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, clock=clock).start()
+    for _ in range(1000):
+        publisher.advance(1000)
+        clock.now += 0.001  # 1000 updates in one second
+    assert publisher.writes <= 1 + 4 + 1
+    written = json.loads(publisher.path.read_text())["bytes_done"]
+    assert written < 1_000_000
+    publisher.update(phase="upload")
+    assert json.loads(publisher.path.read_text())["phase"] == "upload"
+    publisher.finish("ok")
+    assert json.loads(publisher.path.read_text())["bytes_done"] == 1_000_000
+
+
+def test_rate_and_eta_follow_progress(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, clock=clock).start()
+    publisher.update(bytes_total=100_000_000, force=True)
+    for _ in range(10):
+        clock.now += 1
+        publisher.advance(5_000_000)
+    run = status.list_runs(tmp_path)[0]
+    assert run.rate == pytest.approx(5_000_000)
+    assert run.eta == pytest.approx(10.0)
+
+
+def test_files_are_private_and_replaced_atomically(tmp_path):
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path / "status").start()
+    assert stat.S_IMODE(publisher.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(publisher.directory.stat().st_mode) == 0o700
+    publisher.update(phase="walk")
+    assert [path.name for path in publisher.directory.iterdir()] == [publisher.path.name]
+
+
+def test_finished_runs_are_kept_up_to_a_bound(tmp_path):
+    for index in range(8):
+        with status.StatusPublisher(str(uuid.uuid4()), "backup", name=f"n{index}", directory=tmp_path, keep=5):
+            pass
+    runs = status.list_runs(tmp_path)
+    assert [run.name for run in runs] == ["n7", "n6", "n5", "n4", "n3"]
+    assert all(run.state == "ok" for run in runs)
+
+
+def test_a_failing_block_is_published_as_failed_and_an_interrupt_as_interrupted(tmp_path):
+    with pytest.raises(RuntimeError), status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path):
+        raise RuntimeError("disk full")
+    with pytest.raises(KeyboardInterrupt), status.StatusPublisher(str(uuid.uuid4()), "restore", directory=tmp_path):
+        raise KeyboardInterrupt
+    states = sorted((run.action, run.state, run.error) for run in status.list_runs(tmp_path))
+    assert states == [("backup", "failed", "disk full"), ("restore", "interrupted", "KeyboardInterrupt")]
+
+
+def test_a_status_directory_others_could_tamper_with_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(ConfigError, match="is not a private directory"):
+        status.status_directory(shared)
+    link = tmp_path / "link"
+    os.symlink(tmp_path, link)
+    with pytest.raises(ConfigError, match="is not a private directory"):
+        status.status_directory(link)
+
+
+def test_the_default_directory_is_per_user_and_overridable(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert status.status_directory() == tmp_path / "bakthat"
+    monkeypatch.setenv("BAKTHAT_STATUS_DIR", str(tmp_path / "mine"))
+    assert status.status_directory() == tmp_path / "mine"
+
+
+def test_garbage_in_the_directory_is_skipped(tmp_path):
+    (tmp_path / "junk.json").write_text("{not json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
+    status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path).start()
+    assert len(status.list_runs(tmp_path)) == 1
