@@ -56,16 +56,21 @@ def status_directory(directory: str | os.PathLike[str] | None = None) -> Path:
     """Return the status directory, created (0700) if needed.
 
     ``directory`` if given, else ``$BAKTHAT_STATUS_DIR``, else ``$XDG_RUNTIME_DIR/bakthat``,
-    else ``<temp dir>/bakthat-status-<uid>``.  Raise ConfigError if the path exists but is
+    else ``/run/bakthat`` for root (system services have no ``XDG_RUNTIME_DIR``, and a
+    ``PrivateTmp`` service's temp directory is invisible to others), else
+    ``<temp dir>/bakthat-status-<uid>``.  Raise ConfigError if the path exists but is
     not a directory we own and others cannot write (a symlink planted in /tmp, say).
     """
     if directory is None:
         directory = os.environ.get("BAKTHAT_STATUS_DIR") or None
     if directory is None:
         runtime = runtime_directory()
-        directory = os.path.join(runtime, "bakthat") if runtime else os.path.join(
-            tempfile.gettempdir(), f"bakthat-status-{os.getuid()}"
-        )
+        if runtime:
+            directory = os.path.join(runtime, "bakthat")
+        elif os.getuid() == 0 and os.path.isdir("/run"):
+            directory = "/run/bakthat"
+        else:
+            directory = os.path.join(tempfile.gettempdir(), f"bakthat-status-{os.getuid()}")
     path = Path(directory)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
