@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bakthat import process
-from bakthat.context import runtime_directory
+from bakthat.context import RunContext, runtime_directory
 from bakthat.errors import BakthatError, ConfigError
 
 CHUNK = 1 << 20
@@ -70,6 +71,71 @@ class Source:
     def secrets(self) -> tuple[str, ...]:
         """Return the secrets this source holds (masked wherever its output is shown)."""
         return ()
+
+
+@dataclass(frozen=True)
+class DatabaseSource(Source):
+    """A database reached by URL (``scheme://user:password@host:port/database``)."""
+
+    database: str = ""
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: tuple[str, ...] = ()
+    restore_options: tuple[str, ...] = ()
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password,) if self.password else ()
+
+
+#: The mapping keys of a database source, besides ``name`` and ``hooks``.
+DATABASE_KEYS = ("url", "password", "options", "restore_options")
+
+
+def parse_database_url(spec: Mapping[str, Any], where: str, scheme: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Given a database source's mapping spec, return the fields common to every
+    :class:`DatabaseSource` (the display URL shown as ``scheme://user@host:port/database``,
+    the password from ``password:`` else the URL, options) and the URL's query pairs.
+
+    Raise ConfigError naming ``where`` for an unknown key, a bad port or a missing database.
+    """
+    check_keys(spec, DATABASE_KEYS, where)
+    try:
+        parts = urlsplit(spec["url"])
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{where}.url: {exc}") from None
+    database = unquote(parts.path.lstrip("/"))
+    if not database or "/" in database:
+        raise ConfigError(f"{where}.url: give one database ({scheme}://host/dbname)")
+    user = unquote(parts.username) if parts.username else None
+    host = unquote(parts.hostname) if parts.hostname else None
+    password = spec.get("password") or (unquote(parts.password) if parts.password else None)
+    if password is not None and not isinstance(password, str):
+        raise ConfigError(f"{where}.password: must be a string")
+    shown_host = f"{host or ''}{f':{port}' if port else ''}"
+    fields = {
+        "display": f"{scheme}://{f'{user}@' if user else ''}{shown_host}/{database}",
+        "hooks": spec.get("hooks"),
+        "database": database,
+        "host": host,
+        "port": port,
+        "user": user,
+        "password": password or None,
+        "options": text_list(spec.get("options"), f"{where}.options"),
+        "restore_options": text_list(spec.get("restore_options"), f"{where}.restore_options"),
+    }
+    return fields, parse_qsl(parts.query, keep_blank_values=True)
+
+
+def environment(context: RunContext | None) -> dict[str, str]:
+    """Return the environment of a dump or restore program: bakthat's own plus the run
+    context's ``BAKTHAT_*`` variables."""
+    result = dict(os.environ)
+    if context is not None:
+        result.update(context.as_environment())
+    return result
 
 
 def check_keys(spec: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:

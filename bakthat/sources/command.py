@@ -11,7 +11,6 @@ restore the stored stream as a file and feed it to the matching tool (``zfs rece
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from typing import Any
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError
 from bakthat.process import display_argv
-from bakthat.sources.base import ProcessDump, Source, check_keys, check_name
+from bakthat.sources.base import ProcessDump, Source, check_keys, check_name, environment
 
 SCHEMES: tuple[str, ...] = ()
 KEY = "command"
@@ -70,7 +69,4 @@ def parse(spec: Mapping[str, Any], where: str) -> CommandSource:
 
 def open_dump(source: CommandSource, settings: Mapping[str, Any], context: RunContext | None = None) -> ProcessDump:
     """Start the command and return its running dump.  Raise DumpError if it cannot start."""
-    environment = dict(os.environ)
-    if context is not None:
-        environment.update(context.as_environment())
-    return ProcessDump(source.argv, environment, source.display)
+    return ProcessDump(source.argv, environment(context), source.display)

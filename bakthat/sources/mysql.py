@@ -22,29 +22,28 @@ hooks}``.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bakthat.conf import Setting
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
 from bakthat.sources.base import (
+    DATABASE_KEYS,
+    DatabaseSource,
     ProcessDump,
-    Source,
-    check_keys,
     check_name,
+    environment,
     feed_program,
+    parse_database_url,
     private_file,
     require_program,
-    text_list,
 )
 
 SCHEMES = ("mysql", "mariadb")
 KEY = None
-KEYS = ("url", "password", "options", "restore_options")
+KEYS = DATABASE_KEYS
 DUMP_OPTIONS = ("--single-transaction", "--routines", "--triggers", "--hex-blob", "--default-character-set=utf8mb4")
 
 SETTINGS: dict[str, Setting] = {
@@ -53,20 +52,10 @@ SETTINGS: dict[str, Setting] = {
 
 
 @dataclass(frozen=True)
-class MysqlSource(Source):
+class MysqlSource(DatabaseSource):
     """A MySQL or MariaDB database."""
 
-    database: str = ""
-    host: str | None = None
-    port: int | None = None
-    user: str | None = None
     socket: str | None = None
-    password: str | None = field(default=None, repr=False)
-    options: tuple[str, ...] = ()
-    restore_options: tuple[str, ...] = ()
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self.password,) if self.password else ()
 
 
 def parse(spec: Mapping[str, Any], where: str) -> MysqlSource:
@@ -75,40 +64,16 @@ def parse(spec: Mapping[str, Any], where: str) -> MysqlSource:
     Raise ConfigError naming ``where`` for a URL without exactly one database, a bad
     port, a query parameter other than ``socket``, or an unknown key.
     """
-    check_keys(spec, KEYS, where)
-    url = spec["url"]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{where}.url: {exc}") from None
-    database = unquote(parts.path.lstrip("/"))
-    if not database or "/" in database or database == "*" or database.startswith("-"):
+    fields, parameters = parse_database_url(spec, where, "mysql")
+    if fields["database"] == "*" or fields["database"].startswith("-"):
         raise ConfigError(f"{where}.url: give one database (mysql://host/dbname)")
     socket = None
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    for key, value in parameters:
         if key != "socket":
             raise ConfigError(f"{where}.url: unknown parameter {key!r} (only socket=/path is understood)")
         socket = value
-    user = unquote(parts.username) if parts.username else None
-    host = unquote(parts.hostname) if parts.hostname else None
-    password = spec.get("password") or (unquote(parts.password) if parts.password else None)
-    shown_host = f"{host or ''}{f':{port}' if port else ''}"
-    return MysqlSource(
-        kind="mysql",
-        name=check_name(spec.get("name", database), where),
-        display=f"mysql://{f'{user}@' if user else ''}{shown_host}/{database}",
-        extension="sql",
-        hooks=spec.get("hooks"),
-        database=database,
-        host=host,
-        port=port,
-        user=user,
-        socket=socket,
-        password=password if isinstance(password, str) and password else None,
-        options=text_list(spec.get("options"), f"{where}.options"),
-        restore_options=text_list(spec.get("restore_options"), f"{where}.restore_options"),
-    )
+    return MysqlSource(kind="mysql", name=check_name(spec.get("name", fields["database"]), where),
+                       extension="sql", socket=socket, **fields)
 
 
 def option_file_text(password: str) -> str:
@@ -124,9 +89,7 @@ def _connection(source: MysqlSource, settings: Mapping[str, Any], context: RunCo
     list[str], dict[str, str], tuple[str, ...], Any
 ]:
     """Return (leading options, environment, secrets, cleanup) for a client program."""
-    environment = dict(os.environ)
-    if context is not None:
-        environment.update(context.as_environment())
+    variables = environment(context)
     options: list[str] = []
     secrets: tuple[str, ...] = ()
     cleanup = None
@@ -139,7 +102,7 @@ def _connection(source: MysqlSource, settings: Mapping[str, Any], context: RunCo
                         ("--socket", source.socket)):
         if value is not None:
             options.append(f"{flag}={value}")
-    return options, environment, secrets, cleanup
+    return options, variables, secrets, cleanup
 
 
 def open_dump(source: MysqlSource, settings: Mapping[str, Any], context: RunContext | None = None) -> ProcessDump:
@@ -149,9 +112,9 @@ def open_dump(source: MysqlSource, settings: Mapping[str, Any], context: RunCont
     dump itself are raised by ``finish()``.
     """
     program = require_program("mariadb-dump", "mysqldump")
-    connection, environment, secrets, cleanup = _connection(source, settings, context)
+    connection, variables, secrets, cleanup = _connection(source, settings, context)
     argv = [program, *connection, *DUMP_OPTIONS, *source.options, source.database]
-    return ProcessDump(argv, environment, source.display, secrets=secrets, cleanup=cleanup)
+    return ProcessDump(argv, variables, source.display, secrets=secrets, cleanup=cleanup)
 
 
 def _literal(value: str) -> str:
@@ -165,20 +128,20 @@ def restore_into(source: MysqlSource, stream: Any, settings: Mapping[str, Any], 
     and ``overwrite`` is false; RestoreIntoError if the client fails.
     """
     client = require_program("mariadb", "mysql")
-    connection, environment, secrets, cleanup = _connection(source, settings, None)
+    connection, variables, secrets, cleanup = _connection(source, settings, None)
     try:
         literal = _literal(source.database)
         identifier = "`" + source.database.replace("`", "``") + "`"
         check = (f"CREATE DATABASE IF NOT EXISTS {identifier};\n"
                  f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = {literal};\n")
-        tables = feed_program([client, *connection, "--batch", "--skip-column-names"], environment,
+        tables = feed_program([client, *connection, "--batch", "--skip-column-names"], variables,
                               io.BytesIO(check.encode()), source.display, secrets=secrets).strip()
         if tables != "0" and not overwrite:
             raise TargetExistsError(
                 f"{source.display} is not empty ({tables} tables): restore into a new database, or ask to overwrite"
             )
         argv = [client, *connection, "--default-character-set=utf8mb4", *source.restore_options, source.database]
-        feed_program(argv, environment, stream, source.display, secrets=secrets)
+        feed_program(argv, variables, stream, source.display, secrets=secrets)
     finally:
         if cleanup is not None:
             cleanup()

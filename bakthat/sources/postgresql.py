@@ -25,29 +25,28 @@ parameters (``sslmode=require``, ``host=/var/run/postgresql`` for a socket direc
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bakthat.conf import Setting
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
 from bakthat.sources.base import (
+    DATABASE_KEYS,
+    DatabaseSource,
     ProcessDump,
-    Source,
-    check_keys,
     check_name,
+    environment,
     feed_program,
+    parse_database_url,
     private_file,
     require_program,
-    text_list,
 )
 
 SCHEMES = ("postgresql", "postgres")
 KEY = None
-KEYS = ("url", "password", "options", "restore_options")
+KEYS = DATABASE_KEYS
 ALL = "*"
 CUSTOM_FORMAT_MAGIC = b"PGDMP"
 
@@ -57,20 +56,10 @@ SETTINGS: dict[str, Setting] = {
 
 
 @dataclass(frozen=True)
-class PostgresqlSource(Source):
+class PostgresqlSource(DatabaseSource):
     """A PostgreSQL database (or a whole server when ``database`` is ``*``)."""
 
-    database: str = ""
-    host: str | None = None
-    port: int | None = None
-    user: str | None = None
     parameters: tuple[tuple[str, str], ...] = ()
-    password: str | None = field(default=None, repr=False)
-    options: tuple[str, ...] = ()
-    restore_options: tuple[str, ...] = ()
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self.password,) if self.password else ()
 
 
 def parse(spec: Mapping[str, Any], where: str) -> PostgresqlSource:
@@ -79,39 +68,16 @@ def parse(spec: Mapping[str, Any], where: str) -> PostgresqlSource:
     Raise ConfigError naming ``where`` for a URL without a database, a bad port, or an
     unknown key.
     """
-    check_keys(spec, KEYS, where)
-    url = spec["url"]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{where}.url: {exc}") from None
-    database = unquote(parts.path.lstrip("/"))
-    if not database or "/" in database:
-        raise ConfigError(f"{where}.url: give one database (postgresql://host/dbname) or /* for the whole server")
-    parameters = parse_qsl(parts.query, keep_blank_values=True)
-    password = spec.get("password") or next((v for k, v in parameters if k == "password"), None)
-    password = password or (unquote(parts.password) if parts.password else None)
-    parameters = tuple((k, v) for k, v in parameters if k != "password")
-    user = unquote(parts.username) if parts.username else None
-    host = unquote(parts.hostname) if parts.hostname else None
-    shown_host = f"{host or ''}{f':{port}' if port else ''}"
-    display = f"postgresql://{f'{user}@' if user else ''}{shown_host}/{database}"
-    default_name = "postgresql-all" if database == ALL else database
+    fields, parameters = parse_database_url(spec, where, "postgresql")
+    if not fields["password"]:
+        fields["password"] = next((value for key, value in parameters if key == "password"), None) or None
+    every = fields["database"] == ALL
     return PostgresqlSource(
         kind="postgresql",
-        name=check_name(spec.get("name", default_name), where),
-        display=display,
-        extension="sql" if database == ALL else "pgdump",
-        hooks=spec.get("hooks"),
-        database=database,
-        host=host,
-        port=port,
-        user=user,
-        parameters=parameters,
-        password=password if isinstance(password, str) and password else None,
-        options=text_list(spec.get("options"), f"{where}.options"),
-        restore_options=text_list(spec.get("restore_options"), f"{where}.restore_options"),
+        name=check_name(spec.get("name", "postgresql-all" if every else fields["database"]), where),
+        extension="sql" if every else "pgdump",
+        parameters=tuple((key, value) for key, value in parameters if key != "password"),
+        **fields,
     )
 
 
@@ -129,21 +95,19 @@ def conninfo(source: PostgresqlSource, database: str | None = None) -> str:
     return " ".join(f"{key}={_quote(value)}" for key, value in items if value is not None)
 
 
-def _environment(
+def _client(
     source: PostgresqlSource, settings: Mapping[str, Any], context: RunContext | None
 ) -> tuple[dict[str, str], tuple[str, ...], Any]:
     """Return (environment, secrets, cleanup) for a client program."""
-    environment = dict(os.environ)
-    if context is not None:
-        environment.update(context.as_environment())
+    variables = environment(context)
     password = source.password or settings.get("postgresql_password")
     if not password:
-        return environment, (), None
+        return variables, (), None
     escaped = password.replace("\\", "\\\\").replace(":", "\\:")
     path, cleanup = private_file(f"*:*:*:*:{escaped}\n", "pgpass")
-    environment["PGPASSFILE"] = path
-    environment.pop("PGPASSWORD", None)  # it would win over the file
-    return environment, (password,), cleanup
+    variables["PGPASSFILE"] = path
+    variables.pop("PGPASSWORD", None)  # it would win over the file
+    return variables, (password,), cleanup
 
 
 def open_dump(source: PostgresqlSource, settings: Mapping[str, Any], context: RunContext | None = None) -> ProcessDump:
@@ -157,16 +121,18 @@ def open_dump(source: PostgresqlSource, settings: Mapping[str, Any], context: Ru
     else:
         argv = [require_program("pg_dump"), "--format=custom", "--compress=0", "--no-password",
                 f"--dbname={conninfo(source)}"]
-    environment, secrets, cleanup = _environment(source, settings, context)
-    return ProcessDump([*argv, *source.options], environment, source.display, secrets=secrets, cleanup=cleanup)
+    variables, secrets, cleanup = _client(source, settings, context)
+    return ProcessDump([*argv, *source.options], variables, source.display, secrets=secrets, cleanup=cleanup)
 
 
-def _query(source: PostgresqlSource, database: str, sql: str, variables: Mapping[str, str],
-           environment: Mapping[str, str], secrets: tuple[str, ...]) -> str:
-    """Run SQL (with psql ``:'variables'``) on ``database``; return its unaligned output."""
+def _query(source: PostgresqlSource, database: str, sql: str, psql_variables: Mapping[str, str],
+           variables: Mapping[str, str], secrets: tuple[str, ...]) -> str:
+    """Run SQL (with psql ``:'psql_variables'``) on ``database`` with the environment
+    ``variables``; return its unaligned output."""
     argv = [require_program("psql"), "-X", "-A", "-t", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
-            *[f"--set={name}={value}" for name, value in variables.items()], f"--dbname={conninfo(source, database)}"]
-    return feed_program(argv, environment, io.BytesIO(sql.encode()), source.display, secrets=secrets)
+            *[f"--set={name}={value}" for name, value in psql_variables.items()],
+            f"--dbname={conninfo(source, database)}"]
+    return feed_program(argv, variables, io.BytesIO(sql.encode()), source.display, secrets=secrets)
 
 
 def restore_into(
@@ -180,17 +146,17 @@ def restore_into(
     """
     if source.database == ALL:
         raise ConfigError(f"{source.display}: restore a whole-server dump without --into, then run psql -f on it")
-    environment, secrets, cleanup = _environment(source, settings, None)
+    variables, secrets, cleanup = _client(source, settings, None)
     try:
         exists = _query(source, "postgres", "SELECT 1 FROM pg_database WHERE datname = :'target';",
-                        {"target": source.database}, environment, secrets).strip()
+                        {"target": source.database}, variables, secrets).strip()
         if not exists:
-            _query(source, "postgres", 'CREATE DATABASE :"target";', {"target": source.database}, environment, secrets)
+            _query(source, "postgres", 'CREATE DATABASE :"target";', {"target": source.database}, variables, secrets)
         else:
             tables = _query(source, source.database, (
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname <> 'information_schema' "
-                "AND n.nspname NOT LIKE 'pg\\_%';"), {}, environment, secrets).strip()
+                "AND n.nspname NOT LIKE 'pg\\_%';"), {}, variables, secrets).strip()
             if tables != "0" and not overwrite:
                 raise TargetExistsError(
                     f"{source.display} is not empty ({tables} relations): restore into a new database, "
@@ -204,7 +170,7 @@ def restore_into(
         else:
             argv = [require_program("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
                     "--single-transaction", *source.restore_options, f"--dbname={conninfo(source)}"]
-        feed_program(argv, environment, _Prefixed(head, stream), source.display, secrets=secrets)
+        feed_program(argv, variables, _Prefixed(head, stream), source.display, secrets=secrets)
     finally:
         if cleanup is not None:
             cleanup()

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from bakthat.backends.local import _fsync_dir  # the one directory fsync (issue 11 gives it a shared home)
 from bakthat.conf import Setting
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
@@ -77,6 +78,19 @@ def parse(spec: Mapping[str, Any], where: str) -> SqliteSource:
     )
 
 
+def _backup(origin: sqlite3.Connection, destination: str | os.PathLike[str]) -> None:
+    """Copy the database open as ``origin`` into ``destination`` through the online backup
+    API, in one step (one read transaction: a consistent copy); close both."""
+    try:
+        target = sqlite3.connect(destination, timeout=BUSY_TIMEOUT)
+        try:
+            origin.backup(target, pages=-1)
+        finally:
+            target.close()
+    finally:
+        origin.close()
+
+
 def _connect_read_only(path: str) -> sqlite3.Connection:
     uri = f"file:{quote(path)}?mode=ro"
     connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT)
@@ -96,15 +110,7 @@ def open_dump(source: SqliteSource, settings: Mapping[str, Any], context: RunCon
     copy = os.path.join(directory, "copy.sqlite")
     try:
         try:
-            origin = _connect_read_only(source.path)
-            try:
-                target = sqlite3.connect(copy)
-                try:
-                    origin.backup(target, pages=-1)
-                finally:
-                    target.close()
-            finally:
-                origin.close()
+            _backup(_connect_read_only(source.path), copy)
         except sqlite3.Error as exc:
             raise DumpError(f"{source.display}: cannot copy the database: {exc}") from None
         stream = open(copy, "rb")  # noqa: SIM115 - owned by the FileDump
@@ -124,14 +130,6 @@ def _check(path: str, display: str) -> None:
         raise RestoreIntoError(f"{display}: the dump is not a usable SQLite database: {exc}") from None
     if verdict != "ok":
         raise RestoreIntoError(f"{display}: the dump failed SQLite's quick_check: {verdict}")
-
-
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def restore_into(source: SqliteSource, stream: Any, settings: Mapping[str, Any], *, overwrite: bool = False) -> None:
@@ -156,16 +154,8 @@ def restore_into(source: SqliteSource, stream: Any, settings: Mapping[str, Any],
         _check(temporary, source.display)
         if not target.exists():
             os.link(temporary, target)  # fails rather than replace a file created meanwhile
-            _fsync_directory(str(target.parent))
+            _fsync_dir(target.parent)
             return
-        origin = sqlite3.connect(temporary)
-        try:
-            destination = sqlite3.connect(target, timeout=BUSY_TIMEOUT)
-            try:
-                origin.backup(destination, pages=-1)
-            finally:
-                destination.close()
-        finally:
-            origin.close()
+        _backup(sqlite3.connect(temporary), target)
     finally:
         os.unlink(temporary)
