@@ -112,6 +112,7 @@ def fingerprint(url: str) -> str:
 class Measure:
     label: str
     runs: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     peak_kib: int = 0
     own_kib: int = 0
     output_bytes: int = 0
@@ -150,6 +151,7 @@ def run_tools(url: str, workdir: Path, runner: pipeline.Runner, reps: int, with_
             record = runner.run(f"{label} #{rep + 1}", [stages], env=restic_env if "restic" in label else None)
             measure = measures[label]
             measure.runs.append(record.wall)
+            measure.cpu.append(record.cpu)
             measure.peak_kib = max(measure.peak_kib, record.peak_kib)
             measure.disturbed.append(pipeline.disturbed(record))
             if "restic" in label:
@@ -161,7 +163,7 @@ def run_tools(url: str, workdir: Path, runner: pipeline.Runner, reps: int, with_
                 measure.own_kib = max(measure.own_kib, document["vmhwm_kib"])
                 if document["stored_bytes"] != stored.stat().st_size:
                     raise pipeline.BenchError("bakthat: bytes counted differ from the file written")
-            print(f"  {label:<36} {record.wall:7.2f} s  peak {record.peak_kib / 1024:6.0f} MiB"
+            print(f"  {label:<36} {record.wall:7.2f} s  cpu {record.cpu:6.2f} s  peak {record.peak_kib / 1024:6.0f} MiB"
                   f"{'  (disturbed)' if measure.disturbed[-1] else ''}", flush=True)
     return measures
 
@@ -199,7 +201,7 @@ def report_size(size: int, measures: dict[str, Measure]) -> list[str]:
     baseline = measures["pg_dump -Fc | zstd -T0"].best
     like = measures["pg_dump -Fc -Z0 | zstd -T0"].best
     lines = [f"\nDatabase of {size / 1e9:.2f} GB (pg_database_size):",
-             f"{'tool':<36} {'best s':>7} {'median':>7} {'MB/s':>6} {'output MB':>10} {'peak MiB':>9} "
+             f"{'tool':<36} {'best s':>7} {'median':>7} {'cpu s':>6} {'MB/s':>6} {'output MB':>10} {'peak MiB':>9} "
              f"{'x -Fc|zstd':>10} {'x -Z0|zstd':>10}"]
     for label, measure in measures.items():
         peak = f"{measure.peak_kib / 1024:.0f}"
@@ -207,9 +209,11 @@ def report_size(size: int, measures: dict[str, Measure]) -> list[str]:
             peak += f" ({measure.own_kib / 1024:.0f})"
         flag = "!" if measure.disturbed[measure.runs.index(measure.best)] else " "
         lines.append(f"{label:<36} {measure.best:>6.2f}{flag} {statistics.median(measure.runs):>7.2f} "
+                     f"{min(measure.cpu):>6.1f} "
                      f"{size / 1e6 / measure.best:>6.0f} {measure.output_bytes / 1e6:>10.1f} {peak:>9} "
                      f"{measure.best / baseline:>10.2f} {measure.best / like:>10.2f}")
-    lines.append("peak MiB: GNU time, a pipeline's stages summed; for bakthat, max(Python, pg_dump) and in "
+    lines.append("cpu s: user+system seconds of the measured processes (pg_dump included; not the PostgreSQL "
+                 "server).  peak MiB: GNU time, a pipeline's stages summed; for bakthat, max(Python, pg_dump) and in "
                  "parentheses the Python process's own VmHWM.  ! = best run disturbed by other processes.")
     lines.append("bakthat backup postgresql://...: not measured yet (comes with the job runner, issue 12 phase B).")
     return lines
