@@ -7,10 +7,10 @@ with the state of the base (:func:`bakthat.index.changed`) and says yes only for
 and changed entries, so the archive is written in the same single pass.  At the end:
 
 * :meth:`ChangeSet.tail` lists what must be **appended** to the archive after the walk:
-  the header of every unchanged directory that is the parent of a stored or deleted
-  entry (extracting into a directory, or deleting from it, changes its mtime, so the
-  archive must set it again, and a directory header after its contents is what tar
-  itself does with delayed directory attributes), and the unchanged members of a
+  the header of every unchanged directory that is the parent of a stored file (or
+  link, or device) or of a deleted entry (extracting a file into a directory, or
+  deleting from it, changes the directory's mtime, so the archive must set it again;
+  tar applies directory attributes after the contents anyway), and the unchanged members of a
   hard-link group some of whose members were stored (so the group is linked again on
   restore: tar writes them as hard links to the member already in this archive);
 * :meth:`ChangeSet.finish` returns the **delta** index (what this archive holds, and
@@ -187,7 +187,11 @@ class ChangeSet:
             return []
         state, delta = self.state, self.delta
         directories: set[bytes] = set()
-        for key in [*delta, *self._deleted_keys()]:
+        # A stored directory that exists already is merged, its parent left alone; a
+        # stored file, link or device is renamed into its parent, and a deletion
+        # removes from it: both change the parent's mtime.
+        touched = [key for key, record in delta.items() if record_type(record) != DIRECTORY]
+        for key in [*touched, *self._deleted_keys()]:
             parent = parent_of(key)
             if parent is not None and parent not in delta:
                 record = state.record(parent)

@@ -14,6 +14,20 @@ from bakthat.changes import ChangeSet
 from bakthat.index import Index
 
 
+_MODES = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "p": stat.S_IFIFO, "c": stat.S_IFCHR,
+          "b": stat.S_IFBLK, "s": stat.S_IFSOCK}
+
+
+def fake_stat(kind="f", *, size=10, mtime_ns=1_600_000_000_123_456_789, ctime_ns=1_600_000_001_000_000_000,
+              ino=100, dev=7, nlink=1, mode=0o644, uid=1000, gid=1000, rdev=0) -> os.stat_result:
+    """Return an os.stat_result with the given fields (the seconds fields derived)."""
+    return os.stat_result((
+        _MODES[kind] | mode, ino, dev, nlink, uid, gid, size, mtime_ns // 10**9, mtime_ns // 10**9,
+        ctime_ns // 10**9, mtime_ns / 1e9, mtime_ns / 1e9, ctime_ns / 1e9, mtime_ns, mtime_ns, ctime_ns,
+        4096, 8, rdev,
+    ))
+
+
 def walk(root: Path) -> Iterator[tuple[str, os.stat_result, str | None]]:
     """Yield ``(archive path, lstat, link target)`` for ``root`` and everything below
     it, each directory before its contents, names sorted (as bakthat's walker)."""
