@@ -297,7 +297,8 @@ class History:
         Protection: every backup a kept one depends on, with the reason.
 
         Each backup in the chain of a kept backup (the kept backup itself excluded) is
-        protected, with the reason naming the newest kept backup that needs it, and the
+        protected, with the reason naming the newest kept backup based directly on it
+        (or, if none is, the newest kept backup whose chain holds it), and the
         rule ``{"rule": "base", "of": <that backup>, "dependents": <how many kept
         backups need it>}``.  The set of kept and protected backups is closed: the chain
         of each of them lies inside it.  A kept backup whose chain is already broken is
@@ -317,13 +318,14 @@ class History:
                 if base.stored_filename not in kept:
                     needed_by.setdefault(base.stored_filename, []).append(link)
         for name, dependents in needed_by.items():
-            dependents.sort(key=lambda link: (link.backup_date, link.stored_filename))
-            newest = dependents[-1]
-            relation = "base" if self.by_name[newest.stored_filename].base == name else "in the chain"
-            text = f"kept: {relation} of {LEVEL_NAMES[newest.level]} of {utc_iso(newest.backup_date)}"
+            # Name the newest kept backup based directly on it, else the newest that needs it.
+            dependents.sort(key=lambda link: (link.base == name, link.backup_date, link.stored_filename))
+            named = dependents[-1]
+            relation = "base" if named.base == name else "in the chain"
+            text = f"kept: {relation} of {LEVEL_NAMES[named.level]} of {utc_iso(named.backup_date)}"
             if len(dependents) > 1:
                 text += f" (and {len(dependents) - 1} more kept backup(s))"
-            rule = {"rule": "base", "of": newest.stored_filename, "dependents": len(dependents)}
+            rule = {"rule": "base", "of": named.stored_filename, "dependents": len(dependents)}
             protection.reasons[name] = [(text, rule)]
         return protection
 
