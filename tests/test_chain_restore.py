@@ -50,6 +50,10 @@ def evolve(tmp_path: Path) -> tuple[list[Backup], list[dict]]:
     os.link(root / "linked", root / "linked-too")
     os.symlink("top.txt", root / "link")
     (root / "empty").mkdir()
+    # Old times, so a restore that leaves the restore time on a directory is caught.
+    for number, path in enumerate(sorted(root.rglob("*"), reverse=True)):
+        os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number), follow_symlinks=False)
+    os.utime(root, (1_500_000_000, 1_500_000_000))
     archives = tmp_path / "store"
     archives.mkdir()
     backups, snapshots = [], []
