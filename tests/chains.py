@@ -4,14 +4,18 @@ with GNU tar from the list of what the ChangeSet stores."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bakthat.changes import ChangeSet
 from bakthat.index import Index
+from tests.conftest import snapshot
+from tests.services import require_binary
 
 
 _MODES = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "p": stat.S_IFIFO, "c": stat.S_IFCHR,
@@ -77,3 +81,81 @@ def backup(root: Path, base: Backup | None, name: str, level: str, archive: Path
         check=True,
     )
     return Backup(name, level, None if base is None else base.name, delta, state, archive, stored)
+
+
+def same_size_same_mtime_rewrite(path: Path, text: str) -> None:
+    before = os.stat(path)
+    assert len(text.encode()) == before.st_size
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def same_size_same_mtime_new_inode(path: Path, text: str) -> None:
+    before = os.stat(path)
+    fresh = path.with_name(path.name + ".tmp")
+    fresh.write_text(text)
+    os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.rename(fresh, path)
+
+
+def evolve(tmp_path: Path, odd_names: bool = False) -> tuple[list[Backup], list[dict]]:
+    """Make the chain full -> diff -> incr -> incr of a changing tree with GNU tar; return
+    the backups and the snapshot of the tree at each one.  With ``odd_names``, names
+    with a newline and with bytes that are not UTF-8 are deleted along the way."""
+    require_binary("tar")
+    root = tmp_path / "src" / "www"
+    (root / "docs" / "deep").mkdir(parents=True)
+    (root / "docs" / "a.txt").write_text("alpha")
+    (root / "docs" / "deep" / "b.txt").write_text("beta")
+    (root / "top.txt").write_text("top")
+    (root / "will-be-dir").write_text("a file for now")
+    (root / "old-name.txt").write_text("renamed later")
+    (root / "linked").write_text("shared")
+    os.link(root / "linked", root / "linked-too")
+    os.symlink("top.txt", root / "link")
+    (root / "empty").mkdir()
+    if odd_names:
+        (root / "line\nbreak.txt").write_text("deleted later")
+        (root / os.fsdecode(b"caf\xe9 latin-1")).mkdir()
+        (root / os.fsdecode(b"caf\xe9 latin-1") / "x").write_text("deleted later")
+    # Old times, so a restore that leaves the restore time on a directory is caught.
+    for number, path in enumerate(sorted(root.rglob("*"), reverse=True)):
+        os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number), follow_symlinks=False)
+    os.utime(root, (1_500_000_000, 1_500_000_000))
+    archives = tmp_path / "store"
+    archives.mkdir()
+    backups, snapshots = [], []
+
+    def take(name, level, base):
+        time.sleep(0.01)
+        made = backup(root, base, name, level, archives / f"{name}.tar")
+        backups.append(made)
+        snapshots.append(snapshot(root))
+        return made
+
+    full = take("www.1", "full", None)
+    # diff: added, changed with the same size and mtime (new ctime), deleted
+    (root / "added.txt").write_text("new file")
+    same_size_same_mtime_rewrite(root / "docs" / "a.txt", "ALPHA")
+    (root / "docs" / "deep" / "b.txt").unlink()
+    take("www.2", "diff", full)
+    # incr: replaced by a new inode with the same size and mtime, renamed, file -> dir
+    same_size_same_mtime_new_inode(root / "top.txt", "TOP")
+    os.rename(root / "old-name.txt", root / "new-name.txt")
+    (root / "will-be-dir").unlink()
+    (root / "will-be-dir").mkdir()
+    (root / "will-be-dir" / "inside.txt").write_text("inside")
+    os.chmod(root / "docs", 0o700)
+    incr = take("www.3", "incr", backups[-1])
+    # incr: dir -> file again, a directory deleted whole, the hard link rewritten
+    shutil.rmtree(root / "will-be-dir")
+    (root / "will-be-dir").write_text("a file again")
+    shutil.rmtree(root / "docs" / "deep")
+    (root / "linked").write_text("shared, changed")
+    os.unlink(root / "link")
+    os.symlink("added.txt", root / "link")
+    if odd_names:
+        (root / "line\nbreak.txt").unlink()
+        shutil.rmtree(root / os.fsdecode(b"caf\xe9 latin-1"))
+    take("www.4", "incr", incr)
+    return backups, snapshots

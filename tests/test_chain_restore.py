@@ -6,88 +6,15 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
 from bakthat.chain_restore import WORK_PREFIX, ChainPart, restore_chain
 from bakthat.errors import IntegrityError, TargetExistsError, UnsafeArchiveError
-from tests.chains import Backup, backup
+from tests.chains import Backup, evolve
 from tests.conftest import snapshot
-from tests.services import require_binary
-
-
-def same_size_same_mtime_rewrite(path: Path, text: str) -> None:
-    before = os.stat(path)
-    assert len(text.encode()) == before.st_size
-    path.write_text(text)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-
-
-def same_size_same_mtime_new_inode(path: Path, text: str) -> None:
-    before = os.stat(path)
-    fresh = path.with_name(path.name + ".tmp")
-    fresh.write_text(text)
-    os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
-    os.rename(fresh, path)
-
-
-def evolve(tmp_path: Path) -> tuple[list[Backup], list[dict]]:
-    """Make the chain full -> diff -> incr -> incr of a changing tree with GNU tar; return
-    the backups and the snapshot of the tree at each one."""
-    require_binary("tar")
-    root = tmp_path / "src" / "www"
-    (root / "docs" / "deep").mkdir(parents=True)
-    (root / "docs" / "a.txt").write_text("alpha")
-    (root / "docs" / "deep" / "b.txt").write_text("beta")
-    (root / "top.txt").write_text("top")
-    (root / "will-be-dir").write_text("a file for now")
-    (root / "old-name.txt").write_text("renamed later")
-    (root / "linked").write_text("shared")
-    os.link(root / "linked", root / "linked-too")
-    os.symlink("top.txt", root / "link")
-    (root / "empty").mkdir()
-    # Old times, so a restore that leaves the restore time on a directory is caught.
-    for number, path in enumerate(sorted(root.rglob("*"), reverse=True)):
-        os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number), follow_symlinks=False)
-    os.utime(root, (1_500_000_000, 1_500_000_000))
-    archives = tmp_path / "store"
-    archives.mkdir()
-    backups, snapshots = [], []
-
-    def take(name, level, base):
-        time.sleep(0.01)
-        made = backup(root, base, name, level, archives / f"{name}.tar")
-        backups.append(made)
-        snapshots.append(snapshot(root))
-        return made
-
-    full = take("www.1", "full", None)
-    # diff: added, changed with the same size and mtime (new ctime), deleted
-    (root / "added.txt").write_text("new file")
-    same_size_same_mtime_rewrite(root / "docs" / "a.txt", "ALPHA")
-    (root / "docs" / "deep" / "b.txt").unlink()
-    take("www.2", "diff", full)
-    # incr: replaced by a new inode with the same size and mtime, renamed, file -> dir
-    same_size_same_mtime_new_inode(root / "top.txt", "TOP")
-    os.rename(root / "old-name.txt", root / "new-name.txt")
-    (root / "will-be-dir").unlink()
-    (root / "will-be-dir").mkdir()
-    (root / "will-be-dir" / "inside.txt").write_text("inside")
-    os.chmod(root / "docs", 0o700)
-    incr = take("www.3", "incr", backups[-1])
-    # incr: dir -> file again, a directory deleted whole, the hard link rewritten
-    shutil.rmtree(root / "will-be-dir")
-    (root / "will-be-dir").write_text("a file again")
-    shutil.rmtree(root / "docs" / "deep")
-    (root / "linked").write_text("shared, changed")
-    os.unlink(root / "link")
-    os.symlink("added.txt", root / "link")
-    take("www.4", "incr", incr)
-    return backups, snapshots
 
 
 def parts_of(backups: list[Backup]) -> list[ChainPart]:
@@ -97,11 +24,15 @@ def parts_of(backups: list[Backup]) -> list[ChainPart]:
     ]
 
 
-def test_a_chain_full_diff_incr_incr_restores_exactly_to_each_point(tmp_path):
-    backups, snapshots = evolve(tmp_path)
+@pytest.mark.parametrize("odd_names", [False, True])
+def test_a_chain_full_diff_incr_incr_restores_exactly_to_each_point(tmp_path, odd_names):
+    backups, snapshots = evolve(tmp_path, odd_names)
     assert [os.fsdecode(key) for key in backups[1].delta.deletions] == ["www/docs/deep/b.txt"]
     assert [os.fsdecode(key) for key in backups[2].delta.deletions] == ["www/old-name.txt", "www/will-be-dir"]
-    assert [os.fsdecode(key) for key in backups[3].delta.deletions] == ["www/docs/deep", "www/will-be-dir"]
+    odd = [os.fsdecode(b"www/caf\xe9 latin-1"), "www/line\nbreak.txt"] if odd_names else []
+    assert [os.fsdecode(key) for key in backups[3].delta.deletions] == sorted(
+        [*odd, "www/docs/deep", "www/will-be-dir"], key=os.fsencode
+    )
     chains = {0: [0], 1: [0, 1], 2: [0, 1, 2], 3: [0, 1, 2, 3]}
     for point, members in chains.items():
         target = tmp_path / f"restored-{point}"
