@@ -41,12 +41,10 @@ from bakthat.index_records import (
     parent_of,
     record_from_stat,
     record_type,
-    rehead,
     with_digest,
     with_flags,
     with_holder,
 )
-from bakthat.index_records import record_holder as _holder_of
 from bakthat.index import Index
 
 
@@ -116,22 +114,27 @@ class ChangeSet:
         key = key_of(path)
         record = record_from_stat(st, link, digest=sha256, holder=self._holder)
         old = None if self._previous is None else self._previous.pop(key)
-        store = old is None or changed(old, record)
-        if old is not None:
-            if record_type(old) != record_type(record):
+        if old is None:
+            store = True
+        elif not changed(old, record):
+            # Unchanged: keep the old record (its holder, and its digest if this run
+            # computes none), with this run's device and link count.
+            store = False
+            if sha256:
+                old = with_digest(old, sha256)
+            record = old if old[:12] == record[:12] else record[:12] + old[12:]
+        else:
+            store = True
+            self._stored_over_base.add(key)
+            if record[16] != old[16]:
                 self._base_deleted.append(key)  # its type changed: delete, then add
-            if store:
-                self._stored_over_base.add(key)
-        if not store:
-            # Unchanged: keep the old holder (and digest, if this run computes none).
-            assert old is not None
-            record = rehead(old if not sha256 else with_digest(old, sha256), st.st_dev, st.st_nlink, _holder_of(old))
         self.state.put(key, record, new=True)
         if store:
             self.delta.put(key, record)
-        self.state.name_owner(st.st_uid, user, st.st_gid, group)
-        if store:
-            self.delta.name_owner(st.st_uid, user, st.st_gid, group)
+        if user is not None or group is not None:
+            self.state.name_owner(st.st_uid, user, st.st_gid, group)
+            if store:
+                self.delta.name_owner(st.st_uid, user, st.st_gid, group)
         if st.st_nlink > 1 and stat.S_ISREG(st.st_mode):
             self._groups.setdefault((st.st_dev, st.st_ino), []).append(key)
         return store

@@ -164,6 +164,10 @@ class Index:
         if group is not None and gid not in self.groups:
             self.groups[gid] = group
 
+    def setdefault(self, key: bytes, record: bytes) -> bytes:
+        """Set the record of ``key`` unless it has one; return the record it has."""
+        return self._records.setdefault(key, record)
+
     def put(self, key: bytes, record: bytes, *, new: bool = False) -> None:
         """Set the record of ``key``; with ``new``, raise ValueError if it is already set."""
         if new and self._records.setdefault(key, record) is not record:

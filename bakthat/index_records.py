@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,7 @@ _TYPE_OF_MODE = {
     stat.S_IFBLK: BLOCK_DEVICE,
     stat.S_IFSOCK: SOCKET,
 }
+_DEVICES = frozenset((CHAR_DEVICE, BLOCK_DEVICE))
 KINDS: tuple[str, ...] = ("delta", "state")
 LEVELS: tuple[str, ...] = ("full", "diff", "incr")
 LEVEL_NAMES = {"full": "full", "diff": "differential", "incr": "incremental"}
@@ -70,8 +72,9 @@ _FIXED = _RECORD.size
 _LINK_LENGTH = slice(_FIXED - 2, _FIXED)
 _TYPE_BYTE = _HEAD
 _HOLDER = struct.Struct("<I")
-_HEAD_STRUCT = struct.Struct("<QII")
 _NS = 1_000_000_000
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+_IMODE = 0o7777
 #: Limits of the record layout (the index file reader enforces the same ones).
 MAX_LINK = 0xFFFF
 MAX_UINT32 = 0xFFFFFFFF
@@ -89,8 +92,9 @@ class BadIndexError(IntegrityError):
 
 
 def key_of(path: str | bytes) -> bytes:
-    """Given an archive path as ``str`` (surrogateescape) or ``bytes``, return its key."""
-    return path if isinstance(path, bytes) else os.fsencode(path)
+    """Given an archive path as ``str`` (surrogateescape) or ``bytes``, return its key
+    (what :func:`os.fsencode` returns, without its per-call overhead)."""
+    return path.encode(_FS_ENCODING, _FS_ERRORS) if type(path) is str else path  # type: ignore[union-attr]
 
 
 def parent_of(key: bytes) -> bytes | None:
@@ -106,14 +110,6 @@ def ancestors_of(key: bytes) -> Iterator[bytes]:
         key = key[:cut]
         yield key
         cut = key.rfind(b"/")
-
-
-def type_of_mode(mode: int) -> str:
-    """Given an ``st_mode``, return the entry type letter.  Raise ValueError if unknown."""
-    try:
-        return _TYPE_OF_MODE[stat.S_IFMT(mode)]
-    except KeyError:
-        raise ValueError(f"unknown file type in mode {mode:#o}") from None
 
 
 def pack(
@@ -144,6 +140,17 @@ def pack(
         raise ValueError(f"link target of {len(link)} bytes is longer than {MAX_LINK}")
     if len(digest) not in (0, DIGEST_SIZE):
         raise ValueError(f"a digest is {DIGEST_SIZE} bytes, not {len(digest)}")
+    return pack_fields(
+        dev, nlink, holder, type, flags, mode, size, mtime_ns, ctime_ns, ino, uid, gid, rdev, link, digest
+    )
+
+
+def pack_fields(
+    dev: int, nlink: int, holder: int, type: str, flags: int, mode: int, size: int, mtime_ns: int, ctime_ns: int,
+    ino: int, uid: int, gid: int, rdev: int, link: bytes, digest: bytes,
+) -> bytes:
+    """:func:`pack` with positional arguments and no length checks on ``link`` and
+    ``digest`` (for callers that checked them already: the index file reader)."""
     mtime_s, mtime_sub = divmod(mtime_ns, _NS)
     ctime_s, ctime_sub = divmod(ctime_ns, _NS)
     try:
@@ -153,7 +160,7 @@ def pack(
         )
     except (struct.error, TypeError) as exc:
         raise ValueError(f"index field out of range: {exc}") from None
-    return fixed + link + digest
+    return fixed + link + digest if link or digest else fixed
 
 
 def record_from_stat(
@@ -169,27 +176,31 @@ def record_from_stat(
     Raise ValueError for an unknown file type, a link target on a non-link, or a field
     out of range.
     """
-    kind = type_of_mode(st.st_mode)
-    raw = b"" if link is None else key_of(link)
-    if raw and kind != SYMLINK:
-        raise ValueError(f"a link target is only recorded for a symbolic link, not a {TYPE_NAMES[kind]}")
-    return pack(
-        type=kind,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-        ino=st.st_ino,
-        dev=st.st_dev,
-        nlink=st.st_nlink,
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
-        rdev=st.st_rdev if kind in (CHAR_DEVICE, BLOCK_DEVICE) else 0,
-        link=raw,
-        digest=digest,
-        flags=FLAG_UNSTABLE if unstable else 0,
-        holder=holder,
-    )
+    mode = st.st_mode
+    kind = _TYPE_OF_MODE.get(mode & 0o170000)
+    if kind is None:
+        raise ValueError(f"unknown file type in mode {mode:#o}")
+    if link is None:
+        raw = b""
+    else:
+        raw = key_of(link)
+        if kind != SYMLINK:
+            raise ValueError(f"a link target is only recorded for a symbolic link, not a {TYPE_NAMES[kind]}")
+        if len(raw) > MAX_LINK:
+            raise ValueError(f"link target of {len(raw)} bytes is longer than {MAX_LINK}")
+    if digest and len(digest) != DIGEST_SIZE:
+        raise ValueError(f"a digest is {DIGEST_SIZE} bytes, not {len(digest)}")
+    mtime_s, mtime_sub = divmod(st.st_mtime_ns, _NS)
+    ctime_s, ctime_sub = divmod(st.st_ctime_ns, _NS)
+    try:
+        fixed = _RECORD.pack(
+            st.st_dev, st.st_nlink, holder, ord(kind), FLAG_UNSTABLE if unstable else 0, mode & _IMODE,
+            st.st_size, mtime_s, mtime_sub, ctime_s, ctime_sub, st.st_ino, st.st_uid, st.st_gid,
+            st.st_rdev if kind in _DEVICES else 0, len(raw),
+        )
+    except (struct.error, TypeError) as exc:
+        raise ValueError(f"index field out of range: {exc}") from None
+    return fixed + raw + digest if raw or digest else fixed
 
 
 def _compared_end(record: bytes) -> int:
@@ -238,11 +249,6 @@ def with_digest(record: bytes, digest: bytes) -> bytes:
 def with_flags(record: bytes, flags: int) -> bytes:
     """Return ``record`` with its flags set to ``flags``."""
     return record[:_HEAD + 1] + bytes((flags,)) + record[_HEAD + 2:]
-
-
-def rehead(record: bytes, dev: int, nlink: int, holder: int) -> bytes:
-    """Return ``record`` with its uncompared head (device, link count, holder) replaced."""
-    return _HEAD_STRUCT.pack(dev, nlink, holder) + record[_HEAD:]
 
 
 def unpack(record: bytes) -> tuple[Any, ...]:

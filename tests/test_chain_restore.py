@@ -19,7 +19,9 @@ from tests.conftest import snapshot
 
 def parts_of(backups: list[Backup]) -> list[ChainPart]:
     return [
-        ChainPart(made.name, lambda path=made.archive: open(path, "rb"), [os.fsdecode(key) for key in made.delta.deletions])
+        ChainPart(
+            made.name, lambda path=made.archive: open(path, "rb"), [os.fsdecode(key) for key in made.delta.deletions]
+        )
         for made in backups
     ]
 

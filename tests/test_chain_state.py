@@ -26,8 +26,8 @@ PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 def delta(backup, level="incr", base=None, deletions=(), entries=()):
     index = Index("delta", backup=backup, level=level, base=base, root="r")
     index.deletions = [os.fsencode(path) for path in deletions]
-    for path, st in entries:
-        index.add(path, st)
+    for path, stat_result in entries:
+        index.add(path, stat_result)
     return index
 
 
@@ -194,12 +194,12 @@ def test_the_merged_state_and_a_replay_of_the_archives_equal_the_tree_at_every_b
         base = choice.base.stored_filename if choice.base else None
         changeset = ChangeSet(states[base].copy() if base else None, backup=name, level=choice.level,
                               base=base, root="r")
-        for path, st_, link in model.walk():
-            changeset.see(path, st_, link)
+        for path, stat_result, link in model.walk():
+            changeset.see(path, stat_result, link)
         changeset.tail()
         deltas[name], states[name] = changeset.finish()
         rows.append(Link(name, number, choice.level, base))
-        expected[name] = {path: record_from_stat(st_, link) for path, st_, link in model.walk()}
+        expected[name] = {path: record_from_stat(found, link) for path, found, link in model.walk()}
     history = History(rows)
     for name, tree in expected.items():
         chain = history.chain(name)

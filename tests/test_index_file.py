@@ -66,6 +66,12 @@ def test_an_index_of_a_real_tree_round_trips(tree):
     assert_same(index_from_bytes(index_bytes(index), NAME), index)
 
 
+def test_every_line_is_exactly_what_json_dumps_writes_for_its_value():
+    lines = zstandard.ZstdDecompressor().decompressobj().decompress(index_bytes(sample_delta())).decode()
+    for line in lines.splitlines():
+        assert json.dumps(json.loads(line), ensure_ascii=False, separators=(",", ":")) == line
+
+
 def test_the_writer_leaves_its_sink_open_and_writes_one_checksummed_zstd_frame():
     sink = io.BytesIO()
     write_index(sample_delta(), sink)
