@@ -3,16 +3,19 @@
 A :class:`ChangeSet` is fed every entry of the tree (``see``), in whatever order the
 walker yields them, and answers at once whether the entry goes into the archive.  For
 a full backup the answer is always yes.  For a differential or incremental it compares
-with the state of the base (:func:`bakthat.index.changed`) and says yes only for new
-and changed entries, so the archive is written in the same single pass.  At the end:
+with the state of the base (:func:`bakthat.index_records.changed`) and says yes only
+for new and changed entries, so the archive is written in the same single pass.  A
+directory the answer is no for is still walked: only its header is left out.  At the
+end:
 
 * :meth:`ChangeSet.tail` lists what must be **appended** to the archive after the walk:
   the header of every unchanged directory that is the parent of a stored file (or
   link, or device) or of a deleted entry (extracting a file into a directory, or
   deleting from it, changes the directory's mtime, so the archive must set it again;
-  tar applies directory attributes after the contents anyway), and the unchanged members of a
-  hard-link group some of whose members were stored (so the group is linked again on
-  restore: tar writes them as hard links to the member already in this archive);
+  tar applies directory attributes after the contents anyway), and the unchanged
+  members of a hard-link group some of whose members were stored (so the group is
+  linked again on restore: tar writes them as hard links to the member already in this
+  archive);
 * :meth:`ChangeSet.finish` returns the **delta** index (what this archive holds, and
   the deleted paths) for the store, and the **state** index (the tree as of this
   backup, each entry with the backup that holds its data) for the local cache.
@@ -30,8 +33,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from bakthat.index import Index
 from bakthat.index_records import (
     DIRECTORY,
     FLAG_UNSTABLE,
@@ -45,7 +49,6 @@ from bakthat.index_records import (
     with_flags,
     with_holder,
 )
-from bakthat.index import Index
 
 
 class ChangeSet:
@@ -166,7 +169,7 @@ class ChangeSet:
         """Record the SHA-256 (raw 32 bytes) of a stored file's content."""
         self._update(path, lambda record: with_digest(record, sha256))
 
-    def _update(self, path: str | bytes, change) -> None:  # type: ignore[no-untyped-def]
+    def _update(self, path: str | bytes, change: Callable[[bytes], bytes]) -> None:
         key = key_of(path)
         record = self.state.record(key)
         if record is None:

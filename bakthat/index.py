@@ -47,6 +47,7 @@ from bakthat.index_records import (
     with_holder,
 )
 
+
 @dataclass(frozen=True)
 class Entry:
     """One entry of an index, readable: what ``files --json`` and a restore plan show.
@@ -170,9 +171,10 @@ class Index:
 
     def put(self, key: bytes, record: bytes, *, new: bool = False) -> None:
         """Set the record of ``key``; with ``new``, raise ValueError if it is already set."""
-        if new and self._records.setdefault(key, record) is not record:
+        if not new:
+            self._records[key] = record
+        elif self._records.setdefault(key, record) is not record:
             raise ValueError(f"{os.fsdecode(key)!r} is already in the index")
-        self._records[key] = record
 
     def record(self, path: str | bytes) -> bytes | None:
         """Return the record of a path, or None if the index does not hold it."""

@@ -35,6 +35,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from bakthat.index import Index
 from bakthat.index_records import (
     DIGEST_SIZE,
     KINDS,
@@ -51,7 +52,6 @@ from bakthat.index_records import (
     pack_fields,
     unpack,
 )
-from bakthat.index import Index
 
 FORMAT = "bakthat-index"
 FORMAT_VERSION = 1

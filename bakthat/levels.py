@@ -248,16 +248,16 @@ class History:
         if full is None:
             return LevelChoice("full", None, f"{asked}there is no full backup of this name yet")
         if requested == "diff":
-            return self._based("diff", full, asked, damaged)
+            return self._based("diff", full, asked, damaged)[0]
         if requested == "auto" and every is not None and now - full.backup_date >= every:
             return LevelChoice(
                 "full", None, f"the last full backup, of {utc_iso(full.backup_date)}, is {full_every} old or older"
             )
         newest = self.newest()
         assert newest is not None
-        choice = self._based("incr", newest, asked, damaged)
+        choice, chain = self._based("incr", newest, asked, damaged)
         if requested == "auto" and choice.level == "incr" and limit is not None:
-            length = len(self.chain(newest, damaged)) - 1
+            length = len(chain) - 1
             if length >= limit:
                 return LevelChoice(
                     "full", None, f"the chain of {newest.stored_filename} already has {length} backup(s) after its "
@@ -265,14 +265,17 @@ class History:
                 )
         return choice
 
-    def _based(self, level: str, base: Link, asked: str, damaged: Mapping[str, str] | None) -> LevelChoice:
+    def _based(
+        self, level: str, base: Link, asked: str, damaged: Mapping[str, str] | None
+    ) -> tuple[LevelChoice, list[Link]]:
+        """Return the choice of ``level`` on ``base`` (a full if base's chain is broken)
+        and base's chain."""
         try:
             chain = self.chain(base, damaged)
         except BrokenChainError as exc:
-            return LevelChoice("full", None, f"{asked}the chain of {base.stored_filename} is broken ({exc})")
-        return LevelChoice(
-            level, base, f"{LEVEL_NAMES[level]} on top of {base.describe()} (chain of {len(chain) + 1})"
-        )
+            return LevelChoice("full", None, f"{asked}the chain of {base.stored_filename} is broken ({exc})"), []
+        reason = f"{LEVEL_NAMES[level]} on top of {base.describe()} (chain of {len(chain) + 1})"
+        return LevelChoice(level, base, reason), chain
 
     # -- retention ----------------------------------------------------------------------
 
@@ -306,7 +309,7 @@ class History:
         """
         protection = Protection()
         needed_by: dict[str, list[Link]] = {}
-        kept = {self.get(name).stored_filename for name in keep if name in self.by_name}
+        kept = {name for name in keep if name in self.by_name}
         for name in kept:
             link = self.by_name[name]
             try:
@@ -368,12 +371,11 @@ def parse_at(value: Any, *, tz: tzinfo = timezone.utc) -> int:
             )
         return int(text)
     try:
-        day = date.fromisoformat(text)
+        day = date.fromisoformat(text)  # a date alone (a time makes it fail)
     except ValueError:
-        day = None
-    if day is not None and "T" not in text.upper() and ":" not in text:
-        end = datetime.combine(day, time(23, 59, 59), tzinfo=tz)
-        return int(end.timestamp())
+        pass
+    else:
+        return int(datetime.combine(day, time(23, 59, 59), tzinfo=tz).timestamp())
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -17,7 +17,6 @@ from bakthat.index import Index
 from tests.conftest import snapshot
 from tests.services import require_binary
 
-
 _MODES = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "p": stat.S_IFIFO, "c": stat.S_IFCHR,
           "b": stat.S_IFBLK, "s": stat.S_IFSOCK}
 
