@@ -93,7 +93,9 @@ class Index:
     path of each deleted subtree, sorted.  ``users`` and ``groups`` map ids to the names
     they had at backup time.
 
-    Paths are keys (bytes); iteration order is insertion order.
+    Paths are keys (bytes); iteration order is insertion order.  ``records``, if given,
+    is the key -> record dict to use (taken as is, not copied: for readers of a
+    serialised index); :meth:`records` returns it.
     """
 
     __slots__ = ("kind", "backup", "level", "base", "root", "holders", "deletions", "users", "groups", "_records")
@@ -107,6 +109,7 @@ class Index:
         base: str | None = None,
         root: str = "",
         holders: Iterable[str] | None = None,
+        records: dict[bytes, bytes] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"an index is a delta or a state, not {kind!r}")
@@ -121,7 +124,7 @@ class Index:
         self.deletions: list[bytes] = []
         self.users: dict[int, str] = {}
         self.groups: dict[int, str] = {}
-        self._records: dict[bytes, bytes] = {}
+        self._records: dict[bytes, bytes] = {} if records is None else records
 
     def __len__(self) -> int:
         return len(self._records)
@@ -183,6 +186,10 @@ class Index:
     def pop(self, key: bytes) -> bytes | None:
         """Remove a key and return its record (None if absent)."""
         return self._records.pop(key, None)
+
+    def records(self) -> dict[bytes, bytes]:
+        """Return the key -> record dict itself (not a copy: for serialisers)."""
+        return self._records
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Yield ``(key, record)`` in insertion order."""
@@ -302,11 +309,10 @@ class Index:
     def copy(self) -> Index:
         """Return an independent copy (records are immutable bytes and are shared)."""
         other = Index(self.kind, backup=self.backup, level=self.level, base=self.base, root=self.root,
-                      holders=self.holders)
+                      holders=self.holders, records=dict(self._records))
         other.deletions = list(self.deletions)
         other.users.update(self.users)
         other.groups.update(self.groups)
-        other._records = dict(self._records)
         return other
 
     @classmethod

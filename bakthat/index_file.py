@@ -73,10 +73,12 @@ _HEX = frozenset("0123456789abcdef")
 _TYPE_SET = frozenset(TYPES)
 _OPENERS = (b"[", b"{")
 _CLOSERS = (b"]", b"}")
-#: The integer fields of an entry, in the order entry() checks them, with their ranges.
+#: The integer fields of an entry with their ranges (entry() checks the same ranges
+#: inline; these name the field in the error).
 _NUMBER_FIELDS = ("size", "mtime_ns", "ctime_ns", "ino", "dev", "nlink", "mode", "uid", "gid", "rdev", "flags")
+_MIN_NS, _MAX_NS = MIN_INT64 * _NS, MAX_INT64 * _NS
 _RANGES = (
-    (0, MAX_INT64), (MIN_INT64 * _NS, MAX_INT64 * _NS), (MIN_INT64 * _NS, MAX_INT64 * _NS), (0, MAX_UINT64),
+    (0, MAX_INT64), (_MIN_NS, _MAX_NS), (_MIN_NS, _MAX_NS), (0, MAX_UINT64),
     (0, MAX_UINT64), (0, MAX_UINT32), (0, 0o7777), (0, MAX_UINT32), (0, MAX_UINT32), (0, MAX_UINT64), (0, 1),
 )
 
@@ -276,10 +278,21 @@ class _Reader:
         key = self.path(path, "path")
         if kind not in _TYPE_SET:
             raise self.fail(f"{_show(key)}: type must be one of {', '.join(TYPES)}, not {_kind(kind)}")
-        numbers = (size, mtime_ns, ctime_ns, ino, dev, nlink, mode, uid, gid, rdev, flags)
-        for number, (low, high) in zip(numbers, _RANGES):
-            if type(number) is not int or not low <= number <= high:
-                self.bad_numbers(key, numbers)
+        # One expression (no loop): this check runs for every entry of the index.
+        if not (
+            type(size) is int and 0 <= size <= MAX_INT64
+            and type(mtime_ns) is int and _MIN_NS <= mtime_ns <= _MAX_NS
+            and type(ctime_ns) is int and _MIN_NS <= ctime_ns <= _MAX_NS
+            and type(ino) is int and 0 <= ino <= MAX_UINT64
+            and type(dev) is int and 0 <= dev <= MAX_UINT64
+            and type(nlink) is int and 0 <= nlink <= MAX_UINT32
+            and type(mode) is int and 0 <= mode <= 0o7777
+            and type(uid) is int and 0 <= uid <= MAX_UINT32
+            and type(gid) is int and 0 <= gid <= MAX_UINT32
+            and type(rdev) is int and 0 <= rdev <= MAX_UINT64
+            and (flags == 0 or flags == 1) and type(flags) is int
+        ):
+            self.bad_numbers(key, (size, mtime_ns, ctime_ns, ino, dev, nlink, mode, uid, gid, rdev, flags))
         if kind == SYMLINK:
             raw_link = self.raw(link, f"{_show(key)}: link target", MAX_LINK)
         elif link is not None:

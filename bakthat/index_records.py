@@ -69,6 +69,8 @@ FLAGS_MASK = FLAG_UNSTABLE
 _RECORD = struct.Struct("<QIIBBHQqIqIQIIQH")
 _HEAD = 16  # bytes of the record that are not compared
 _FIXED = _RECORD.size
+#: The size of a record without link target and digest.
+MIN_RECORD_SIZE = _FIXED
 _LINK_LENGTH = slice(_FIXED - 2, _FIXED)
 _TYPE_BYTE = _HEAD
 _HOLDER = struct.Struct("<I")
