@@ -8,19 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bakthat.errors import ConfigError, IntegrityError, NotFoundError
 from bakthat.levels import BrokenChainError, History, Link, keep_bases, parse_at
 from bakthat.rotation import plan_age, plan_rotation
 from tests.conftest import run_cli
-from tests.test_rotation import policies
-
-UTC = timezone.utc
-DAY = 86400
-NOW = int(datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp())
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from tests.test_rotation import DAY, NOW, PROPERTY, UTC, policies
 
 
 @dataclass
@@ -307,18 +302,25 @@ def level_histories(draw, max_size=30):
     return [row for row in rows if row.id not in lost]
 
 
+@st.composite
+def protected_histories(draw):
+    """A random history with levels, a random set of backups retention keeps, and the
+    Protection of that set."""
+    history = History(draw(level_histories()))
+    keep = draw(st.sets(st.sampled_from(names(history.links)))) if history.links else set()
+    return history, keep, history.protect(keep)
+
+
 @PROPERTY
-@given(level_histories(), st.data())
-def test_the_kept_and_protected_backups_are_closed_under_depends_on(rows, data):
-    history = History(rows)
-    keep = data.draw(st.sets(st.sampled_from(names(history.links)))) if rows else set()
-    protection = history.protect(keep)
+@given(protected_histories())
+def test_the_kept_and_protected_backups_are_closed_under_depends_on(case):
+    history, keep, protection = case
     closure = set(keep) | set(protection.reasons)
     for name in closure:
         try:
             chain = history.chain(name)
         except BrokenChainError:
-            assert name in protection.broken or name not in keep
+            assert name in protection.broken and name in keep
             continue
         assert set(names(chain)) <= closure
     for name in protection.reasons:
@@ -326,11 +328,9 @@ def test_the_kept_and_protected_backups_are_closed_under_depends_on(rows, data):
 
 
 @PROPERTY
-@given(level_histories(), st.data())
-def test_deleting_anything_outside_the_closure_never_breaks_a_kept_chain(rows, data):
-    history = History(rows)
-    keep = data.draw(st.sets(st.sampled_from(names(history.links)))) if rows else set()
-    protection = history.protect(keep)
+@given(protected_histories())
+def test_deleting_anything_outside_the_closure_never_breaks_a_kept_chain(case):
+    history, keep, protection = case
     survivors = History(link for link in history.links
                         if link.stored_filename in keep or protection.keeps(link.stored_filename))
     for name in keep:
