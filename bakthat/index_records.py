@@ -57,12 +57,10 @@ _DEVICES = frozenset((CHAR_DEVICE, BLOCK_DEVICE))
 KINDS: tuple[str, ...] = ("delta", "state")
 LEVELS: tuple[str, ...] = ("full", "diff", "incr")
 LEVEL_NAMES = {"full": "full", "diff": "differential", "incr": "incremental"}
-HASH_ALGORITHM = "sha256"
-DIGEST_SIZE = 32
+DIGEST_SIZE = 32  # SHA-256
 
 #: The entry changed while it was read: the next backup stores it whatever it looks like.
 FLAG_UNSTABLE = 1
-FLAGS_MASK = FLAG_UNSTABLE
 
 # dev, nlink, holder | type, flags, mode, size, mtime s, mtime ns, ctime s, ctime ns,
 # ino, uid, gid, rdev, link length
@@ -192,17 +190,11 @@ def record_from_stat(
             raise ValueError(f"link target of {len(raw)} bytes is longer than {MAX_LINK}")
     if digest and len(digest) != DIGEST_SIZE:
         raise ValueError(f"a digest is {DIGEST_SIZE} bytes, not {len(digest)}")
-    mtime_s, mtime_sub = divmod(st.st_mtime_ns, _NS)
-    ctime_s, ctime_sub = divmod(st.st_ctime_ns, _NS)
-    try:
-        fixed = _RECORD.pack(
-            st.st_dev, st.st_nlink, holder, ord(kind), FLAG_UNSTABLE if unstable else 0, mode & _IMODE,
-            st.st_size, mtime_s, mtime_sub, ctime_s, ctime_sub, st.st_ino, st.st_uid, st.st_gid,
-            st.st_rdev if kind in _DEVICES else 0, len(raw),
-        )
-    except (struct.error, TypeError) as exc:
-        raise ValueError(f"index field out of range: {exc}") from None
-    return fixed + raw + digest if raw or digest else fixed
+    return pack_fields(
+        st.st_dev, st.st_nlink, holder, kind, FLAG_UNSTABLE if unstable else 0, mode & _IMODE, st.st_size,
+        st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_uid, st.st_gid, st.st_rdev if kind in _DEVICES else 0,
+        raw, digest,
+    )
 
 
 def _compared_end(record: bytes) -> int:
