@@ -43,7 +43,10 @@ DATABASE = "~/.bakthat.sqlite"
 LOCAL_STORE = "~/.bakthat_store"
 DEFAULT_LOCATION = "us-east-1"
 DEFAULT_DESTINATION = "local"
-EXCLUDE_FILES = [".bakthatexclude", ".gitignore"]
+#: Pattern files read from the top of a backed-up directory (``.gitignore`` only with
+#: ``exclude_gitignore: true``).
+EXCLUDE_FILES = [".bakthatexclude"]
+GITIGNORE = ".gitignore"
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ SETTINGS: dict[str, Setting] = {
         check=_within(*WORK_FACTORS, " (log2 of scrypt's N; 18 takes about 256 MiB and a second)"),
     ),
     "extra": Setting(dict, {}, "free-form mapping for plugins and your own scripts; never validated"),
+    "exclude": Setting((list, str), [], "gitignore-style patterns left out of every backup (with --exclude)"),
+    "exclude_gitignore": Setting(bool, False, "also leave out what the source's top-level .gitignore lists"),
+    "name_conflict": Setting(
+        str, "warn", "a path-derived backup name earlier used for another source on this host", ("warn", "error")
+    ),
 }
 
 #: Keys of bakthat 0.6 profiles, declared here so that a 0.6 ``~/.bakthat.yml`` loads

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bakthat import backends, models, passwords
+from bakthat import backends, models, naming, passwords
 from bakthat.archive import EXTENSIONS
 from bakthat.backends.base import Backend, HashingReader, HashingWriter
 from bakthat.errors import (
@@ -88,11 +88,6 @@ def _tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
     return " ".join(dict.fromkeys(words))
 
 
-def _arcname(source: Path, custom_filename: str | None) -> str:
-    name = custom_filename or os.path.basename(os.path.normpath(str(source)))
-    if not name or name in {".", ".."} or "/" in name or "\x00" in name:
-        raise ConfigError(f"cannot use {name!r} as a backup name")
-    return name
 
 
 def _pid_alive(pid: int) -> bool:
@@ -149,7 +144,9 @@ def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str
 
 
 def _own_paths(ctx: Context) -> list[str]:
-    """Paths a backup must never include: the local store and the catalog files."""
+    """Paths a backup must never include: the local store and the catalog files (the
+    walk compares them by device and inode, so any spelling or link reaching them is
+    recognised)."""
     paths = []
     container = getattr(ctx.backend, "root", None)
     if container is not None:
@@ -157,7 +154,7 @@ def _own_paths(ctx: Context) -> list[str]:
     database = str(ctx.settings.get("database") or "")
     if database and "://" not in database:
         db_path = os.path.abspath(os.path.expanduser(database))
-        paths += [db_path, db_path + "-wal", db_path + "-shm"]
+        paths += [db_path, db_path + "-wal", db_path + "-shm", db_path + "-journal"]
     return paths
 
 
@@ -178,26 +175,34 @@ def backup(
     compression: str | None = None,
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    exclude: str | list[str] | None = None,
 ) -> Any:
     """Back up a file or directory and return its catalog row (``models.Backups``).
 
-    Given a path (default: the current directory at call time), tar it with the path's
-    last component (or ``custom_filename``) as top-level entry, compress it (the
+    Given a path (default: the current directory at call time; a symbolic link is
+    followed), tar it with the backup name as top-level entry, compress it (the
     profile's ``compression``: zstd, gzip or none), encrypt it (a password from the
     argument, ``BAKTHAT_PASSWORD``, the profile's ``password_file`` or
     ``password_command``, or a prompt, blank meaning none; or the profile's
     ``encryption_recipients``), and store it under ``<name>.<UTC stamp>.<extension>``
-    with a manifest beside it.  The catalog row is written only after the store has
-    confirmed the archive; if writing it fails, what was stored is removed again.
+    with a manifest beside it.  The name is ``custom_filename``, else the last component
+    of the absolute path (``root`` for ``/``); a path-derived name earlier used on this
+    host for another source path is warned about (``metadata["warnings"]``).  Entries
+    matching the profile's ``exclude``, ``exclude`` (gitignore-style patterns),
+    ``exclude_file`` or ``.bakthatexclude`` are left out.  The catalog row is written
+    only after the store has confirmed the archive; if writing it fails, what was stored
+    is removed again.  ``metadata["partial"]`` is true when entries could not be read
+    or changed while being read.
 
     With ``dry_run``, walk the source as a backup would and return a
     :class:`bakthat.dryrun.BackupPlan` (entries, bytes, excluded entries, the stored
     name); nothing is asked, stored or catalogued.
 
-    Raise SourceError if the path is missing, EncryptionRequiredError if the profile
-    has ``require_encryption: true`` and no password or recipient is given,
-    StorageError if the store fails, CatalogError if the catalog does, VetoedError if
-    a ``before_backup`` handler refuses.
+    Raise SourceError if the path is missing, ConfigError for a name conflict the
+    profile makes an error, EncryptionRequiredError if the profile has
+    ``require_encryption: true`` and no password or recipient is given, StorageError if
+    the store fails, CatalogError if the catalog does, VetoedError if a
+    ``before_backup`` handler refuses.
     """
     from bakthat import archive
     from bakthat.conf import combination_problems
@@ -211,17 +216,24 @@ def backup(
         problems = combination_problems({**ctx.settings, "compression": kind})
         if problems:
             raise ConfigError(f"{ctx.settings.get('_source')}: profile {profile!r}: {problems[0]}")
-        arcname = _arcname(source, custom_filename)
+        name, entry = naming.backup_names(source, custom_filename)
+        source_path = naming.source_path(source)
+        warning = None if custom_filename is not None else naming.name_conflict(ctx.settings, name, source_path)
         secret = passwords.for_backup(password, prompt, ctx.settings, ask=not dry_run)
         warn_unencrypted = passwords.enforce(secret, ctx.settings, f"the backup of {source}")
         plan = _Plan(
             source=source,
-            arcname=arcname,
+            source_path=source_path,
+            name=name,
+            arcname=entry,
             compression=kind,
             encryption=secret.encryption,
             passphrase=secret.passphrase,
             recipients=secret.recipients,
-            excludes=archive.load_excludes(source, exclude_file),
+            excludes=archive.load_excludes(
+                source, exclude_file, [ctx.settings.get("exclude"), exclude], bool(ctx.settings.get("exclude_gitignore"))
+            ),
+            warnings=[warning] if warning else [],
             tags=_tags(tags),
             key=key,
             profile=profile,
@@ -235,7 +247,7 @@ def backup(
             if warn_unencrypted:
                 passwords.warn_unencrypted(found.stored_filename, dry_run=True)
             return current.finish(found)
-        reservation, plan.backup_date = _reserve(ctx, plan.arcname, suffix, int(time.time()), current.session_id)
+        reservation, plan.backup_date = _reserve(ctx, plan.name, suffix, int(time.time()), current.session_id)
         plan.stored_filename = reservation.stored_filename
         try:
             row = _store(ctx, plan)
@@ -259,12 +271,14 @@ def _dry_run_backup(ctx: Context, plan: _Plan, suffix: str) -> Any:
     """Return the BackupPlan of a backup: the name it would get and what the source holds."""
     from bakthat import dryrun
 
-    stored_filename, _ = next(_candidates(ctx, plan.arcname, suffix, int(time.time())))
+    stored_filename, _ = next(_candidates(ctx, plan.name, suffix, int(time.time())))
     found = dryrun.plan_backup(
         plan.source,
         plan.arcname,
         plan.excludes,
         _own_paths(ctx),
+        name=plan.name,
+        source_path=plan.source_path,
         stored_filename=stored_filename,
         destination=ctx.destination,
         compression=plan.compression,
@@ -284,6 +298,8 @@ class _Plan:
     """What one backup will store, decided before any byte is written."""
 
     source: Path
+    source_path: str
+    name: str
     arcname: str
     compression: str
     encryption: str
@@ -295,6 +311,7 @@ class _Plan:
     profile: str
     session_id: str
     storage_class: str | None
+    warnings: list[str]
     progress: Callable[[int], None] | None = None
     stored_filename: str = ""
     backup_date: int = 0
@@ -332,7 +349,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     """
     from bakthat import archive, crypto
 
-    log.info("Backing up %s", plan.source.absolute())
+    log.info("Backing up %s", plan.source_path)
     upload = ctx.backend.open_upload(plan.stored_filename, {"storage_class": plan.storage_class} if plan.storage_class else None)
     try:
         counted = HashingWriter(upload)
@@ -350,9 +367,9 @@ def _store(ctx: Context, plan: _Plan) -> Any:
             ctx.settings.get("compression_level"),
             int(ctx.settings.get("compression_threads", -1)),
         )
-        stats = archive.write_tar(
-            plan.source, plan.arcname, compressing, plan.excludes, skip=_own_paths(ctx), progress=plan.progress
-        )
+        # The store's temp files (this upload's and any other) are never part of a backup.
+        own = [*_own_paths(ctx), *([os.path.dirname(upload.temp)] if getattr(upload, "temp", None) else [])]
+        stats = archive.write_tar(plan.source, plan.arcname, compressing, plan.excludes, skip=own, progress=plan.progress)
         compressing.close()
         if encrypter is not None:
             encrypter.close()
@@ -366,8 +383,9 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     host = socket.gethostname()
     header_sha256 = None if encrypter is None else hashlib.sha256(encrypter.header).hexdigest()
     manifest_key = plan.stored_filename + MANIFEST_SUFFIX
+    stats.report()
     described = {
-        "name": plan.arcname,
+        "name": plan.name,
         "stored_filename": plan.stored_filename,
         "backup_date": plan.backup_date,
         "tags": plan.tags,
@@ -377,7 +395,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         "encryption": plan.encryption,
         "host": host,
         "profile": plan.profile,
-        "source_path": str(plan.source.absolute()),
+        "source_path": plan.source_path,
         "source_size": stats.bytes,
         "file_count": stats.files,
         "session_id": plan.session_id,
@@ -385,7 +403,12 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     }
     extra = {
         "header_sha256": header_sha256,
+        "partial": stats.partial,
+        "entries": {"excluded": stats.excluded, "skipped": len(stats.skipped), "changed": len(stats.changed)},
+        "excluded": stats.excluded_names,
         "skipped": stats.skipped,
+        "changed": stats.changed,
+        "warnings": plan.warnings,
         "key": plan.key,
         "bakthat_version": _version(),
         "backup_date_iso": datetime.fromtimestamp(plan.backup_date).astimezone().isoformat(),
@@ -696,5 +719,8 @@ def show(
 
     rows = search(query, destination, tags, profile, config, conf, name, since, until, include_deleted)
     for row in rows:
-        log.info("%s\t%s\t%s\t%s\t(%s)", local_time(row.backup_date), row.backend, human_size(row.size), row.stored_filename, row.tags)
+        log.info(
+            "%s\t%s\t%s\t%s\t%s\t(%s)",
+            local_time(row.backup_date), row.backend, human_size(row.size), row.stored_filename, row.source_path or "-", row.tags,
+        )
     return rows

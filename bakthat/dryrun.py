@@ -109,6 +109,8 @@ def plan_backup(
     excludes: Any,
     skip: list[str],
     *,
+    name: str | None = None,
+    source_path: str | None = None,
     stored_filename: str,
     destination: str,
     compression: str,
@@ -118,6 +120,8 @@ def plan_backup(
 ) -> BackupPlan:
     """Walk ``source`` as a backup would and return the BackupPlan; nothing is stored.
 
+    ``arcname`` is the archive's top-level entry, ``name`` the backup name (default:
+    ``arcname``), ``source_path`` the path recorded (default: ``source``, absolute).
     Raise SourceError as a backup would (a missing or unreadable source).
     """
     from bakthat import archive
@@ -126,10 +130,10 @@ def plan_backup(
     sink = _Discard()
     stats = archive.write_tar(source, arcname, sink, recording, skip=skip, progress=progress)
     return BackupPlan(
-        filename=arcname,
+        filename=name or arcname,
         stored_filename=stored_filename,
         destination=destination,
-        source_path=str(source.absolute()),
+        source_path=source_path or str(source.absolute()),
         compression=compression,
         encryption=encryption,
         file_count=stats.files,
@@ -137,7 +141,7 @@ def plan_backup(
         tar_size=sink.size,
         excluded=list(recording.excluded) if recording else [],
         excluded_count=recording.count if recording else 0,
-        skipped=list(stats.skipped),
+        skipped=[entry["path"] for entry in stats.skipped],
         tags=tags,
     )
 

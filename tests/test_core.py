@@ -257,17 +257,18 @@ def test_a_single_file_backs_up_and_restores_under_its_name(tmp_path):
     assert (tmp_path / "out" / "dump.sql").read_text() == source.read_text()
 
 
-def test_excludes_come_from_bakthatexclude_gitignore_and_the_exclude_file(tree, tmp_path):
+@pytest.mark.parametrize("gitignore", [False, True])
+def test_excludes_come_from_bakthatexclude_the_exclude_file_and_gitignore_only_when_asked(tree, tmp_path, gitignore):
     (tree / ".bakthatexclude").write_text("*.bin\n")
     (tree / ".gitignore").write_text("sub/\n!sub/\n*.md\n")
     exclude_file = tmp_path / "excl"
     exclude_file.write_text("empty.txt\n")
-    bakthat.backup(str(tree), password="", exclude_file=str(exclude_file))
+    bakthat.backup(str(tree), password="", exclude_file=str(exclude_file), conf={"exclude_gitignore": gitignore})
     bakthat.restore("mydir", target=tmp_path / "out")
     restored = {p.relative_to(tmp_path / "out" / "mydir").as_posix() for p in (tmp_path / "out" / "mydir").rglob("*")}
     assert "random.bin" not in restored
     assert "empty.txt" not in restored
-    assert "sub/deeper/note.md" not in restored
+    assert ("sub/deeper/note.md" in restored) is not gitignore
     assert "sub/deeper" in restored and "text.txt" in restored
 
 
@@ -404,26 +405,24 @@ def test_no_secret_reaches_a_log_record_or_an_error_message(tree, tmp_path, capl
     assert all(secret not in str(record.args) for record in caplog.records)
 
 
-def test_a_file_that_shrinks_while_it_is_read_makes_a_partial_but_valid_archive(tmp_path, monkeypatch):
-    from bakthat import archive
-
+def test_a_file_that_shrinks_while_it_is_read_makes_a_partial_but_valid_archive(tmp_path):
     source = tmp_path / "data" / "logs"
     source.mkdir(parents=True)
-    (source / "app.log").write_bytes(b"x" * 100_000)
+    size = (1 << 20) + 100_000  # two reads: it shrinks between them
+    (source / "app.log").write_bytes(b"x" * size)
     (source / "other.txt").write_text("fine\n")
-    real_read = archive._FileReader.read
 
-    def truncating_read(self, size=-1):
-        if self._handle.name.endswith("app.log") and self._handle.tell() == 0:
-            os.truncate(self._handle.name, 10)
-        return real_read(self, size)
+    def truncate_after_the_first_chunk(count):
+        if (source / "app.log").stat().st_size == size:
+            os.truncate(source / "app.log", 10)
 
-    monkeypatch.setattr(archive._FileReader, "read", truncating_read)
-    row = bakthat.backup(str(source), password="")
-    assert any(path.endswith("app.log") for path in row.metadata["skipped"])
+    row = bakthat.backup(str(source), password="", progress=truncate_after_the_first_chunk)
+    [changed] = row.metadata["changed"]
+    assert changed["path"].endswith("app.log") and "zeros" in changed["reason"]
+    assert row.metadata["partial"] is True
     bakthat.restore("logs", target=tmp_path / "out")
     restored = (tmp_path / "out" / "logs" / "app.log").read_bytes()
-    assert restored == b"x" * 10 + bytes(100_000 - 10)
+    assert restored == b"x" * (1 << 20) + bytes(100_000)
     assert (tmp_path / "out" / "logs" / "other.txt").read_text() == "fine\n"
 
 

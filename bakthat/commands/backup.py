@@ -13,7 +13,14 @@ NAME = "backup"
 HELP = "back up a file or directory"
 DESCRIPTION = """\
 Back up a file or directory (default: the current directory) into the destination and
-record it in the catalog.
+record it in the catalog.  A symbolic link given as the source is followed.  The backup
+is named after the last component of the source's absolute path (root for /) unless
+--name is given; a path-derived name earlier used on this host for another source is
+warned about (an error with the profile's name_conflict: error).
+
+Entries matching --exclude, the profile's exclude, --exclude-file or the source's
+.bakthatexclude are left out (the source's .gitignore too with exclude_gitignore: true).
+The backup exits 3 (partial) if entries could not be read or changed while being read.
 
 If the profile has a heartbeat_url, it is requested when the backup succeeds and with
 /fail appended when it fails or is partial (see bakthat periodic_backups --help)."""
@@ -27,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for a password when none is given (default: yes)")
     parser.add_argument("-t", "--tags", default="", help='space-separated tags, for example "daily db"')
     parser.add_argument("-k", "--key", help="a key recorded with the backup (0.6's BakManager key; fills {key} in heartbeat_url)")
+    parser.add_argument("--name", help="backup name (default: the last component of the source's absolute path, root for /)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="leave out what this gitignore-style pattern matches (repeatable)")
     parser.add_argument("--exclude-file", help="file of gitignore-style patterns to leave out")
     parser.add_argument("--s3-reduced-redundancy", action="store_true", help="store with the REDUCED_REDUNDANCY class (S3)")
     parser.add_argument("--compression", choices=["zstd", "gzip", "none"], help="override the profile's compression")
@@ -59,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
                 tags=args.tags,
                 key=args.key,
                 exclude_file=args.exclude_file,
+                exclude=args.exclude,
+                custom_filename=args.name,
                 s3_reduced_redundancy=args.s3_reduced_redundancy,
                 compression=args.compression,
                 progress=progress,
@@ -76,11 +87,17 @@ def run(args: argparse.Namespace) -> int:
         return PartialFailure.exit_code if row.skipped else 0
     if args.json:
         print_json(row)
-    skipped = (row.metadata or {}).get("skipped") or []
+    metadata = row.metadata or {}
+    partial = bool(metadata.get("partial"))
     if heartbeat_url:
-        _beat(settings, heartbeat_url, "fail" if skipped else "success", args.key)
-    if skipped:
-        print(f"bakthat: warning: {len(skipped)} entries could not be read and are not in {row.stored_filename}", file=sys.stderr)
+        _beat(settings, heartbeat_url, "fail" if partial else "success", args.key)
+    if partial:
+        counts = metadata.get("entries") or {}
+        print(
+            f"bakthat: warning: {row.stored_filename} is partial: {counts.get('skipped', 0)} entries could not be "
+            f"read, {counts.get('changed', 0)} changed while being read (named above)",
+            file=sys.stderr,
+        )
         return PartialFailure.exit_code
     return 0
 

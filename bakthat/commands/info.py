@@ -48,15 +48,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarise(rows: list) -> list[dict]:
-    """Given catalog rows, return one dict per (name, destination): count, newest, oldest, total size."""
+    """Given catalog rows (newest first), return one dict per (name, destination): count,
+    newest, oldest, total size, and the source paths (newest first)."""
     groups: dict[tuple[str, str], dict] = {}
     for row in rows:
         entry = groups.setdefault(
             (row.filename, row.backend),
             {"name": row.filename, "destination": row.backend, "count": 0, "newest": row.backup_date,
-             "oldest": row.backup_date, "total_size": 0},
+             "oldest": row.backup_date, "total_size": 0, "sources": []},
         )
         entry["count"] += 1
+        if row.source_path and row.source_path not in entry["sources"]:
+            entry["sources"].append(row.source_path)
         entry["newest"] = max(entry["newest"], row.backup_date)
         entry["oldest"] = min(entry["oldest"], row.backup_date)
         entry["total_size"] += row.size or 0
@@ -72,11 +75,18 @@ def _summary(rows: list, as_json: bool) -> int:
         print_json(entries)
         return 0
     print_table(
-        [(e["name"], e["destination"], str(e["count"]), local_time(e["newest"]), human_size(e["total_size"])) for e in entries],
+        [(e["name"], e["destination"], str(e["count"]), local_time(e["newest"]), human_size(e["total_size"]), _sources(e["sources"]))
+         for e in entries],
         right=[2, 4],
-        header=("NAME", "DESTINATION", "BACKUPS", "NEWEST", "TOTAL SIZE") if entries else None,
+        header=("NAME", "DESTINATION", "BACKUPS", "NEWEST", "TOTAL SIZE", "SOURCE") if entries else None,
     )
     return 0
+
+
+def _sources(paths: list[str]) -> str:
+    if not paths:
+        return "-"
+    return paths[0] + (f" (+{len(paths) - 1} other source{'s' if len(paths) > 2 else ''})" if len(paths) > 1 else "")
 
 
 def _record(row, versions: list, as_json: bool) -> int:
@@ -88,6 +98,7 @@ def _record(row, versions: list, as_json: bool) -> int:
         return 0
     metadata = dict(row.metadata or {})
     skipped = metadata.pop("skipped", None) or []
+    changed = metadata.pop("changed", None) or []
     lines = [
         ("name", row.filename),
         ("stored filename", row.stored_filename),
@@ -108,6 +119,8 @@ def _record(row, versions: list, as_json: bool) -> int:
     ]
     if skipped:
         lines.append(("skipped", f"{len(skipped)} entries could not be read"))
+    if changed:
+        lines.append(("changed", f"{len(changed)} files changed while being read"))
     lines += [(f"metadata.{key}", str(value)) for key, value in sorted(metadata.items())]
     print_table(lines)
     return 0

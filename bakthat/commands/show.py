@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_table(
         [
-            (local_time(r.backup_date), r.backend, human_size(r.size), r.stored_filename, f"({r.tags})" if r.tags else "")
+            (local_time(r.backup_date), r.backend, human_size(r.size), r.stored_filename, r.source_path or "-",
+             f"({r.tags})" if r.tags else "")
             for r in rows
         ],
         right=[2],

@@ -61,6 +61,7 @@ def test_show_prints_aligned_columns_with_zone_and_human_size(populated, tmp_pat
     lines = run_cli("show").stdout.splitlines()
     assert len(lines) == 2
     assert lines[0].index("mydir.") == lines[1].index("mydir.")
+    assert all(f" {populated}" in line for line in lines)
     assert " KiB " in lines[0] and "local" in lines[0]
     assert lines[1].endswith("(daily db)") or lines[0].endswith("(daily db)")
 
@@ -86,9 +87,11 @@ def test_info_without_a_name_summarises_each_name(populated, tmp_path):
     rows = json.loads(run_cli("show", "--json").stdout)
     assert summary[0]["total_size"] == sum(r["size"] for r in rows if r["filename"] == "mydir")
     assert summary[0]["newest"] == max(r["backup_date"] for r in rows if r["filename"] == "mydir")
-    assert set(summary[0]) == {"name", "destination", "count", "newest", "oldest", "total_size"}
+    assert set(summary[0]) == {"name", "destination", "count", "newest", "oldest", "total_size", "sources"}
+    assert summary[0]["sources"] == [str(populated)] and summary[1]["sources"] == [str(other)]
     human = run_cli("info").stdout.splitlines()
-    assert human[0].split() == ["NAME", "DESTINATION", "BACKUPS", "NEWEST", "TOTAL", "SIZE"]
+    assert human[0].split() == ["NAME", "DESTINATION", "BACKUPS", "NEWEST", "TOTAL", "SIZE", "SOURCE"]
+    assert human[1].endswith(str(populated)) and human[2].endswith(str(other))
 
 
 def test_ls_lists_the_store_and_marks_the_catalog(populated, home):
