@@ -882,6 +882,7 @@ class HugeHeaderStream(io.RawIOBase):
 
     def read(self, size=-1):
         size = 1 << 16 if size < 0 else size
+        assert self.bytes_read < 16 << 20, "the restore reads the oversized header instead of refusing it"
         if self.bytes_read < len(self._head):
             chunk = self._head[self.bytes_read : self.bytes_read + size]
         else:
@@ -907,6 +908,38 @@ def test_a_gigantic_header_is_refused_before_it_is_read_on_restore_and_on_listin
     with pytest.raises(UnsafeArchiveError, match=why):
         list(list_members(huge))
     assert huge.bytes_read < 1 << 20
+
+
+class EndlessOldSparseStream(HugeHeaderStream):
+    """An old-style GNU sparse member whose header says "more sparse blocks follow",
+    followed by endless such blocks."""
+
+    def __init__(self):
+        info = tarfile.TarInfo("sparse")
+        info.type, info.size = tarfile.GNUTYPE_SPARSE, 0
+        head = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+        head[482] = 1  # isextended
+        head[148:156] = b"        "
+        head[148:155] = b"%06o\0" % sum(head)
+        self._head = bytes(head)
+        self.bytes_read = 0
+        self._filler = bytes(504) + b"\1" + bytes(7)
+
+    def read(self, size=-1):
+        if self.bytes_read >= len(self._head):
+            assert self.bytes_read < 16 << 20, "the restore reads the sparse blocks instead of refusing them"
+            self.bytes_read += size
+            return (self._filler * (size // 512 + 1))[:size]
+        return super().read(size)
+
+
+def test_an_old_style_gnu_sparse_member_is_refused_before_its_blocks_are_read(target):
+    before = snapshot(target)
+    with pytest.raises(UnsafeArchiveError, match="old-style GNU sparse"):
+        safe_extract(EndlessOldSparseStream(), target)
+    assert snapshot(target) == before
+    with pytest.raises(UnsafeArchiveError, match="old-style GNU sparse"):
+        list(list_members(EndlessOldSparseStream()))
 
 
 def test_large_but_sane_extended_headers_are_restored(tmp_path):
