@@ -8,7 +8,8 @@ their modules, so plugins that replace them are honoured.
 This module is longer than most (about 650 lines) because it holds each action's whole
 sequence in one place (the order of catalog and store writes is the contract); what
 can stand alone lives elsewhere: passwords in :mod:`bakthat.passwords`, dry-run plans
-in :mod:`bakthat.dryrun`, extraction in :mod:`bakthat.extract`, locks in
+in :mod:`bakthat.dryrun`, backup names in :mod:`bakthat.naming`, the tar walk in
+:mod:`bakthat.tarwriter`, extraction in :mod:`bakthat.extract`, locks in
 :mod:`bakthat.locks`.
 """
 
@@ -86,8 +87,6 @@ def _tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
         return ""
     words = tags.split() if isinstance(tags, str) else [word for tag in tags for word in str(tag).split()]
     return " ".join(dict.fromkeys(words))
-
-
 
 
 def _pid_alive(pid: int) -> bool:
