@@ -35,6 +35,7 @@ import tarfile
 from collections.abc import Iterator
 
 from bakthat.errors import UnsafeArchiveError
+from bakthat.fsmeta import MAX_SPARSE_SEGMENTS
 
 FILE, DIR, SYMLINK, HARDLINK = "regular file", "directory", "symbolic link", "hard link"
 FIFO, CHAR_DEVICE, BLOCK_DEVICE = "FIFO", "character device", "block device"
@@ -54,8 +55,6 @@ KINDS = {
 MAX_PAX_HEADER = 8 << 20
 #: The largest GNU long name or long link target read (PATH_MAX is 4096 on Linux).
 MAX_LONG_NAME = 64 << 10
-#: The most segments a GNU sparse 1.0 map may list (tarwriter never writes more).
-MAX_SPARSE_SEGMENTS = 1 << 16
 
 
 def unsafe(name: str, why: str) -> UnsafeArchiveError:

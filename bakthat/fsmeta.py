@@ -240,6 +240,10 @@ def acl_from_text(text: str) -> bytes:
 
 # -- sparse files -----------------------------------------------------------------------
 
+#: The most data segments a sparse file is stored with: a restore reads the whole map
+#: into memory and refuses longer ones; a file with more is stored without its holes.
+MAX_SPARSE_SEGMENTS = 1 << 16
+
 
 def data_segments(fd: int, size: int) -> list[tuple[int, int]] | None:
     """Given an open regular file and its size, return its data segments as

@@ -39,9 +39,6 @@ log = logging.getLogger("bakthat")
 BUFFER_SIZE = 1 << 20
 #: How many excluded entries the stats keep by name (the count is always complete).
 NAMED_EXCLUDED = 20
-#: A file with more data segments than this is stored without its holes: GNU's sparse
-#: map is read whole into memory on restore, and bakthat refuses longer maps there.
-MAX_SPARSE_SEGMENTS = 1 << 16
 SOCKET = "a socket cannot be archived"
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
@@ -413,7 +410,7 @@ class _Walk:
         segments = None
         if before.st_blocks * 512 < size:
             segments = fsmeta.data_segments(fd, size)
-            if segments is not None and len(segments) > MAX_SPARSE_SEGMENTS:
+            if segments is not None and len(segments) > fsmeta.MAX_SPARSE_SEGMENTS:
                 segments = None
         if segments is None:
             header = self.writer.header(before, arc, records, tarfile.REGTYPE, size=size)
