@@ -44,6 +44,16 @@ def _number_field(value: int, digits: int, keyword: str, records: dict[str, str]
     return b"0" * digits + b"\0"
 
 
+def _size_field(size: int, records: dict[str, str]) -> bytes:
+    """Return the size field.  A sparse member's stored size that does not fit the
+    octal field is written in base-256 (the GNU encoding every tar reader knows), not
+    as a PAX ``size`` record: tarfile would let such a record override the sparse
+    ``realsize`` and then look for the next header at the wrong place."""
+    if size >= 8**11 and "GNU.sparse.realsize" in records:
+        return b"\x80" + size.to_bytes(11, "big")
+    return _number_field(size, 11, "size", records)
+
+
 def _pax_record(keyword: str, value: bytes) -> bytes:
     body = b" " + keyword.encode("utf-8") + b"=" + value + b"\n"
     length = len(body)
@@ -106,7 +116,7 @@ def encode(
     block = _ustar(
         name_field, mode & 0o7777,
         _number_field(uid, 7, "uid", pax), _number_field(gid, 7, "gid", pax),
-        _number_field(size, 11, "size", pax),
+        _size_field(size, pax),
         b"%011o\0" % seconds if 0 <= seconds < 8**11 else b"00000000000\0",
         kind, link_field, uname_field, gname_field,
         b"%07o\0" % devmajor if 0 <= devmajor < 8**7 else _ZERO8,
