@@ -166,7 +166,10 @@ def write_xattrs(target: int | str, pairs: Iterable[tuple[str, bytes]], dir_fd: 
             else:
                 os.setxattr(target, name, value, follow_symlinks=False)
         except (OSError, AttributeError) as exc:
-            if isinstance(exc, OSError) and exc.errno not in UNSUPPORTED:
+            # ENOENT for a path: no /proc to reach an entry by its directory descriptor.
+            if isinstance(exc, OSError) and exc.errno not in UNSUPPORTED and not (
+                exc.errno == errno.ENOENT and isinstance(target, str)
+            ):
                 raise
             refused.append(name)
     return refused
