@@ -619,7 +619,7 @@ def delete(
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
         if dry_run:
-            log.info("Would delete %s; dry run: nothing was deleted", row.stored_filename)
+            log.debug("Would delete %s; dry run: nothing was deleted", row.stored_filename)
             return current.finish(dryrun.DeletePlan(row))
         with name_lock(ctx.settings, ctx.backend.backend_hash, row.filename, lock_timeout):
             row = _match(ctx, filename)  # again, under the lock: it may have changed meanwhile

@@ -121,6 +121,16 @@ def _record(row, versions: list, as_json: bool) -> int:
         lines.append(("skipped", f"{len(skipped)} entries could not be read"))
     if changed:
         lines.append(("changed", f"{len(changed)} files changed while being read"))
-    lines += [(f"metadata.{key}", str(value)) for key, value in sorted(metadata.items())]
+    lines += [(f"metadata.{key}", _plain(value)) for key, value in sorted(metadata.items())]
     print_table(lines)
     return 0
+
+
+def _plain(value: object) -> str:
+    """Return ``value`` as a person reads it: a mapping as ``key value, ...``, a list
+    comma-separated, anything else as ``str``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_plain(item)}" for key, item in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(item) for item in value) or "-"
+    return str(value)

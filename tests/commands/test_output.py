@@ -172,3 +172,21 @@ def test_s3_reduced_redundancy_takes_effect(home, data, request):
 
 
 from tests.backends.conftest import aws, moto_server  # noqa: E402, F401 - fixtures for the S3 test
+
+
+def test_info_prints_nested_metadata_as_words_not_python_reprs(data):
+    assert run_cli("backup", str(data), "--prompt", "no").returncode == 0
+    result = run_cli("info", "mydir")
+    assert result.returncode == 0
+    line = next(line for line in result.stdout.splitlines() if line.startswith("metadata.entries"))
+    assert line.split(None, 1)[1] == "changed 0, excluded 0, skipped 0"
+    assert "{" not in result.stdout and "'" not in result.stdout
+
+
+def test_delete_dry_run_says_once_what_it_would_delete(data):
+    assert run_cli("backup", str(data), "--prompt", "no").returncode == 0
+    result = run_cli("delete", "mydir", "--dry-run")
+    assert result.returncode == 0
+    said = (result.stdout + result.stderr).lower()
+    assert said.count("would delete mydir.") == 1 and "nothing was deleted" in said
+    assert run_cli("info", "mydir").returncode == 0  # still there
