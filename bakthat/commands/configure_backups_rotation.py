@@ -23,8 +23,15 @@ The policy is checked before anything is written; the file is replaced atomicall
 
 log = logging.getLogger("bakthat")
 
-UNITS = ("days", "weeks", "months", "years", "hours", "minutes", "seconds")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: The options in the order they are listed and written: 0.6's three first, then the others.
+_OPTION_ORDER = ("days", "weeks", "months")
+
+
+def _units() -> tuple[str, ...]:
+    """Return rotation's units (:data:`bakthat.rotation_plan.UNITS`) in option order."""
+    from bakthat.rotation_plan import UNITS
+
+    return (*_OPTION_ORDER, *(unit for unit in UNITS if unit not in _OPTION_ORDER))
 
 
 def _count(text: str) -> int:
@@ -39,18 +46,20 @@ def _count(text: str) -> int:
 
 def week_day(text: str) -> int:
     """Given ``saturday`` (or ``sat``) or ``0``..``6`` (Monday is 0), return 0..6."""
+    from bakthat.rotation_plan import week_day_named
+
     word = text.strip().lower()
     if word.isdigit() and 0 <= int(word) <= 6:
         return int(word)
-    for index, name in enumerate(WEEKDAYS):
-        if len(word) >= 3 and name.startswith(word):
-            return index
+    named = week_day_named(word)
+    if named is not None:
+        return named
     raise argparse.ArgumentTypeError(f"{text!r} is not a day: give monday..sunday or 0 (Monday) to 6 (Sunday)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scope(parser, destination=False)
-    for unit in UNITS:
+    for unit in _units():
         parser.add_argument(f"--{unit}", type=_count, metavar="N", help=f"keep one backup for each of the last N {unit}")
     parser.add_argument("--first-week-day", type=week_day, metavar="DAY", help="day weeks start on: monday..sunday or 0-6 (default saturday)")
     parser.add_argument("--keep", choices=["newest", "oldest"], help="which backup each period keeps (default newest)")
@@ -62,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = (*UNITS, "first_week_day", "keep", "keep_last", "pin_tag")
+    from bakthat.rotation_plan import POLICY_KEYS, UNITS
+
+    names = (*_units(), *(key for key in POLICY_KEYS if key not in UNITS))
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -72,7 +83,9 @@ def _ask(current: dict[str, Any]) -> dict[str, Any]:
 
     answers: dict[str, Any] = {}
     sys.stderr.write("Rotation policy. Blank answers keep the value in brackets.\n")
-    for unit in ("days", "weeks", "months"):
+    from bakthat.rotation_plan import DEFAULT_FIRST_WEEK_DAY, WEEKDAYS
+
+    for unit in _OPTION_ORDER:
         while True:
             text = _read(f"Number of {unit} to keep [{current.get(unit, 0)}]: ").strip()
             if not text:
@@ -82,7 +95,7 @@ def _ask(current: dict[str, Any]) -> dict[str, Any]:
                 break
             except argparse.ArgumentTypeError as exc:
                 sys.stderr.write(f"  {exc}\n")
-    day = current.get("first_week_day", 5)
+    day = current.get("first_week_day", DEFAULT_FIRST_WEEK_DAY)
     shown = WEEKDAYS[day] if isinstance(day, int) and 0 <= day <= 6 else day
     while True:
         text = _read(f"First week day [{shown}]: ").strip()
@@ -108,12 +121,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("nothing to change: give --days, --weeks, --months... or run the command in a terminal")
         changes = _ask(current)
     block = {**current, **changes}
-    try:
-        from bakthat.rotation import Policy
-    except ImportError:
-        Policy = None
-    if Policy is not None:
-        Policy.from_mapping(block, where=f"profile {args.profile!r}: rotation")
+    from bakthat.rotation_plan import Policy
+
+    Policy.from_mapping(block, where=f"profile {args.profile!r}: rotation")
     path, _ = update_profile(args.profile, {"rotation": block}, config=args.config)
     if args.json:
         print_json(block)
