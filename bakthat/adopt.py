@@ -19,7 +19,6 @@ the ``retrievals`` table as 0.6 did with its own inventory; ``wait`` polls for i
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -28,8 +27,9 @@ from typing import Any
 
 import peewee
 
-from bakthat import legacy, models
-from bakthat.backends.base import HashingReader, ObjectInfo
+from bakthat import legacy, manifest, models
+from bakthat.backends.base import ObjectInfo
+from bakthat.pipeline import HashingReader
 
 log = logging.getLogger("bakthat")
 
@@ -91,23 +91,8 @@ def _write_manifest(ctx: Any, row: Any, manifest_suffix: str) -> None:
         raise IntegrityError(f"{row.stored_filename}: read {reader.size} bytes, the store listed {row.size}")
     row.sha256 = reader.hexdigest()
     manifest_key = row.stored_filename + manifest_suffix
-    manifest = {
-        "format": "bakthat-manifest",
-        "name": row.filename,
-        "stored_filename": row.stored_filename,
-        "backup_date": row.backup_date,
-        "tags": [],
-        "size": row.size,
-        "sha256": row.sha256,
-        "compression": row.compression,
-        "encryption": row.encryption,
-        "host": None,
-        "profile": row.profile,
-        "format_version": LEGACY_FORMAT_VERSION,
-        "adopted": ADOPTED,
-        "adopted_by": socket.gethostname(),
-    }
-    ctx.backend.put(manifest_key, json.dumps(manifest, indent=2).encode())
+    described = manifest.build_adopted(row, ADOPTED, socket.gethostname(), LEGACY_FORMAT_VERSION)
+    ctx.backend.put(manifest_key, manifest.encode(described))
     row.metadata = {**row.metadata, "manifest": manifest_key}
 
 

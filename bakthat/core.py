@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -28,9 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bakthat import backends, models, naming, passwords
+from bakthat import backends, manifest, models, naming, passwords
 from bakthat.archive import EXTENSIONS
-from bakthat.backends.base import Backend, HashingReader, HashingWriter
+from bakthat.backends.base import Backend
+from bakthat.pipeline import HashingReader, HashingWriter
 from bakthat.errors import (
     AlreadyExistsError,
     CatalogError,
@@ -46,8 +46,9 @@ from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
 
-FORMAT_VERSION = 1
-MANIFEST_SUFFIX = ".manifest.json"
+#: Kept for callers of 0.x releases of this module; :mod:`bakthat.manifest` is their home.
+FORMAT_VERSION = manifest.FORMAT_VERSION
+MANIFEST_SUFFIX = manifest.SUFFIX
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _candidates(ctx: Context, arcname: str, suffix: str, when: int) -> Any:
         candidate = f"{arcname}.{utc_stamp(stamp)}.{suffix}"
         if models.Backups.select().where(models.Backups.stored_filename == candidate).exists():
             continue
-        if ctx.backend.exists(candidate) or ctx.backend.exists(candidate + MANIFEST_SUFFIX):
+        if ctx.backend.exists(candidate) or ctx.backend.exists(manifest.key_for(candidate)):
             continue
         yield candidate, stamp
     raise AlreadyExistsError(f"no free stored filename for {arcname} near {utc_stamp(when)}")
@@ -320,7 +321,7 @@ class _Plan:
 def _unstore(ctx: Context, plan: _Plan) -> str:
     """Remove what a backup that failed after its upload stored (manifest, archive); say what happened."""
     left = []
-    for key in (plan.stored_filename + MANIFEST_SUFFIX, plan.stored_filename):
+    for key in (manifest.key_for(plan.stored_filename), plan.stored_filename):
         try:
             ctx.backend.delete(key)
         except NotFoundError:
@@ -379,56 +380,20 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         raise
     if stored.size != counted.size:
         raise IntegrityError(f"{plan.stored_filename}: store holds {stored.size} bytes, {counted.size} were written")
-    host = socket.gethostname()
     header_sha256 = None if encrypter is None else hashlib.sha256(encrypter.header).hexdigest()
-    manifest_key = plan.stored_filename + MANIFEST_SUFFIX
     stats.report()
-    described = {
-        "name": plan.name,
-        "stored_filename": plan.stored_filename,
-        "backup_date": plan.backup_date,
-        "tags": plan.tags,
-        "size": counted.size,
-        "sha256": counted.hexdigest(),
-        "compression": plan.compression,
-        "encryption": plan.encryption,
-        "host": host,
-        "profile": plan.profile,
-        "source_path": plan.source_path,
-        "source_size": stats.bytes,
-        "file_count": stats.files,
-        "session_id": plan.session_id,
-        "format_version": FORMAT_VERSION,
-    }
-    extra = {
-        "header_sha256": header_sha256,
-        "partial": stats.partial,
-        "entries": {"excluded": stats.excluded, "skipped": len(stats.skipped), "changed": len(stats.changed)},
-        "excluded": stats.excluded_names,
-        "skipped": stats.skipped,
-        "changed": stats.changed,
-        "warnings": plan.warnings,
-        "key": plan.key,
-        "bakthat_version": _version(),
-        "backup_date_iso": datetime.fromtimestamp(plan.backup_date).astimezone().isoformat(),
-    }
-    manifest = {"format": "bakthat-manifest", **described, **extra, "tags": plan.tags.split()}
-    ctx.backend.put(manifest_key, json.dumps(manifest, indent=2).encode())
+    described = manifest.build(
+        plan, stats, size=counted.size, sha256=counted.hexdigest(), host=socket.gethostname(),
+        header_sha256=header_sha256, version=_version(),
+    )
+    ctx.backend.put(manifest.key_for(plan.stored_filename), manifest.encode(described))
     _wait_until(plan.backup_date)
     return models.Backups.create(
         backend=ctx.destination,
         backend_hash=ctx.backend.backend_hash,
-        filename=described.pop("name"),
         is_deleted=False,
         last_updated=int(time.time()),
-        metadata={
-            "is_enc": plan.encryption != "none",
-            "is_gzipped": plan.compression == "gzip",
-            "client": host,
-            "manifest": manifest_key,
-            **{name: value for name, value in extra.items() if value and name != "backup_date_iso"},
-        },
-        **described,
+        **manifest.own_row_fields(described),
     )
 
 
@@ -643,7 +608,7 @@ def delete_row(ctx: Context, row: Any) -> None:
     metadata = row.metadata or {}
     # KeyValue entries have no manifest, nor do adopted 0.6 backups unless one was written.
     if metadata.get("manifest") or not (metadata.get("KeyValue") or metadata.get("adopted")):
-        keys.append(row.stored_filename + MANIFEST_SUFFIX)
+        keys.append(manifest.key_for(row.stored_filename))
     for stored_key in keys:
         try:
             ctx.backend.delete(stored_key)

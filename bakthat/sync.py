@@ -22,7 +22,6 @@ may belong to a backup still running); a dry run only lists them.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -32,23 +31,18 @@ from typing import Any
 
 import peewee
 
-from bakthat import models
-from bakthat.archive import EXTENSIONS
-from bakthat.core import FORMAT_VERSION, MANIFEST_SUFFIX, _context
+from bakthat import manifest, models
+from bakthat.core import _context
 from bakthat.errors import BakthatError, ConfigError, IntegrityError, NotFoundError
 
 log = logging.getLogger("bakthat")
 
-#: The largest manifest read (bakthat's own are about 1 KiB).
-MANIFEST_CAP = 1 << 20
+#: The largest manifest read: :data:`bakthat.manifest.CAP`.
+MANIFEST_CAP = manifest.CAP
 #: An orphan younger than this (seconds) may belong to a backup still writing its manifest.
 ORPHAN_GRACE = 3600
 #: Stored names bakthat 1.x writes: ``<name>.<UTC stamp>.<tar.zst|tgz|tar>[.age]``.
 STORED_NAME = re.compile(r"^(?P<name>[^/]+)\.(?P<stamp>\d{14})\.(?P<extension>tar\.zst|tgz|tar)(?P<age>\.age)?$")
-ENCRYPTIONS = ("none", "age-scrypt", "age-x25519", "beefish")
-_MAX_DATE = 253402300799  # 9999-12-31T23:59:59Z
-_MAX_SIZE = (1 << 63) - 1
-_MAX_TEXT = 4096
 
 
 @dataclass
@@ -79,107 +73,19 @@ class SyncResult(list):  # type: ignore[type-arg]
 # -- checking what the store says ------------------------------------------------------
 
 
-def _text(manifest: Mapping[str, Any], field: str, required: bool = True, pattern: str | None = None) -> str | None:
-    value = manifest.get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value):
-        raise IntegrityError(f"{field} must be a {'non-empty ' if required else ''}string")
-    if len(value) > _MAX_TEXT or "\x00" in value or (pattern and not re.fullmatch(pattern, value)):
-        raise IntegrityError(f"{field} is malformed")
-    return value
-
-
-def _number(manifest: Mapping[str, Any], field: str, high: int, required: bool = True, low: int = 0) -> int | None:
-    value = manifest.get(field)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise IntegrityError(f"{field} must be a whole number")
-    if not low <= value <= high:
-        raise IntegrityError(f"{field} {value} is out of range ({low} to {high})")
-    return value
-
-
-def _row_from_manifest(manifest: Mapping[str, Any], ctx: Any) -> Any:
-    """Given a parsed manifest, return an unsaved catalog row.
+def _row_from_manifest(data: Mapping[str, Any], ctx: Any) -> Any:
+    """Given a parsed manifest, return an unsaved catalog row of ``ctx``'s destination.
 
     Raise IntegrityError naming the first field that is missing, of the wrong type or
-    out of range.
+    out of range (see :func:`bakthat.manifest.row_fields`).
     """
-    name = _text(manifest, "name")
-    if "/" in str(name) or name in (".", ".."):
-        raise IntegrityError("name must not contain '/'")
-    compression = _text(manifest, "compression")
-    encryption = _text(manifest, "encryption")
-    if compression not in EXTENSIONS:
-        raise IntegrityError(f"unknown compression {compression!r}")
-    if encryption not in ENCRYPTIONS:
-        raise IntegrityError(f"unknown encryption {encryption!r}")
-    version = _number(manifest, "format_version", 1 << 16, required=False)  # 0: an adopted 0.6 backup
-    version = 1 if version is None else version
-    if version > FORMAT_VERSION:
-        raise IntegrityError(f"format version {version} is newer than this bakthat's ({FORMAT_VERSION})")
-    tags = manifest.get("tags") or []
-    if isinstance(tags, str):
-        tags = tags.split()
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags) or len(" ".join(tags)) > _MAX_TEXT:
-        raise IntegrityError("tags must be a list of words")
-    skipped = manifest.get("skipped") or []
-    if not isinstance(skipped, list) or not all(isinstance(path, str) for path in skipped):
-        raise IntegrityError("skipped must be a list of paths")
-    host = _text(manifest, "host", required=False)
-    extra = {
-        "header_sha256": _text(manifest, "header_sha256", required=False, pattern="[0-9a-f]{64}"),
-        "skipped": skipped,
-        "key": _text(manifest, "key", required=False),
-        "adopted": _text(manifest, "adopted", required=False),
-    }
     return models.Backups(
         backend=ctx.destination,
         backend_hash=ctx.backend.backend_hash,
-        backup_date=_number(manifest, "backup_date", _MAX_DATE),
-        filename=name,
         is_deleted=False,
         last_updated=int(time.time()),
-        metadata={
-            "is_enc": encryption != "none",
-            "is_gzipped": compression == "gzip",
-            "client": host,
-            "manifest": str(manifest.get("stored_filename")) + MANIFEST_SUFFIX,
-            **{key: value for key, value in extra.items() if value},
-        },
-        size=_number(manifest, "size", _MAX_SIZE),
-        stored_filename=_text(manifest, "stored_filename"),
-        tags=" ".join(tags),
-        session_id=_text(manifest, "session_id", required=False),
-        sha256=_text(manifest, "sha256", pattern="[0-9a-f]{64}"),
-        compression=compression,
-        encryption=encryption,
-        host=host,
-        profile=_text(manifest, "profile", required=False) or "default",
-        source_path=_text(manifest, "source_path", required=False),
-        source_size=_number(manifest, "source_size", _MAX_SIZE, required=False),
-        file_count=_number(manifest, "file_count", _MAX_SIZE, required=False),
-        format_version=version,
+        **manifest.row_fields(data),
     )
-
-
-def _read_manifest(backend: Any, info: Any) -> dict[str, Any]:
-    """Read a manifest object, never more than MANIFEST_CAP bytes; return the parsed mapping."""
-    if info.size > MANIFEST_CAP:
-        raise IntegrityError(f"it is {info.size} bytes, more than the {MANIFEST_CAP} a manifest may hold")
-    with backend.open_read(info.key) as handle:
-        data = handle.read(MANIFEST_CAP + 1)
-    if len(data) > MANIFEST_CAP:
-        raise IntegrityError(f"it holds more than the {MANIFEST_CAP} bytes a manifest may hold")
-    try:
-        manifest = json.loads(data)
-    except (ValueError, RecursionError):
-        raise IntegrityError("it is not JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "bakthat-manifest":
-        raise IntegrityError("not a bakthat manifest")
-    return manifest
 
 
 def _safe_objects(backend: Any, skipped: list[tuple[str, str]]) -> dict[str, Any]:
@@ -235,13 +141,13 @@ def sync(
     objects = _safe_objects(ctx.backend, skipped)
     found = []
     for key in sorted(objects):
-        if not key.endswith(MANIFEST_SUFFIX):
+        if not manifest.is_manifest(key):
             continue
-        stored = key[: -len(MANIFEST_SUFFIX)]
+        stored = manifest.archive_of(key)
         if stored in known:
             continue
         try:
-            row = _row_from_manifest(_read_manifest(ctx.backend, objects[key]), ctx)
+            row = _row_from_manifest(manifest.read(ctx.backend, objects[key]), ctx)
             if row.stored_filename != stored:
                 raise IntegrityError(f"it describes {row.stored_filename!r}")
             archive = objects.get(stored)
@@ -267,7 +173,7 @@ def sync(
 
     known |= {row.stored_filename for row in found}
     adopted = adopt.adopt(
-        ctx, objects.values(), known, MANIFEST_SUFFIX, dry_run=dry_run, write_manifests=write_manifests, wait=wait
+        ctx, objects.values(), known, manifest.SUFFIX, dry_run=dry_run, write_manifests=write_manifests, wait=wait
     )
     # -- orphans: what neither a manifest, a row nor an adoption accounts for ------------
     orphans = find_orphans(ctx, objects, known | {row.stored_filename for row in adopted})
@@ -284,13 +190,13 @@ def find_orphans(ctx: Any, objects: Mapping[str, Any], catalogued: set[str]) -> 
     orphans = []
     for key in sorted(objects):
         info = objects[key]
-        if key.endswith(MANIFEST_SUFFIX):
-            stored = key[: -len(MANIFEST_SUFFIX)]
+        if manifest.is_manifest(key):
+            stored = manifest.archive_of(key)
             if stored in objects or stored in accounted:
                 continue
             kind = "manifest"
         else:
-            if key + MANIFEST_SUFFIX in objects or key in accounted or not STORED_NAME.match(key):
+            if manifest.key_for(key) in objects or key in accounted or not STORED_NAME.match(key):
                 continue  # described, catalogued, in progress, or not a name bakthat writes
             kind = "archive"
         recent = info.modified is not None and now - info.modified < ORPHAN_GRACE

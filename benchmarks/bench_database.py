@@ -55,7 +55,7 @@ RESTIC_PASSWORD = "bench-database-password"
 HELPER = r"""
 import json, sys
 from bakthat import archive, sources
-from bakthat.backends.base import HashingWriter
+from bakthat.pipeline import HashingWriter
 url, out, report = sys.argv[1:4]
 with open(out, "wb") as handle:
     counted = HashingWriter(handle)

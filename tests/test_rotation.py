@@ -388,7 +388,8 @@ def test_a_bad_policy_is_a_config_error(block, message):
 
 def make_history(name, dates, tags=None, objects=True, profile="default", conf=None, destination=None):
     """Create catalog rows (and small stored objects) for ``name`` at the given dates."""
-    from bakthat.core import MANIFEST_SUFFIX, _context
+    from bakthat.core import _context
+    from bakthat.manifest import SUFFIX as MANIFEST_SUFFIX
     from bakthat.utils import utc_stamp
 
     ctx = _context(destination, profile, None, conf)

@@ -4,7 +4,7 @@ A backend stores opaque objects under string keys.  Primitives (what a subclass 
 :meth:`Backend.open_upload`, :meth:`Backend.open_read`, :meth:`Backend.stat`,
 :meth:`Backend.list`, :meth:`Backend.delete` and optionally :meth:`Backend.url`.
 Everything else (hashing, size checks, verification) is built above them here or in
-the pipeline, so each backend stays short.
+the pipeline (:mod:`bakthat.pipeline`), so each backend stays short.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from bakthat.errors import ConfigError, IntegrityError
+from bakthat.pipeline import HashingWriter
 
 _BAD_KEY = re.compile(r"(^/)|(^|/)\.\.?(/|$)|\x00|\\|//")
 
@@ -50,59 +51,6 @@ class Upload:
 
     def flush(self) -> None:
         """Nothing to flush: writes are buffered by the upload itself."""
-
-
-class HashingWriter:
-    """Pass writes to a sink while counting them and computing their SHA-256."""
-
-    def __init__(self, sink: Any):
-        self._sink = sink
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self._hash.update(data)
-        self.size += len(data)
-        self._sink.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        """Writes go straight to the sink."""
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
-class HashingReader:
-    """Read from a source while counting and hashing what was read."""
-
-    def __init__(self, source: IO[bytes], progress: Callable[[int], None] | None = None):
-        self._source = source
-        self._hash = hashlib.sha256()
-        self._progress = progress
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        self._hash.update(data)
-        self.size += len(data)
-        if self._progress is not None and data:
-            self._progress(len(data))
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        """Read the rest of the source so the hash covers the whole object."""
-        while self.read(1 << 20):
-            pass
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-    def close(self) -> None:
-        self._source.close()
 
 
 class Backend:

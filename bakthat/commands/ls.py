@@ -16,8 +16,6 @@ object the catalog does not know (another host's backup, a KeyValue entry, a los
 catalog).  Catalogued backups whose object is gone are listed too, as `missing`.
 Manifests (.manifest.json) are left out unless --all is given."""
 
-MANIFEST_SUFFIX = ".manifest.json"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prefix", nargs="?", default="", help="only keys starting with this")
@@ -28,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def listing(args: argparse.Namespace) -> list[dict]:
     """Return one entry per stored object (and per catalogued object that is missing)."""
-    from bakthat import backends, models
+    from bakthat import backends, manifest, models
     from bakthat.commands._common import catalog
     from bakthat.conf import get_profile
 
@@ -47,10 +45,10 @@ def listing(args: argparse.Namespace) -> list[dict]:
     present = set()
     for info in backend.list(args.prefix):
         present.add(info.key)
-        manifest = info.key.endswith(MANIFEST_SUFFIX)
-        if manifest and not args.all:
+        is_manifest = manifest.is_manifest(info.key)
+        if is_manifest and not args.all:
             continue
-        row = rows.get(info.key[: -len(MANIFEST_SUFFIX)] if manifest else info.key)
+        row = rows.get(manifest.archive_of(info.key))
         entries.append({
             "key": info.key,
             "size": info.size,
@@ -59,7 +57,7 @@ def listing(args: argparse.Namespace) -> list[dict]:
             "in_catalog": row is not None,
             "state": None if row is None else ("catalog" if row.state == "ok" and not row.is_deleted else row.state),
             "name": None if row is None else row.filename,
-            "manifest": manifest,
+            "manifest": is_manifest,
         })
     for key, row in sorted(rows.items()):
         if key.startswith(args.prefix) and key not in present and not row.is_deleted:
