@@ -50,7 +50,11 @@ setup(
             "psycopg2-binary>=2.9", "sh>=2", "python-keystoneclient>=5",
         ],
     },
-    entry_points={"console_scripts": ["bakthat = bakthat.cli:run"]},
+    entry_points={
+        "console_scripts": ["bakthat = bakthat.cli:run"],
+        # the kit's fixtures (bakthat.testing), in every pytest run where bakthat is installed
+        "pytest11": ["bakthat = bakthat.testing.pytest_plugin"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",

@@ -12,32 +12,25 @@ import pytest
 
 pytest_plugins = ["tests.services"]
 
+
+def pytest_configure(config):
+    """Register the kit's pytest plugin when bakthat is not installed (a checkout run with
+    PYTHONPATH=.); installed, it comes through the ``pytest11`` entry point."""
+    if not config.pluginmanager.has_plugin("bakthat"):
+        from bakthat.testing import pytest_plugin
+
+        config.pluginmanager.register(pytest_plugin, "bakthat")
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Run every test with its own HOME and cwd, no BAKTHAT_* variables, a clean catalog
-    binding and no leftover event handlers."""
-    from bakthat import models
-    from bakthat.eventing import EVENT_NAMES, events
-
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for variable in list(os.environ):
-        if variable.startswith("BAKTHAT_"):
-            monkeypatch.delenv(variable)
-    monkeypatch.chdir(work)
-    models.unbind()
-    yield home
-    if "bakthat.plugin" in sys.modules:
-        sys.modules["bakthat.plugin"].unload_plugins()
-    models.unbind()
-    for name in EVENT_NAMES:
-        getattr(events, name).targets.clear()
+def isolated(bakthat_catalog):
+    """Run every test in the kit's temporary bakthat (bakthat.testing): its own HOME and
+    cwd, no BAKTHAT_* variables, a clean catalog binding, no plugin or event handler left
+    over.  Yield the temporary HOME."""
+    yield bakthat_catalog.home
 
 
 @pytest.fixture

@@ -699,11 +699,22 @@ def test_the_hooks_sample_of_the_plugin_guide(plugins_dir, data, caplog):
     assert "databases: ['app', 'billing']" in caplog.text
 
 
-def test_the_testing_sample_of_the_plugin_guide(tmp_path, monkeypatch, caplog):
-    sample = doc_block("def test_the_timer_times_backups").replace("/path/to/my/plugins", str(EXAMPLES))
-    namespace: dict = {}
-    exec(compile(sample, "docs/plugins.md", "exec"), namespace)
-    namespace["test_the_timer_times_backups"](tmp_path, monkeypatch, caplog)
+def test_the_testing_sample_of_the_plugin_guide_passes_with_the_kit_alone(tmp_path):
+    import os
+    import subprocess
+
+    from tests.testing.test_pytest_plugin import installed_entry_point
+
+    installed_entry_point()
+    (tmp_path / "bakthat_audit.py").write_text(doc_block("class Audit(Plugin)"))
+    (tmp_path / "test_bakthat_audit.py").write_text(doc_block("def test_a_freeze_vetoes"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_bakthat_audit.py"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
 
 
 def test_the_first_action_reaches_handlers_subscribed_on_bakthat_events_too(plugins_dir, data):
