@@ -27,7 +27,6 @@ import logging
 import os
 import pkgutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -546,30 +545,14 @@ def write_config(data: Mapping[str, Any], config: str | os.PathLike[str] | None 
     target = Path(os.path.realpath(path))
     body = yaml.safe_dump(dict(data), default_flow_style=False, sort_keys=False, allow_unicode=True)
     text = "# bakthat configuration (docs/configuration.md); written by bakthat configure\n" + body
-    temp = None
+    from bakthat.atomic import save_file
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-        temp = None
-        directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        with save_file(target, prefix=f".{target.name}.", suffix=".tmp", mode=0o600) as handle:
+            handle.write(text.encode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{display_path(path)}: cannot write config: {exc.strerror or exc}; the file was not changed") from None
-    finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
     return target
 
 

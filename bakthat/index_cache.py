@@ -26,9 +26,9 @@ import hashlib
 import logging
 import marshal
 import os
-import tempfile
 from pathlib import Path
 
+from bakthat.atomic import save_file
 from bakthat.index import Index
 from bakthat.index_records import LEVELS, MIN_RECORD_SIZE
 
@@ -59,21 +59,10 @@ def save_state(state: Index, path: str | os.PathLike[str]) -> None:
         ),
         _MARSHAL_VERSION,
     )
-    fd, temporary = tempfile.mkstemp(prefix=".state-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(MAGIC)
-            handle.write(hashlib.sha256(payload).digest())
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    with save_file(target, prefix=".state-") as handle:
+        handle.write(MAGIC)
+        handle.write(hashlib.sha256(payload).digest())
+        handle.write(payload)
 
 
 def load_state(path: str | os.PathLike[str], *, backup: str, root: str) -> Index | None:

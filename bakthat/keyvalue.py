@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -386,28 +385,12 @@ def restore_entry(
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.parent.resolve() != where.resolve() and where.resolve() not in final.parent.resolve().parents:
         raise TargetExistsError(f"{final.parent} leads outside {where}; nothing was restored")
-    fd, temp = tempfile.mkstemp(prefix=".bakthat-restore-", dir=final.parent)
+    from bakthat.atomic import save_file
+
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with save_file(final, prefix=".bakthat-restore-", exclusive=not overwrite) as handle:
             handle.write(document)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(temp, final)
-        else:
-            try:
-                os.link(temp, final)
-            except FileExistsError:
-                raise TargetExistsError(f"{final} exists; use overwrite to replace it") from None
-    finally:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-    directory = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    except FileExistsError:
+        raise TargetExistsError(f"{final} exists; use overwrite to replace it") from None
     log.info("Restored KeyValue %s into %s", key, final)
     return final

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -239,24 +238,19 @@ def _keep_copy(path: Path, version: int) -> Path:
     target = path.with_name(f"{path.name}.schema-{version}.bak")
     if target.exists():
         target = path.with_name(f"{path.name}.schema-{version}.{time.strftime('%Y%m%d%H%M%S')}.bak")
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    from bakthat.atomic import replacing
+
     try:
-        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        source = sqlite3.connect(str(path), timeout=30)
-        copy = sqlite3.connect(str(temp))
-        try:
-            source.backup(copy)
-            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-        finally:
-            copy.close()
-            source.close()
-        os.replace(temp, target)
+        with replacing(target, prefix=f".{target.name}.", suffix=".tmp") as temp:
+            source = sqlite3.connect(str(path), timeout=30)
+            copy = sqlite3.connect(str(temp))
+            try:
+                source.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                copy.close()
+                source.close()
     except (OSError, sqlite3.Error) as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
         raise CatalogError(f"cannot keep a copy of the catalog before upgrading it ({target}): {exc}") from None
     return target
 

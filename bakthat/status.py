@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bakthat import process
+from bakthat.atomic import save_file
 from bakthat.context import runtime_directory
 from bakthat.errors import ConfigError
 from bakthat.utils import human_size
@@ -174,17 +175,9 @@ class StatusPublisher:
     def _write(self) -> None:
         self.status.updated = self._clock()
         data = json.dumps(self.status.as_dict(), sort_keys=True).encode()
-        fd, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, self.path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+        # Rewritten every few seconds and only a view of the run: not worth two fsyncs.
+        with save_file(self.path, prefix=".tmp-", suffix=".json", durable=False) as handle:
+            handle.write(data)
         self._last_write = self.status.updated
         self.writes += 1
 

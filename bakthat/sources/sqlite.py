@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from bakthat.backends.local import _fsync_dir  # the one directory fsync (issue 11 gives it a shared home)
+from bakthat.atomic import fsync_directory
 from bakthat.conf import Setting
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
@@ -154,7 +154,7 @@ def restore_into(source: SqliteSource, stream: Any, settings: Mapping[str, Any],
         _check(temporary, source.display)
         if not target.exists():
             os.link(temporary, target)  # fails rather than replace a file created meanwhile
-            _fsync_dir(target.parent)
+            fsync_directory(target.parent)
             return
         _backup(sqlite3.connect(temporary), target)
     finally:
