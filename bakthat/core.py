@@ -31,6 +31,7 @@ from bakthat import backends, manifest, models, naming, passwords
 from bakthat.archive import EXTENSIONS
 from bakthat.backends.base import Backend
 from bakthat.pipeline import HashingReader, HashingWriter
+from bakthat.process import pid_alive
 from bakthat.errors import (
     AlreadyExistsError,
     CatalogError,
@@ -90,16 +91,6 @@ def _tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
     return " ".join(dict.fromkeys(words))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _candidates(ctx: Context, arcname: str, suffix: str, when: int) -> Any:
     """Yield ``(stored filename, stamp)`` from ``when`` on, skipping names taken in the catalog or store."""
     from bakthat.utils import utc_stamp
@@ -130,7 +121,7 @@ def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str
     Reservations = models.Reservations
     host = socket.gethostname()
     for stale in Reservations.select().where(Reservations.host == host):
-        if not _pid_alive(stale.pid):
+        if not pid_alive(stale.pid):
             stale.delete_instance()
     for candidate, stamp in _candidates(ctx, arcname, suffix, when):
         try:

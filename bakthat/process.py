@@ -192,6 +192,22 @@ def proc_stat(pid: int) -> ProcStat | None:
     return ProcStat(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
 
 
+def pid_alive(pid: int) -> bool:
+    """Given a process id, return True if a process with that id exists on this host.
+
+    A process owned by another user counts as alive (signalling it is refused, but it
+    exists).  The id may have been reused: callers that must tell a restarted process
+    apart compare its start time (:func:`proc_stat`).
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def group_members(pgid: int) -> list[int]:
     """Given a process group id, return the pids of its living (non-zombie) members."""
     members = []

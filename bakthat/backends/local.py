@@ -22,18 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from bakthat.atomic import fsync_directory
 from bakthat.backends import base
 from bakthat.errors import AlreadyExistsError, ConfigError, NotFoundError, StorageError
+from bakthat.process import pid_alive
 
 TEMP_DIR = ".bakthat-tmp"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
@@ -47,13 +41,7 @@ def _is_stale_temp(name: str, host: str) -> bool:
     parts = name.split("-")
     if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
         return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(int(parts[1]))
 
 
 class LocalUpload(base.Upload):
@@ -93,7 +81,7 @@ class LocalUpload(base.Upload):
         except OSError as exc:
             raise _storage_error("committing", self.key, exc) from None
         self.abort()  # removes the temp name; the data lives on under the final name
-        _fsync_dir(self.final.parent)
+        fsync_directory(self.final.parent)
         return base.ObjectInfo(self.key, self.final.stat().st_size, self.final.stat().st_mtime)
 
     def abort(self) -> None:
@@ -189,7 +177,7 @@ class Backend(base.Backend):
             raise NotFoundError(f"local store: no object {key}") from None
         except OSError as exc:
             raise _storage_error("deleting", key, exc) from None
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
 
     def url(self, key: str, expires_in: int = 3600) -> str:
         return self._path(key).as_uri()
