@@ -142,8 +142,8 @@ def _own_paths(ctx: Context) -> list[str]:
     container = getattr(ctx.backend, "root", None)
     if container is not None:
         paths.append(str(container))
-    database = str(ctx.settings.get("database") or "")
-    if database and "://" not in database:
+    database = models.catalog_location(ctx.settings)
+    if "://" not in database:
         db_path = os.path.abspath(os.path.expanduser(database))
         paths += [db_path, db_path + "-wal", db_path + "-shm", db_path + "-journal"]
     return paths
@@ -399,16 +399,7 @@ def _match(ctx: Context, filename: str) -> Any:
 
     Raise NotFoundError (naming close matches) if neither exists in this destination.
     """
-    Backups = models.Backups
-    scope = Backups.search(destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
-    row = scope.where(Backups.filename == filename).first()
-    if row is None:
-        row = scope.where(Backups.stored_filename == filename).first()
-    if row is None:
-        close = sorted({r.filename for r in scope.where(Backups.filename.startswith(filename[:3])).limit(20)})
-        hint = f" (similar names: {', '.join(close)})" if close else ""
-        raise NotFoundError(f"no backup named {filename!r} in destination {ctx.destination}{hint}")
-    return row
+    return models.find_backup(filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
 
 
 def _verify_stored_object(backend: Backend, row: Any) -> None:

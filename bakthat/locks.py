@@ -38,16 +38,19 @@ def lock_directory(settings: Mapping[str, Any]) -> Path:
     For a catalog given by URL, ``~/.bakthat.locks`` (a PostgreSQL catalog uses
     advisory locks instead, see :func:`name_lock`).
     """
-    database = str(settings.get("database") or "~/.bakthat.sqlite")
-    if settings.get("database_url") or "://" in database:
+    from bakthat.models import catalog_location
+
+    database = catalog_location(settings)
+    if "://" in database:
         return Path(os.path.expanduser("~/.bakthat.locks"))
     return Path(os.path.abspath(os.path.expanduser(database))).parent / ".bakthat.locks"
 
 
 def uses_postgresql(settings: Mapping[str, Any]) -> bool:
     """Return True if the settings' catalog is a PostgreSQL database."""
-    url = str(settings.get("database_url") or "")
-    return url.split("://", 1)[0].lower() in ("postgresql", "postgres")
+    from bakthat.models import catalog_location
+
+    return catalog_location(settings).split("://", 1)[0].lower() in ("postgresql", "postgres")
 
 
 def advisory_key(backend_hash: str, name: str) -> int:

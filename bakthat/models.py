@@ -275,9 +275,48 @@ def bind(location: str) -> None:
     _bound.update(key=key, kind=db.kind, display=db.display)
 
 
+def catalog_location(settings: Mapping[str, Any]) -> str:
+    """Given resolved settings, return the catalog they name: ``database_url`` when set,
+    else ``database`` (a SQLite path, ``~/.bakthat.sqlite`` by default, or a URL)."""
+    return str(settings.get("database_url") or settings.get("database") or "~/.bakthat.sqlite")
+
+
 def bind_settings(settings: Mapping[str, Any]) -> None:
-    """Bind the catalog named by resolved settings (``database_url``, else ``database``)."""
-    bind(str(settings.get("database_url") or settings.get("database")))
+    """Bind the catalog named by resolved settings (:func:`catalog_location`).
+
+    This is the one way an action, a command or KeyValue binds the catalog.
+    """
+    bind(catalog_location(settings))
+
+
+def find_backup(
+    wanted: str,
+    *,
+    destination: str | None = None,
+    backend_hash: str | None = None,
+    deleted_by_stored_name: bool = False,
+) -> Any:
+    """Given a backup name or a stored filename, return the backup it names.
+
+    That is the newest live backup named ``wanted``, else the backup stored as
+    ``wanted`` (with ``deleted_by_stored_name``, even one marked deleted), within
+    ``destination`` and ``backend_hash`` when given.  Raise NotFoundError naming
+    ``wanted`` (and close names, when there are) if there is none.
+    """
+    from bakthat.errors import NotFoundError
+
+    table = globals()["Backups"]  # looked up now: a plugin may have replaced the model
+    scope = table.search(destination=destination, backend_hash=backend_hash)
+    row = scope.where(table.filename == wanted).first()
+    if row is None:
+        stored = table.search(destination=destination, backend_hash=backend_hash, include_deleted=deleted_by_stored_name)
+        row = stored.where(table.stored_filename == wanted).first()
+    if row is None:
+        close = sorted({r.filename for r in scope.where(table.filename.startswith(wanted[:3])).limit(20)})
+        hint = f" (similar names: {', '.join(close)})" if close else ""
+        where = f" in destination {destination}" if destination else ""
+        raise NotFoundError(f"no backup named {wanted!r}{where}{hint}")
+    return row
 
 
 def unbind() -> None:

@@ -166,10 +166,3 @@ def source_size(path: str, budget: float = 1.0) -> int | None:
         if time.monotonic() > deadline:
             return None
     return total
-
-
-def catalog(settings: dict[str, Any]) -> None:
-    """Bind the catalog named by resolved settings."""
-    from bakthat import models
-
-    models.bind_settings(settings)

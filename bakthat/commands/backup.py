@@ -114,9 +114,8 @@ def _beat(settings: dict, url: str, status: str, key: str | None) -> None:
     sent = heartbeat.ping(url, status, key=key)
     try:
         from bakthat import models
-        from bakthat.commands._common import catalog
 
-        catalog(settings)
+        models.bind_settings(settings)
         models.Config.set_key(
             "heartbeat_last_ping",
             {"time": int(time.time()), "status": status, "delivered": sent, "profile": settings.get("_profile")},

@@ -28,22 +28,15 @@ def run(args: argparse.Namespace) -> int:
     if args.name is None:
         rows = bakthat.search(destination=args.destination, tags=args.tags, profile=args.profile, config=args.config)
         return _summary(rows, args.json)
-    versions = bakthat.search(name=args.name, destination=args.destination, profile=args.profile, config=args.config)
-    if versions:
-        row = versions[0]
-    else:
-        exact = [
-            row
-            for row in bakthat.search(args.name, destination=args.destination, profile=args.profile, config=args.config, include_deleted=True)
-            if row.stored_filename == args.name
-        ]
-        if not exact:
-            from bakthat.errors import NotFoundError
+    from bakthat import models
+    from bakthat.conf import get_profile
 
-            where = f" in destination {args.destination}" if args.destination else ""
-            raise NotFoundError(f"no backup named {args.name!r}{where}")
-        row = exact[0]
-        versions = [r for r in bakthat.search(name=row.filename, destination=row.backend, profile=args.profile, config=args.config)]
+    models.bind_settings(get_profile(args.profile, args.config))
+    row = models.find_backup(args.name, destination=args.destination, deleted_by_stored_name=True)
+    # All live versions of the name: in the destination asked for (all when none was),
+    # or, for a backup found by its stored filename, in that backup's destination.
+    scope = args.destination if row.filename == args.name else row.backend
+    versions = bakthat.search(name=row.filename, destination=scope, profile=args.profile, config=args.config)
     return _record(row, versions, args.json)
 
 

@@ -27,13 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def listing(args: argparse.Namespace) -> list[dict]:
     """Return one entry per stored object (and per catalogued object that is missing)."""
     from bakthat import backends, manifest, models
-    from bakthat.commands._common import catalog
     from bakthat.conf import get_profile
 
     settings = get_profile(args.profile, args.config)
     destination = args.destination or settings.get("default_destination") or "local"
     backend = backends.get_backend(destination, settings)
-    catalog(settings)
+    models.bind_settings(settings)
     Backups = models.Backups
     rows = {
         row.stored_filename: row

@@ -35,12 +35,11 @@ def state(args: argparse.Namespace) -> dict:
     """Return the heartbeat URL (host only), the last recorded ping, and the -k keys' backups."""
     import bakthat
     from bakthat import heartbeat, models
-    from bakthat.commands._common import catalog
     from bakthat.conf import get_profile
 
     settings = get_profile(args.profile, args.config)
     url = settings.get("heartbeat_url")
-    catalog(settings)
+    models.bind_settings(settings)
     last = models.Config.get_key("heartbeat_last_ping")
     keys: dict[str, dict] = {}
     for row in bakthat.search(destination=args.destination, profile=args.profile, config=args.config):

@@ -28,18 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _stored_size(args: argparse.Namespace) -> int | None:
     """Return the size of the backup restore will read, or None if it cannot be told cheaply."""
-    import bakthat
+    from bakthat import models
     from bakthat.conf import get_profile
+    from bakthat.errors import NotFoundError
 
-    destination = args.destination or get_profile(args.profile, args.config).get("default_destination") or "local"
-    rows = bakthat.search(name=args.filename, destination=destination, profile=args.profile, config=args.config)
-    if not rows:
-        rows = [
-            row
-            for row in bakthat.search(args.filename, destination=destination, profile=args.profile, config=args.config)
-            if row.stored_filename == args.filename
-        ]
-    return rows[0].size if rows else None
+    settings = get_profile(args.profile, args.config)
+    models.bind_settings(settings)
+    try:
+        row = models.find_backup(args.filename, destination=args.destination or settings.get("default_destination") or "local")
+    except NotFoundError:
+        return None
+    return row.size
 
 
 def run(args: argparse.Namespace) -> int:

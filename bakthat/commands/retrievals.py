@@ -23,14 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bakthat import backends
+    from bakthat import backends, models
     from bakthat.backends import glacier
-    from bakthat.commands._common import catalog, print_json, print_table
+    from bakthat.commands._common import print_json, print_table
     from bakthat.conf import get_profile
     from bakthat.utils import local_time
 
     settings = get_profile(args.profile, args.config)
-    catalog(settings)
+    models.bind_settings(settings)
     backend = None
     destination = args.destination or settings.get("default_destination")
     if destination in ("s3", "glacier"):
