@@ -30,6 +30,7 @@ import peewee
 from bakthat import legacy, manifest, models
 from bakthat.backends.base import ObjectInfo
 from bakthat.pipeline import HashingReader
+from bakthat.settings import profile_of
 
 log = logging.getLogger("bakthat")
 
@@ -73,7 +74,7 @@ def legacy_row(ctx: Any, parsed: legacy.LegacyName, size: int) -> Any:
         tags="",
         compression="gzip",
         encryption=legacy.ENCRYPTION if parsed.encrypted else "none",
-        profile=str(ctx.settings.get("_profile") or "default"),
+        profile=profile_of(ctx.settings),
         format_version=LEGACY_FORMAT_VERSION,
     )
 

@@ -30,9 +30,12 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bakthat.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bakthat.settings import Settings
 
 log = logging.getLogger("bakthat")
 
@@ -638,10 +641,11 @@ def get_profile(
     profile: str = "default",
     config: str | os.PathLike[str] | None = None,
     conf: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Settings:
     """Given a profile name, a config path and an optional ``conf`` dict, return settings.
 
-    The result is the defaults of every declared key, updated with the profile (from
+    The result (a read-only mapping, :class:`bakthat.settings.Settings`, that also
+    knows its ``profile``, ``source``, ``raw`` profile and ``destination``) is the defaults of every declared key, updated with the profile (from
     ``conf`` when given, else from the file) and then with environment overrides.
     ``conf`` may be a flat profile (the developer guide's form) or a mapping of profile
     names.  Raise ConfigError naming the source, the profile and the key if a named
@@ -684,19 +688,16 @@ def get_profile(
     problems = _required_problems(settings, schema) + combination_problems(settings)
     if problems:
         raise ConfigError("\n".join(f"{source}: profile {profile!r}: {problem}" for problem in problems))
-    settings["_profile"] = profile
-    settings["_source"] = source
-    settings["_raw"] = raw
-    return settings
+    from bakthat.settings import Settings
+
+    return Settings(settings, profile=profile, source=source, raw=raw)
 
 
 def public_view(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Given resolved settings, return them for display: secrets masked, internals dropped."""
+    """Given resolved settings, return them for display: secrets masked."""
     schema = collect_settings()
     shown = {}
     for key, value in settings.items():
-        if key.startswith("_"):
-            continue
         setting = schema.get(key)
         if setting is not None and setting.secret and value:
             value = "********"

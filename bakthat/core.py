@@ -32,6 +32,7 @@ from bakthat.archive import EXTENSIONS
 from bakthat.backends.base import Backend
 from bakthat.pipeline import HashingReader, HashingWriter
 from bakthat.process import pid_alive
+from bakthat.settings import source_of
 from bakthat.errors import (
     AlreadyExistsError,
     CatalogError,
@@ -56,7 +57,7 @@ MANIFEST_SUFFIX = manifest.SUFFIX
 class Context:
     """Everything an action needs: settings, the backend, and the destination's name."""
 
-    settings: dict[str, Any]
+    settings: Mapping[str, Any]
     destination: str
     backend: Backend
 
@@ -206,7 +207,7 @@ def backup(
             raise ConfigError(f"unknown compression {kind!r}: choose zstd, gzip or none")
         problems = combination_problems({**ctx.settings, "compression": kind})
         if problems:
-            raise ConfigError(f"{ctx.settings.get('_source')}: profile {profile!r}: {problems[0]}")
+            raise ConfigError(f"{source_of(ctx.settings)}: profile {profile!r}: {problems[0]}")
         name, entry = naming.backup_names(source, custom_filename)
         source_path = naming.source_path(source)
         warning = None if custom_filename is not None else naming.name_conflict(ctx.settings, name, source_path)

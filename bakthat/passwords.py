@@ -39,6 +39,7 @@ from typing import Any
 
 from bakthat.conf import Setting, display_path
 from bakthat.errors import ConfigError, EncryptionRequiredError, PasswordRequiredError
+from bakthat.settings import profile_of
 
 log = logging.getLogger("bakthat")
 
@@ -207,7 +208,7 @@ def enforce(secret: BackupSecret, settings: Mapping[str, Any], what: str) -> boo
     required = settings.get("require_encryption")
     if required:
         raise EncryptionRequiredError(
-            f"profile {settings.get('_profile', 'default')!r} has require_encryption: true and {what} would not "
+            f"profile {profile_of(settings)!r} has require_encryption: true and {what} would not "
             "be encrypted: give a password (BAKTHAT_PASSWORD, password_file, password_command or the prompt) or "
             "set encryption_recipients; nothing was stored"
         )

@@ -43,6 +43,7 @@ from typing import Any
 
 from bakthat import eventing
 from bakthat.errors import BakthatError, ConfigError, VetoedError
+from bakthat.settings import Settings
 
 log = logging.getLogger("bakthat.plugins")
 
@@ -431,8 +432,7 @@ def _load_one(spec: Any, settings: Mapping[str, Any]) -> Plugin:
     if getattr(cls, "__abstractmethods__", None):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise PluginError(spec, f"class {cls.__name__} does not implement {missing}() (required)")
-    raw = settings.get("_raw")
-    raw = dict(raw) if isinstance(raw, Mapping) else {k: v for k, v in settings.items() if not str(k).startswith("_")}
+    raw = dict(settings.raw) if isinstance(settings, Settings) else dict(settings)
     record = _Record(spec=spec, origin=origin)
     try:
         # As 0.6: the class is called with the raw profile; the record and the resolved

@@ -46,6 +46,7 @@ from bakthat.rotation_plan import (  # noqa: F401 - re-exported: the documented 
     plan_rotation,
     utc_iso,
 )
+from bakthat.settings import profile_of, source_of
 from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
@@ -178,8 +179,8 @@ def _run(
 
 
 def _policy_of(settings: Mapping[str, Any], rotation: Any) -> Policy:
-    profile = settings.get("_profile", "default")
-    source = settings.get("_source", "the config file")
+    profile = profile_of(settings)
+    source = source_of(settings)
     block = rotation if rotation is not None else settings.get("rotation")
     if block is None:
         raise ConfigError(
@@ -261,7 +262,7 @@ def delete_older_than(
 
     def decide(settings: Mapping[str, Any], live: list[Any], pending: list[Any]) -> Plan:
         block = rotation if rotation is not None else settings.get("rotation")
-        where = f"rotation policy of profile {settings.get('_profile', profile)!r}"
+        where = f"rotation policy of profile {profile_of(settings, profile)!r}"
         pin_tag = _pin_tag(block, where) if isinstance(block, Mapping) else DEFAULT_PIN_TAG
         return plan_age(live, interval, now, name=filename, pin_tag=pin_tag, force=force, pending=pending)
 

@@ -186,7 +186,7 @@ def _to_epoch(value: Any) -> float | None:
 
 def _explicit_region(conf: dict[str, Any]) -> str | None:
     """Return the profile's region_name if the user set it; None lets boto3 find one."""
-    raw = conf.get("_raw")
+    raw = getattr(conf, "raw", None)  # bakthat.settings.Settings: the profile as written
     region = conf.get("region_name")
     if region and (raw is None or "region_name" in raw):
         return str(region)

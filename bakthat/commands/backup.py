@@ -114,11 +114,12 @@ def _beat(settings: dict, url: str, status: str, key: str | None) -> None:
     sent = heartbeat.ping(url, status, key=key)
     try:
         from bakthat import models
+        from bakthat.settings import profile_of
 
         models.bind_settings(settings)
         models.Config.set_key(
             "heartbeat_last_ping",
-            {"time": int(time.time()), "status": status, "delivered": sent, "profile": settings.get("_profile")},
+            {"time": int(time.time()), "status": status, "delivered": sent, "profile": profile_of(settings)},
         )
     except Exception as exc:  # noqa: BLE001 - recording the ping is a convenience
         log.debug("heartbeat ping not recorded in the catalog: %s", exc)

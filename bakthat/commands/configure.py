@@ -281,6 +281,6 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(view)
         return 0
-    print(f"# profile {args.profile!r} from {settings['_source']}, with defaults and environment")
+    print(f"# profile {args.profile!r} from {settings.source}, with defaults and environment")
     print_table([(key, "" if value is None else str(value)) for key, value in sorted(view.items())])
     return 0
