@@ -35,7 +35,7 @@ from bakthat.settings import profile_of
 log = logging.getLogger("bakthat")
 
 #: ``metadata.adopted`` of an adopted row: the bakthat version that wrote the object.
-ADOPTED = "0.6"
+ADOPTED = legacy.ADOPTED
 #: ``format_version`` of an adopted row (bakthat's own archives are 1).
 LEGACY_FORMAT_VERSION = 0
 

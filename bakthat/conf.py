@@ -31,8 +31,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bakthat.errors import ConfigError
+from bakthat.utils import display_path
 
 if TYPE_CHECKING:
     from bakthat.settings import Settings
@@ -90,9 +92,36 @@ def _within(low: int, high: int, meaning: str = "") -> Callable[[Any], str | Non
     return check
 
 
-def _database_url_problem(value: Any) -> str | None:
-    from bakthat.models import url_problem
+#: URL schemes a ``database_url`` may use (SQLite and PostgreSQL), and the database each names.
+DATABASE_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
 
+
+def redact_url(url: str) -> str:
+    """Given a database URL, return it with its password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        user = parts.username or ""
+        return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+    except ValueError:
+        return "<invalid database URL>"
+
+
+def url_problem(url: str) -> str | None:
+    """Given a ``database_url``, return what is wrong with its scheme, or None."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in DATABASE_SCHEMES:
+        return None
+    known = "postgresql://user@host/database or sqlite:///path"
+    if not scheme:
+        return f"{redact_url(url)!r} is not a URL: use {known}"
+    return f"unsupported scheme {scheme!r} in {redact_url(url)!r}: use {known} (or a SQLite path in 'database')"
+
+
+def _database_url_problem(value: Any) -> str | None:
     return url_problem(str(value))
 
 
@@ -425,15 +454,6 @@ def config_path(config: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.path.expanduser(os.fspath(config)))
 
 
-def display_path(path: str | os.PathLike[str]) -> str:
-    """Return a path for messages: under the home directory it is shown as ``~/...``."""
-    text = os.fspath(path)
-    home = os.path.expanduser("~").rstrip("/")
-    if home and home != "~" and (text == home or text.startswith(home + "/")):
-        return "~" + text[len(home):]
-    return text
-
-
 def load_config(config: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Given a config path (or None for the default), return the parsed YAML mapping.
 
@@ -494,8 +514,6 @@ def holds_secret(value: Any) -> bool:
     if not value:
         return False
     if isinstance(value, str) and "://" in value:
-        from urllib.parse import urlsplit
-
         try:
             return bool(urlsplit(value).password)
         except ValueError:

@@ -56,6 +56,8 @@ __all__ = [
 
 #: The ``encryption`` catalog value of an archive encrypted by bakthat 0.6.
 ENCRYPTION = "beefish"
+#: ``metadata.adopted`` of a catalog row for a backup bakthat 0.6 wrote (see :mod:`bakthat.adopt`).
+ADOPTED = "0.6"
 #: Blowfish's block size, also the size of 0.6's IV.
 BLOCK = 8
 MIN_KEY = 4

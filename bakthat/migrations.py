@@ -142,7 +142,7 @@ def _legacy_fields(stored_filename: str, metadata_text: Any, is_deleted: Any) ->
     A backup (not a KeyValue entry) is marked adopted, as :mod:`bakthat.adopt` marks the
     0.6 backups it finds in a store: it has no manifest.
     """
-    from bakthat.adopt import ADOPTED
+    from bakthat.legacy import ADOPTED
 
     try:
         metadata = json.loads(metadata_text) if metadata_text else {}
@@ -286,7 +286,7 @@ def upgrade(database: Any, shown: str, path: Path | None) -> None:
         if not recorded or version == newest:
             _record(newest)
     if version < newest:
-        from bakthat.conf import display_path
+        from bakthat.utils import display_path
 
         where = f"; the catalog as it was is kept as {display_path(copy)}" if copy else ""
         log.warning(

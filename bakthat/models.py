@@ -26,10 +26,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 
+from bakthat.conf import DATABASE_SCHEMES as SCHEMES
+from bakthat.conf import redact_url, url_problem
 from bakthat.errors import CatalogError, ConfigError
 from bakthat.utils import strict_keywords
 
@@ -37,8 +38,6 @@ database = peewee.DatabaseProxy()
 _bound: dict[str, Any] = {"key": None, "kind": None, "display": None}
 _adopted: set[tuple[str, str, str]] = set()
 
-#: URL schemes a ``database_url`` may use: SQLite and PostgreSQL.
-SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
 PG_CONNECT_TIMEOUT = 10
 
 SQLITE_PRAGMAS = {
@@ -370,31 +369,6 @@ def adopt_legacy_rows(destination: str, legacy_hash: str, backend_hash: str) -> 
 # -- opening a database ----------------------------------------------------------------
 
 
-def redact_url(url: str) -> str:
-    """Given a database URL, return it with its password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        user = parts.username or ""
-        return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return "<invalid database URL>"
-
-
-def url_problem(url: str) -> str | None:
-    """Given a ``database_url``, return what is wrong with its scheme, or None."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in SCHEMES:
-        return None
-    known = "postgresql://user@host/database or sqlite:///path"
-    if not scheme:
-        return f"{redact_url(url)!r} is not a URL: use {known}"
-    return f"unsupported scheme {scheme!r} in {redact_url(url)!r}: use {known} (or a SQLite path in 'database')"
-
-
 def open_database(location: str) -> peewee.Database:
     """Given a SQLite path or a database URL, return an unconnected catalog database.
 
@@ -419,7 +393,7 @@ def open_database(location: str) -> peewee.Database:
 
 
 def _sqlite(path: Path) -> peewee.Database:
-    from bakthat.conf import display_path
+    from bakthat.utils import display_path
 
     shown = display_path(path)
     try:

@@ -37,7 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakthat.conf import Setting, display_path
+from bakthat.conf import Setting
+from bakthat.utils import display_path
 from bakthat.errors import ConfigError, EncryptionRequiredError, PasswordRequiredError
 from bakthat.settings import profile_of
 

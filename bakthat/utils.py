@@ -6,6 +6,7 @@ import difflib
 import functools
 import inspect
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -112,3 +113,12 @@ def unexpected_keyword(function: str, keyword: str, valid: list[str]) -> str:
     match = difflib.get_close_matches(keyword, candidates, n=1, cutoff=0.6)
     hint = f" (did you mean {match[0]!r}?)" if match else ""
     return f"{function}() got an unexpected keyword argument {keyword!r}{hint}"
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """Return a path for messages: under the home directory it is shown as ``~/...``."""
+    text = os.fspath(path)
+    home = os.path.expanduser("~").rstrip("/")
+    if home and home != "~" and (text == home or text.startswith(home + "/")):
+        return "~" + text[len(home):]
+    return text
