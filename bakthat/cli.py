@@ -102,9 +102,27 @@ def _add_plugin_commands(commands: argparse._SubParsersAction, sub_options: argp
             parents=[sub_options],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        plugin.add_command_arguments(sub, command)
+        add_command_arguments(sub, command)
         add_scope(sub)
         sub.set_defaults(func=_plugin_runner(command))
+
+
+def add_command_arguments(parser: argparse.ArgumentParser, command: object) -> None:
+    """Add a plugin command's parameters to its argparse sub-parser."""
+    for param in command.params:  # type: ignore[attr-defined]
+        if param.flag:
+            parser.add_argument(f"--{param.name.replace('_', '-')}", dest=param.name, action="store_true", help=param.help)
+        elif param.positional:
+            parser.add_argument(
+                param.name, nargs=None if param.required else "?", default=param.default,
+                type=param.type, choices=param.choices, help=param.help,
+            )
+        else:
+            parser.add_argument(
+                f"--{param.name.replace('_', '-')}", dest=param.name, required=param.required,
+                default=param.default, type=param.type, choices=param.choices, help=param.help,
+                metavar=param.name.upper(),
+            )
 
 
 def _plugin_runner(command: object) -> object:

@@ -29,7 +29,6 @@ What a plugin can do from ``activate()`` (see ``docs/plugins.md``):
 from __future__ import annotations
 
 import abc
-import ast
 import atexit
 import importlib
 import logging
@@ -131,7 +130,7 @@ class _Record:
     deactivated: bool = False
 
 
-def _record_of(plugin: Any) -> _Record:
+def record_of(plugin: Any) -> _Record:
     """Return a plugin's record, creating it for a subclass whose __init__ skipped the base's."""
     record = plugin.__dict__.get("_bakthat_record")
     if record is None:
@@ -158,13 +157,13 @@ class _PluginEvent:
     def __iadd__(self, handler: Callable[..., Any]) -> _PluginEvent:
         slot = self._slot
         slot += handler
-        _record_of(self._plugin).subscriptions.append((self._name, handler))
+        record_of(self._plugin).subscriptions.append((self._name, handler))
         return self
 
     def __isub__(self, handler: Callable[..., Any]) -> _PluginEvent:
         slot = self._slot
         slot -= handler
-        record = _record_of(self._plugin)
+        record = record_of(self._plugin)
         record.subscriptions = [(n, h) for n, h in record.subscriptions if not (n == self._name and h == handler)]
         return self
 
@@ -253,7 +252,7 @@ class Plugin(abc.ABC):
             target[name] = value
         else:
             setattr(target, name, value)
-        _record_of(self).patches.append((target, name, original, is_mapping))
+        record_of(self).patches.append((target, name, original, is_mapping))
         where = getattr(target, "__name__", None) or type(target).__name__
         self.log.debug("patched %s.%s", where, name)
         return None if original is _MISSING else original
@@ -280,9 +279,9 @@ class Plugin(abc.ABC):
     def register_hook(self, name: str, func: Callable[[dict[str, Any]], Any]) -> None:
         """Register ``func`` for the named hook; :func:`call_hook` calls it with a parameter dict."""
         if not isinstance(name, str) or not name:
-            raise PluginError(_record_of(self).spec, f"hook name must be a non-empty string, not {name!r}")
+            raise PluginError(record_of(self).spec, f"hook name must be a non-empty string, not {name!r}")
         if not callable(func):
-            raise PluginError(_record_of(self).spec, f"hook {name!r}: {func!r} is not callable")
+            raise PluginError(record_of(self).spec, f"hook {name!r}: {func!r} is not callable")
         with _lock:
             _hooks.setdefault(name, []).append((self, func))
 
@@ -351,7 +350,7 @@ def call_hook(name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
             results.append(func(dict(params or {})))
         except Exception as exc:
             raise HookError(
-                f"hook {name!r} of plugin {_record_of(owner).spec!r} failed: {type(exc).__name__}: {exc}"
+                f"hook {name!r} of plugin {record_of(owner).spec!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
     return results
 
@@ -510,16 +509,25 @@ def _origin_of(module: Any) -> str:
     return f"module {module.__name__} ({path or 'built-in'})"
 
 
-def _entry_points() -> list[Any]:
-    from importlib.metadata import entry_points
+def entry_points() -> list[Any]:
+    """Return the installed entry points of the group :data:`ENTRY_POINT_GROUP`."""
+    from importlib.metadata import entry_points as installed
 
-    return list(entry_points(group=ENTRY_POINT_GROUP))
+    return list(installed(group=ENTRY_POINT_GROUP))
+
+
+def distribution_of(entry: Any) -> str:
+    """Return `` (package NAME VERSION)`` for an entry point's distribution, or ``""``."""
+    dist = getattr(entry, "dist", None)
+    if dist is None:
+        return ""
+    return f" (package {dist.metadata['Name']} {dist.version})"
 
 
 def _from_entry_point(spec: str) -> tuple[Any, str]:
-    found = [entry for entry in _entry_points() if entry.name == spec]
+    found = [entry for entry in entry_points() if entry.name == spec]
     if not found:
-        installed = ", ".join(sorted({entry.name for entry in _entry_points()})) or "none"
+        installed = ", ".join(sorted({entry.name for entry in entry_points()})) or "none"
         raise PluginError(
             spec,
             f"no installed package declares it (entry points of group {ENTRY_POINT_GROUP}: {installed}); "
@@ -530,14 +538,7 @@ def _from_entry_point(spec: str) -> tuple[Any, str]:
         loaded = entry.load()
     except Exception as exc:
         raise PluginError(spec, f"loading entry point {entry.value} failed: {type(exc).__name__}: {exc}") from exc
-    return loaded, f"entry point {entry.name} = {entry.value}{_distribution(entry)}"
-
-
-def _distribution(entry: Any) -> str:
-    dist = getattr(entry, "dist", None)
-    if dist is None:
-        return ""
-    return f" (package {dist.metadata['Name']} {dist.version})"
+    return loaded, f"entry point {entry.name} = {entry.value}{distribution_of(entry)}"
 
 
 def _catch_up(handlers: list[Callable[..., Any]], session: Any) -> None:
@@ -604,18 +605,26 @@ def _adopt_module_rebindings(plugin: Plugin) -> None:
 
 
 def _builtin_command_names() -> set[str]:
-    from bakthat.commands import command_modules
+    """Return the built-in command names and their hyphenated aliases.
 
+    They are the module names of ``bakthat/commands`` (a command module's ``NAME`` is
+    its module name: tests/commands/test_every_command.py checks it), read from the
+    directory without importing the command layer, which sits above this module.
+    """
+    import pkgutil
+
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "commands")
     names = set()
-    for module in command_modules():
-        names.update({module.NAME, module.NAME.replace("_", "-")})
+    for info in pkgutil.iter_modules([folder]):
+        if not info.name.startswith("_"):
+            names.update({info.name, info.name.replace("_", "-")})
     return names
 
 
 def _register_command(
     plugin: Plugin, name: str, func: Callable[..., Any], params: Iterable[Param | str], help: str
 ) -> Command:
-    spec = _record_of(plugin).spec
+    spec = record_of(plugin).spec
     if not isinstance(name, str) or not _COMMAND_NAME.match(name):
         raise PluginError(spec, f"command name {name!r} must be lower-case letters, digits, '-' or '_'")
     if not callable(func):
@@ -639,28 +648,10 @@ def _register_command(
     with _lock:
         for other in _commands.values():
             if aliases & {other.name, other.name.replace("_", "-")}:
-                raise PluginError(spec, f"command {name!r} is already declared by plugin {_record_of(other.plugin).spec!r}")
+                raise PluginError(spec, f"command {name!r} is already declared by plugin {record_of(other.plugin).spec!r}")
         command = Command(name=name, func=func, params=declared, help=help or "", plugin=plugin)
         _commands[name] = command
     return command
-
-
-def add_command_arguments(parser: Any, command: Command) -> None:
-    """Add a plugin command's parameters to its argparse sub-parser."""
-    for param in command.params:
-        if param.flag:
-            parser.add_argument(f"--{param.name.replace('_', '-')}", dest=param.name, action="store_true", help=param.help)
-        elif param.positional:
-            parser.add_argument(
-                param.name, nargs=None if param.required else "?", default=param.default,
-                type=param.type, choices=param.choices, help=param.help,
-            )
-        else:
-            parser.add_argument(
-                f"--{param.name.replace('_', '-')}", dest=param.name, required=param.required,
-                default=param.default, type=param.type, choices=param.choices, help=param.help,
-                metavar=param.name.upper(),
-            )
 
 
 # -- unloading --------------------------------------------------------------------------
@@ -668,7 +659,7 @@ def add_command_arguments(parser: Any, command: Command) -> None:
 
 def _undo(plugin: Plugin) -> None:
     """Unsubscribe a plugin's handlers, undo its patches, drop its commands and hooks."""
-    record = _record_of(plugin)
+    record = record_of(plugin)
     for event, handler in reversed(record.subscriptions):
         slot = getattr(eventing.events, event)
         slot -= handler
@@ -698,7 +689,7 @@ def _undo(plugin: Plugin) -> None:
 
 
 def _deactivate(plugin: Plugin) -> None:
-    record = _record_of(plugin)
+    record = record_of(plugin)
     if record.deactivated:
         return
     record.deactivated = True
@@ -746,93 +737,3 @@ def unload_plugins() -> None:
         _missing_dirs.clear()
         _state["cli_command"] = None
         importlib.invalidate_caches()
-
-
-# -- discovery (``bakthat plugins``) ------------------------------------------------------
-
-
-def _plugin_classes_in(path: str) -> list[str]:
-    """Return the names of the classes of a Python file that derive from a ``*Plugin`` class.
-
-    The file is parsed, not run.
-    """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read(), filename=path)
-    except (OSError, SyntaxError, ValueError):
-        return []
-    names = []
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            for base in node.bases:
-                label = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
-                if label.endswith("Plugin"):
-                    names.append(node.name)
-                    break
-    return names
-
-
-def available_plugins(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Given resolved settings, describe every plugin that could be enabled and every enabled one.
-
-    Return dicts with ``name`` (what to write in ``plugins``), ``source`` (``entry
-    point``, ``plugins_dir`` or ``import path``), ``location``, ``enabled`` (its
-    position in ``plugins``, from 1, or None) and ``status``: ``active``, ``failed``
-    (with ``error``), ``not loaded`` (enabled but not loaded in this process) or
-    ``available``.  Plugin files are read, not run.
-    """
-    enabled = [str(spec) for spec in (settings.get("plugins") or [])]
-    found: dict[str, dict[str, Any]] = {}
-    for entry in _entry_points():
-        found.setdefault(entry.name, {
-            "name": entry.name, "source": "entry point", "location": f"{entry.value}{_distribution(entry)}",
-        })
-    directory = plugins_dir_of(settings)
-    if os.path.isdir(directory):
-        for filename in sorted(os.listdir(directory)):
-            path = os.path.join(directory, filename)
-            if filename.endswith(".py") and not filename.startswith("_"):
-                module = filename[:-3]
-            elif os.path.isfile(os.path.join(path, "__init__.py")):
-                module, path = filename, os.path.join(path, "__init__.py")
-            else:
-                continue
-            for name in _plugin_classes_in(path):
-                found.setdefault(f"{module}.{name}", {"name": f"{module}.{name}", "source": "plugins_dir", "location": path})
-    for spec in enabled:
-        if spec not in found:
-            found[spec] = {"name": spec, "source": "import path", "location": _locate(spec)}
-    with _lock:
-        active = dict(_active)
-        failed = dict(_failures)
-    result = []
-    for name, item in found.items():
-        position = enabled.index(name) + 1 if name in enabled else None
-        if name in active:
-            status = "active"
-            item["location"] = active[name]._bakthat_record.origin
-        elif name in failed:
-            status = "failed"
-        elif position is not None:
-            status = "not loaded"
-        else:
-            status = "available"
-        result.append({**item, "enabled": position, "status": status, "error": failed.get(name)})
-    result.sort(key=lambda item: (item["enabled"] is None, item["enabled"] or 0, item["name"]))
-    return result
-
-
-def _locate(spec: str) -> str:
-    """Find where a dotted plugin path's module is, without importing it (when possible)."""
-    import importlib.util
-
-    module_name = spec.partition(":")[0] if ":" in spec else spec.rpartition(".")[0]
-    if not module_name:
-        return "not found"
-    try:
-        found = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
-        return "not found"
-    return found.origin or module_name

@@ -31,6 +31,16 @@ def test_the_parser_has_every_06_command_and_alias():
             assert name.replace("-", "_") in choices, f"alias {name} without its underscore name"
 
 
+def test_every_command_module_is_named_after_its_command():
+    # bakthat.plugin reads the built-in command names from these module names.
+    from bakthat.commands import command_modules
+    from bakthat.plugin import _builtin_command_names
+
+    modules = command_modules()
+    assert modules and all(module.__name__ == f"bakthat.commands.{module.NAME}" for module in modules)
+    assert {module.NAME for module in modules} <= _builtin_command_names()
+
+
 @pytest.mark.parametrize("name", list(names_and_aliases()))
 def test_help_of_every_command_and_alias(name):
     result = run_cli(name, "--help")
