@@ -15,6 +15,12 @@ in ``bakthat/rotation.py``, the heartbeat's in ``bakthat/heartbeat.py``.  A prof
 validated against all of them when it is loaded: an unknown key, a value of the wrong
 type or a missing required value is a :class:`~bakthat.errors.ConfigError` naming the
 file, the profile and the key.
+
+This module is longer than most (about 730 lines) because it holds the three steps a
+profile goes through in one place: the schema (declaring and checking keys, coercing
+text from the environment), the file (reading, checking, writing atomically) and the
+resolution into :class:`bakthat.settings.Settings`; each step's messages name the file,
+the profile and the key the same way.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ truncation detectable: a stream that ends without a chunk sealed as "last" is re
 
 All primitives come from the ``cryptography`` package.  Error messages never contain the
 passphrase or an identity (secret key).
+
+This module is longer than most (about 890 lines) because the age format is one
+contract: the header parser with its safety checks, the scrypt and X25519 stanzas, and
+the streaming writer and reader must agree byte for byte, and each check of the reader
+is tested against the writer here; the primitives themselves are the library's.
 """
 
 from __future__ import annotations

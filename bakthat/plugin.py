@@ -24,6 +24,11 @@ What a plugin can do from ``activate()`` (see ``docs/plugins.md``):
 - add commands to ``bakthat``: ``self.register_command("name", func, params=[Param(...)])``;
 - offer named hooks to other plugins: ``self.register_hook("name", func)``, called by
   :func:`call_hook`.
+
+This module is longer than most (about 740 lines) because loading, registering and
+undoing are one contract: everything a plugin registers or patches is recorded when it
+is registered, so that unloading can undo exactly that.  The argparse side of plugin
+commands is in :mod:`bakthat.cli`, discovery for ``bakthat plugins`` in that command.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ Bucket keys are integers (seconds, minutes, hours and days since the Unix epoch,
 since the epoch's week, months since year 0, the year), so windows of any length are
 computed without date overflow.  A window of N units holds the bucket of ``now`` and
 the N - 1 before it, exactly as the ``grandfatherson`` package that bakthat 0.6 used.
+
+This module is longer than most (about 570 lines) because a plan explains itself: the
+policy parsing, the buckets and the plan's text and JSON forms (``--dry-run``,
+``--json``) are kept with the decision they describe, and all of it is pure.
 """
 
 from __future__ import annotations
