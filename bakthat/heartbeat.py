@@ -12,13 +12,20 @@ appending anything (for services that take the status as a parameter).  If it co
 ping.  A ping never fails a backup: an error is a warning, and the URL's path and query
 (which usually hold the check's secret token) never appear in messages.
 
-The ``bakthat backup`` command sends the pings.  Python API users get them from the
-heartbeat plugin, or call :func:`ping` from an ``on_backup`` / ``on_failure`` handler.
+The pings are sent by :class:`Subscriber`, a subscriber of the backup's events
+(``on_backup``: success, or fail when the backup is partial; ``on_failure``: fail), which
+the ``bakthat backup`` command subscribes for the time of the backup (:func:`subscribed`).
+Python API users subscribe it the same way, use the heartbeat plugin, or call
+:func:`ping` from their own ``on_backup`` / ``on_failure`` handlers.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from bakthat.conf import Setting
@@ -109,3 +116,76 @@ def _describe(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     return type(reason).__name__ if "://" in str(reason) else str(reason)
+
+
+class Subscriber:
+    """The heartbeat as a subscriber of ``on_backup`` and ``on_failure``.
+
+    Given resolved settings, the heartbeat URL and the backup's key, ping ``success``
+    when a backup succeeds, ``fail`` when it is partial or fails (a failure of another
+    action is not its business), and record the ping in the catalog
+    (``heartbeat_last_ping``, shown by ``bakthat periodic_backups``).  A dry run sends
+    nothing.  Never raise: a ping never fails a backup.
+    """
+
+    def __init__(self, settings: Mapping[str, Any], url: str, key: str | None) -> None:
+        self.settings = settings
+        self.url = url
+        self.key = key
+        #: The statuses pinged, in order (``success`` / ``fail``).
+        self.sent: list[str] = []
+
+    def on_backup(self, session_id: str, result: Any) -> None:
+        if getattr(result, "dry_run", False):
+            return
+        partial = bool((getattr(result, "metadata", None) or {}).get("partial"))
+        self.beat("fail" if partial else "success")
+
+    def on_failure(self, session_id: str, action: str, exception: BaseException) -> None:
+        from bakthat.eventing import current_session
+
+        running = current_session()
+        if action == "backup" and not (running is not None and running.dry_run):
+            self.beat("fail")
+
+    def beat(self, status: str) -> None:
+        """Ping ``status`` and record the outcome in the catalog; never raise."""
+        if url_for(self.url, status, self.key) is None:
+            log.debug("heartbeat_url needs a key (-k) and this backup has none: no ping")
+            return
+        self.sent.append(status)
+        delivered = ping(self.url, status, key=self.key)
+        try:
+            from bakthat import models
+            from bakthat.settings import profile_of
+
+            models.bind_settings(self.settings)
+            models.Config.set_key(
+                "heartbeat_last_ping",
+                {"time": int(time.time()), "status": status, "delivered": delivered, "profile": profile_of(self.settings)},
+            )
+        except Exception as exc:  # noqa: BLE001 - recording the ping is a convenience
+            log.debug("heartbeat ping not recorded in the catalog: %s", exc)
+
+
+@contextmanager
+def subscribed(settings: Mapping[str, Any], key: str | None = None, *, dry_run: bool = False) -> Iterator[Subscriber | None]:
+    """Subscribe the heartbeat to ``bakthat.events`` for the ``with`` block; yield it.
+
+    Yield None (nothing subscribed) when the settings have no ``heartbeat_url`` or for
+    a dry run.  The subscription is undone when the block ends, however it ends.
+    """
+    url = settings.get("heartbeat_url")
+    if not url or dry_run:
+        yield None
+        return
+    from bakthat.eventing import events
+
+    subscriber = Subscriber(settings, str(url), key)
+    events.on_backup += subscriber.on_backup
+    events.on_failure += subscriber.on_failure
+    try:
+        yield subscriber
+    finally:
+        events.on_backup -= subscriber.on_backup
+        events.on_failure -= subscriber.on_failure

@@ -23,7 +23,8 @@ Entries matching --exclude, the profile's exclude, --exclude-file or the source'
 The backup exits 3 (partial) if entries could not be read or changed while being read.
 
 If the profile has a heartbeat_url, it is requested when the backup succeeds and with
-/fail appended when it fails or is partial (see bakthat periodic_backups --help)."""
+/fail appended when it fails or is partial (see bakthat periodic_backups --help); the
+pings are sent by the heartbeat's event subscriber (bakthat.heartbeat)."""
 
 log = logging.getLogger("bakthat")
 
@@ -49,36 +50,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
+    from bakthat import heartbeat
     from bakthat.commands._common import progress_bar, source_size, want_progress
     from bakthat.conf import get_profile
     from bakthat.errors import PartialFailure
 
     settings = get_profile(args.profile, args.config)
-    heartbeat_url = settings.get("heartbeat_url")
     source = os.getcwd() if args.filename is None else os.path.expanduser(args.filename)
     show_bar = want_progress(args)
-    try:
-        with progress_bar(show_bar, source_size(source) if show_bar else None, os.path.basename(os.path.normpath(source))) as progress:
-            row = bakthat.backup(
-                args.filename,
-                destination=args.destination,
-                profile=args.profile,
-                config=args.config,
-                prompt=args.prompt,
-                tags=args.tags,
-                key=args.key,
-                exclude_file=args.exclude_file,
-                exclude=args.exclude,
-                custom_filename=args.name,
-                s3_reduced_redundancy=args.s3_reduced_redundancy,
-                compression=args.compression,
-                progress=progress,
-                dry_run=args.dry_run,
-            )
-    except Exception:
-        if heartbeat_url and not args.dry_run:
-            _beat(settings, heartbeat_url, "fail", args.key)
-        raise
+    with heartbeat.subscribed(settings, args.key, dry_run=args.dry_run), \
+            progress_bar(show_bar, source_size(source) if show_bar else None, os.path.basename(os.path.normpath(source))) as progress:
+        row = bakthat.backup(
+            args.filename,
+            destination=args.destination,
+            profile=args.profile,
+            config=args.config,
+            prompt=args.prompt,
+            tags=args.tags,
+            key=args.key,
+            exclude_file=args.exclude_file,
+            exclude=args.exclude,
+            custom_filename=args.name,
+            s3_reduced_redundancy=args.s3_reduced_redundancy,
+            compression=args.compression,
+            progress=progress,
+            dry_run=args.dry_run,
+        )
     if args.dry_run:
         if args.json:
             print_json(row)
@@ -88,10 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(row)
     metadata = row.metadata or {}
-    partial = bool(metadata.get("partial"))
-    if heartbeat_url:
-        _beat(settings, heartbeat_url, "fail" if partial else "success", args.key)
-    if partial:
+    if metadata.get("partial"):
         counts = metadata.get("entries") or {}
         print(
             f"bakthat: warning: {row.stored_filename} is partial: {counts.get('skipped', 0)} entries could not be "
@@ -100,26 +94,3 @@ def run(args: argparse.Namespace) -> int:
         )
         return PartialFailure.exit_code
     return 0
-
-
-def _beat(settings: dict, url: str, status: str, key: str | None) -> None:
-    """Ping the heartbeat URL and record the outcome in the catalog; never raise."""
-    import time
-
-    from bakthat import heartbeat
-
-    if heartbeat.url_for(url, status, key) is None:
-        log.debug("heartbeat_url needs a key (-k) and this backup has none: no ping")
-        return
-    sent = heartbeat.ping(url, status, key=key)
-    try:
-        from bakthat import models
-        from bakthat.settings import profile_of
-
-        models.bind_settings(settings)
-        models.Config.set_key(
-            "heartbeat_last_ping",
-            {"time": int(time.time()), "status": status, "delivered": sent, "profile": profile_of(settings)},
-        )
-    except Exception as exc:  # noqa: BLE001 - recording the ping is a convenience
-        log.debug("heartbeat ping not recorded in the catalog: %s", exc)
