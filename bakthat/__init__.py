@@ -30,6 +30,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ls": ("bakthat.core", "show"),
     "delete_older_than": ("bakthat.rotation", "delete_older_than"),
     "rotate_backups": ("bakthat.rotation", "rotate_backups"),
+    "run": ("bakthat.jobs_run", "run"),
+    "current_context": ("bakthat.context", "current_context"),
     "events": ("bakthat.eventing", "events"),
     "BakthatError": ("bakthat.errors", "BakthatError"),
     "BakHelper": ("bakthat.helper", "BakHelper"),

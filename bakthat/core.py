@@ -21,7 +21,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +36,10 @@ from bakthat.backends.base import Backend
 from bakthat.pipeline import HashingReader, HashingWriter
 from bakthat.process import pid_alive
 from bakthat.settings import source_of
+from bakthat.context import using_context
 from bakthat.errors import (
     AlreadyExistsError,
+    BakthatError,
     CatalogError,
     ConfigError,
     IntegrityError,
@@ -198,21 +203,47 @@ def backup(
     """
     from bakthat import archive
     from bakthat.conf import combination_problems
+    from bakthat.context import RunContext
 
-    source = Path(os.getcwd() if filename is None else os.path.expanduser(os.fspath(filename)))
-    with session("backup", dry_run) as current:
+    run = _HANDOFF.get()
+    _HANDOFF.set(None)  # a backup started by a handler of this one is a run of its own
+    dumped = _dumped_source(filename, custom_filename)
+    source = Path(os.getcwd() if filename is None or dumped else os.path.expanduser(os.fspath(filename)))
+    if dumped is not None:
+        name, entry, source_path = dumped.name, dumped.name, dumped.display
+    else:
+        name, entry = naming.backup_names(source, custom_filename)
+        source_path = naming.source_path(source)
+    session_id = run.context.session_id if run is not None else str(uuid.uuid4())
+    run_context = run.context if run is not None else RunContext(
+        session_id, "backup", source=source_path, name=name, destination=destination, dry_run=bool(dry_run)
+    )
+    with ExitStack() as stack:
+        stack.enter_context(using_context(run_context))
+        current = stack.enter_context(session("backup", dry_run, session_id=session_id))
         ctx = _context(destination, profile, config, conf)
+        if run is not None and run.overrides:
+            ctx.settings = ctx.settings.replace(**run.overrides)
+        run_context = run_context.replace(destination=ctx.destination)
+        stack.enter_context(using_context(run_context))
         kind = compression or ctx.settings.get("compression") or "zstd"
         if kind not in EXTENSIONS:
             raise ConfigError(f"unknown compression {kind!r}: choose zstd, gzip or none")
         problems = combination_problems({**ctx.settings, "compression": kind})
         if problems:
             raise ConfigError(f"{source_of(ctx.settings)}: profile {profile!r}: {problems[0]}")
-        name, entry = naming.backup_names(source, custom_filename)
-        source_path = naming.source_path(source)
-        warning = None if custom_filename is not None else naming.name_conflict(ctx.settings, name, source_path)
+        warning = None
+        if custom_filename is None and dumped is None:
+            warning = naming.name_conflict(ctx.settings, name, source_path)
         secret = passwords.for_backup(password, prompt, ctx.settings, ask=not dry_run)
-        warn_unencrypted = passwords.enforce(secret, ctx.settings, f"the backup of {source}")
+        warn_unencrypted = passwords.enforce(secret, ctx.settings, f"the backup of {source_path}")
+        publisher = run.publisher if run is not None else (
+            None if dry_run else _publisher(session_id, "backup", source_path, name)
+        )
+        if publisher is not None:
+            progress = _advancing(publisher, progress)
+            if run is None:
+                stack.enter_context(publisher)
         plan = _Plan(
             source=source,
             source_path=source_path,
@@ -222,7 +253,7 @@ def backup(
             encryption=secret.encryption,
             passphrase=secret.passphrase,
             recipients=secret.recipients,
-            excludes=archive.load_excludes(
+            excludes=None if dumped is not None else archive.load_excludes(
                 source, exclude_file, [ctx.settings.get("exclude"), exclude], bool(ctx.settings.get("exclude_gitignore"))
             ),
             warnings=[warning] if warning else [],
@@ -232,31 +263,124 @@ def backup(
             session_id=current.session_id,
             storage_class="REDUCED_REDUNDANCY" if s3_reduced_redundancy else None,
             progress=progress,
+            dump=dumped,
+            context=run_context,
         )
         suffix = EXTENSIONS[kind] + (".age" if plan.encryption != "none" else "")
-        if dry_run:
-            found = _dry_run_backup(ctx, plan, suffix)
-            if warn_unencrypted:
-                passwords.warn_unencrypted(found.stored_filename, dry_run=True)
-            return current.finish(found)
-        reservation, plan.backup_date = _reserve(ctx, plan.name, suffix, int(time.time()), current.session_id)
-        plan.stored_filename = reservation.stored_filename
-        try:
-            row = _store(ctx, plan)
-        except CatalogError as exc:
-            if not plan.committed:
-                raise
-            raise CatalogError(f"{exc}; the backup was not recorded, so {_unstore(ctx, plan)}") from exc
-        except BaseException:
-            if plan.committed:
-                log.error("The backup failed after the store had it: %s", _unstore(ctx, plan))
-            raise
-        finally:
-            reservation.delete_instance()
-        log.info("Stored %s (%d bytes)", row.stored_filename, row.size)
+        if dumped is not None:
+            from bakthat.sources import pipeline
+
+            suffix = pipeline.suffix(dumped, kind, plan.encryption != "none")
+        if publisher is not None:
+            publisher.update(phase="dump" if dumped is not None else "archive", name=name, source=source_path)
+        if run is None and ctx.settings.get("hooks"):
+            from bakthat.jobs_run import around_backup
+
+            result = around_backup(ctx.settings, run_context, lambda _: _backup_work(ctx, plan, suffix, warn_unencrypted))
+        else:
+            result = _backup_work(ctx, plan, suffix, warn_unencrypted)
+        if publisher is not None and run is None:
+            publisher.finish("partial" if (getattr(result, "metadata", None) or {}).get("partial") else "ok")
+        return current.finish(result)
+    raise AssertionError("unreachable")
+
+
+def _backup_work(ctx: Context, plan: _Plan, suffix: str, warn_unencrypted: bool) -> Any:
+    """Store what ``plan`` says (or, in a dry run, say what would be stored); return the
+    row (or the BackupPlan)."""
+    if plan.context is not None and plan.context.dry_run:
+        found = _dry_run_backup(ctx, plan, suffix)
         if warn_unencrypted:
-            passwords.warn_unencrypted(row.stored_filename)
-        return current.finish(row)
+            passwords.warn_unencrypted(found.stored_filename, dry_run=True)
+        return found
+    reservation, plan.backup_date = _reserve(ctx, plan.name, suffix, int(time.time()), plan.session_id)
+    plan.stored_filename = reservation.stored_filename
+    try:
+        row = _store(ctx, plan)
+    except CatalogError as exc:
+        if not plan.committed:
+            raise
+        raise CatalogError(f"{exc}; the backup was not recorded, so {_unstore(ctx, plan)}") from exc
+    except BaseException:
+        if plan.committed:
+            log.error("The backup failed after the store had it: %s", _unstore(ctx, plan))
+        raise
+    finally:
+        reservation.delete_instance()
+    log.info("Stored %s (%d bytes)", row.stored_filename, row.size)
+    if warn_unencrypted:
+        passwords.warn_unencrypted(row.stored_filename)
+    return row
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a job gives the backup of one of its sources: the source's run context
+    (whose session id the backup's events carry) and the job's status publisher."""
+
+    context: Any
+    publisher: Any = None
+    overrides: Mapping[str, Any] | None = None
+
+
+_HANDOFF: ContextVar[Handoff | None] = ContextVar("bakthat_backup_handoff", default=None)
+
+
+@contextmanager
+def handing_off(handoff: Handoff) -> Iterator[None]:
+    """Inside the block, the next :func:`backup` call runs as ``handoff`` says (used by
+    :mod:`bakthat.jobs_run`); a backup started from within that one gets its own."""
+    token = _HANDOFF.set(handoff)
+    try:
+        yield
+    finally:
+        _HANDOFF.reset(token)
+
+
+def _dumped_source(filename: Any, custom_filename: str | None) -> Any:
+    """Return the parsed source if ``filename`` is a dumped source (a Source, or a
+    ``postgresql://``, ``mysql://``, ``sqlite:///`` URL), else None (a path)."""
+    from bakthat import sources
+    from bakthat.sources import pipeline
+
+    if isinstance(filename, sources.Source):
+        found = filename
+    elif isinstance(filename, str) and pipeline.dump_scheme(filename):
+        found = sources.parse(filename, "source")
+    else:
+        return None
+    if found.kind == "path":
+        return None
+    if custom_filename is not None:
+        import dataclasses
+
+        from bakthat.sources.base import check_name
+
+        found = dataclasses.replace(found, name=check_name(custom_filename, "--name"))
+    return found
+
+
+def _publisher(session_id: str, action: str, source: str | None, name: str | None) -> Any:
+    """Return a started-later StatusPublisher for a run, or None (logged) if the status
+    directory is unusable: progress reporting never stops a backup."""
+    from bakthat.status import StatusPublisher
+
+    try:
+        return StatusPublisher(session_id, action, source=source, name=name)
+    except (OSError, BakthatError, ValueError) as exc:
+        log.warning("progress of this %s is not published: %s", action, exc)
+        return None
+
+
+def _advancing(publisher: Any, progress: Callable[[int], None] | None) -> Callable[[int], None]:
+    """Return a progress callback feeding ``publisher`` and then ``progress``."""
+
+    def advance(count: int) -> None:
+        publisher.advance(count)
+        if progress is not None:
+            progress(count)
+
+    return advance
 
 
 def _dry_run_backup(ctx: Context, plan: _Plan, suffix: str) -> Any:
@@ -264,6 +388,12 @@ def _dry_run_backup(ctx: Context, plan: _Plan, suffix: str) -> Any:
     from bakthat import dryrun
 
     stored_filename, _ = next(_candidates(ctx, plan.name, suffix, int(time.time())))
+    if plan.dump is not None:  # a dump is not started by a dry run: nothing to walk
+        log.info("Would store %s (a dump of %s); dry run: nothing stored", stored_filename, plan.source_path)
+        return dryrun.BackupPlan(
+            filename=plan.name, stored_filename=stored_filename, destination=ctx.destination,
+            source_path=plan.source_path, compression=plan.compression, encryption=plan.encryption, tags=plan.tags,
+        )
     found = dryrun.plan_backup(
         plan.source,
         plan.arcname,
@@ -305,6 +435,8 @@ class _Plan:
     storage_class: str | None
     warnings: list[str]
     progress: Callable[[int], None] | None = None
+    dump: Any = None
+    context: Any = None
     stored_filename: str = ""
     backup_date: int = 0
     committed: bool = False
@@ -361,7 +493,12 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         )
         # The store's temp files (this upload's and any other) are never part of a backup.
         own = [*_own_paths(ctx), *([os.path.dirname(upload.temp)] if getattr(upload, "temp", None) else [])]
-        stats = archive.write_tar(plan.source, plan.arcname, compressing, plan.excludes, skip=own, progress=plan.progress)
+        if plan.dump is not None:
+            from bakthat.sources import pipeline
+
+            stats = pipeline.write_dump(plan.dump, ctx.settings, plan.context, compressing, plan.progress)
+        else:
+            stats = archive.write_tar(plan.source, plan.arcname, compressing, plan.excludes, skip=own, progress=plan.progress)
         compressing.close()
         if encrypter is not None:
             encrypter.close()
@@ -431,8 +568,14 @@ def restore(
     wait: bool = False,
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    into: str | None = None,
 ) -> Any:
     """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
+
+    A database or command dump is restored as one file, ``<target>/<name>.<extension>``
+    (``app.pgdump``), or with ``into`` (``postgresql://.../newdb``, ``mysql://...``,
+    ``sqlite:///path``) streamed into that database by its client tool: created if
+    missing, refused if it holds tables unless ``overwrite`` (see docs/jobs.md).
 
     The archive is verified (SHA-256, authenticated decryption), extracted into a
     staging directory inside ``target`` (default: the current directory), checked member
@@ -453,9 +596,30 @@ def restore(
     from bakthat import archive, crypto, dryrun, legacy
     from bakthat.extract import safe_extract
 
-    with session("restore", dry_run) as current:
+    from bakthat.context import RunContext
+
+    session_id = str(uuid.uuid4())
+    with ExitStack() as stack:
+        stack.enter_context(using_context(RunContext(session_id, "restore", name=filename, destination=destination,
+                                                     dry_run=bool(dry_run))))
+        current = stack.enter_context(session("restore", dry_run, session_id=session_id))
         ctx = _context(destination, profile, config, conf)
         row = _match(ctx, filename)
+        stack.enter_context(using_context(RunContext(
+            session_id, "restore", source=row.source_path, name=row.filename, destination=ctx.destination,
+            dry_run=bool(dry_run),
+        )))
+        dump_kind = (row.metadata or {}).get("source_kind")
+        if into is not None:
+            from bakthat import sources
+
+            if not dump_kind:
+                raise ConfigError(f"--into: {row.stored_filename} is a file archive, not a database dump; "
+                                  "restore it with --target")
+            target_kind = sources.parse(into, "--into").kind
+            if target_kind != dump_kind:
+                raise ConfigError(f"--into: {row.stored_filename} is a {dump_kind} dump, it cannot be restored "
+                                  f"into a {target_kind} target")
         secret = passwords.for_restore(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
         where = Path(os.getcwd() if target is None else os.path.expanduser(os.fspath(target)))
         if (row.metadata or {}).get("KeyValue"):
@@ -468,6 +632,11 @@ def restore(
         ctx.backend.prepare_read(row.stored_filename, wait=wait)
         if ctx.backend.cheap_reads and row.sha256:  # nothing to compare for an adopted 0.6 backup
             _verify_stored_object(ctx.backend, row)
+        publisher = None if dry_run else _publisher(session_id, "restore", row.source_path, row.filename)
+        if publisher is not None:
+            progress = _advancing(publisher, progress)
+            stack.enter_context(publisher)
+            publisher.update(phase="restore", bytes_total=row.size)
         raw = ctx.backend.open_read(row.stored_filename)
         hashed = HashingReader(raw, progress)
         try:
@@ -492,9 +661,20 @@ def restore(
                 if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
                     raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch; nothing was restored")
 
-            log.info("%s %s into %s", "Checking (dry run)" if dry_run else "Restoring", row.stored_filename, where)
+            log.info("%s %s into %s", "Checking (dry run)" if dry_run else "Restoring", row.stored_filename,
+                     into or where)
             try:
-                if dry_run:
+                if dump_kind and not dry_run:
+                    from bakthat.sources import pipeline
+
+                    restored = pipeline.restore_dump(row, plain, where, into, overwrite, ctx.settings, verify)
+                    log.info("Restored %s to %s", row.stored_filename, restored)
+                    result = row
+                elif dump_kind:
+                    verify()
+                    result = dryrun.RestorePlan(row, into or str(where / f"{row.filename}.{(row.metadata or {}).get('extension')}"),
+                                                overwrite, entries=1, bytes=hashed.size)
+                elif dry_run:
                     result = dryrun.plan_restore(row, plain, where, overwrite, verify)
                 else:
                     safe_extract(plain, where, overwrite=overwrite, before_commit=verify)
@@ -522,6 +702,7 @@ def restore(
         finally:
             raw.close()
         return current.finish(result)
+    raise AssertionError("unreachable")
 
 
 def _drain_for_damage(stream: Any, cause: BaseException) -> None:

@@ -99,6 +99,15 @@ class Session:
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     handler_errors: list[tuple[str, BaseException]] = field(default_factory=list)
 
+    @property
+    def context(self) -> Any:
+        """Return the :class:`bakthat.context.RunContext` of this session's work (what is
+        backed up, the job, the destination...), or None if the action publishes none."""
+        from bakthat.context import current_context
+
+        found = current_context()
+        return found if found is not None and found.session_id == self.session_id else None
+
     def finish(self, result: Any) -> Any:
         """Given the action's result, fire ``on_<action>`` robustly and return the result.
 
@@ -166,8 +175,11 @@ def fire_robust(name: str, *args: Any) -> list[tuple[str, BaseException]]:
 
 
 @contextmanager
-def session(action: str, dry_run: bool = False) -> Iterator[Session]:
+def session(action: str, dry_run: bool = False, session_id: str | None = None) -> Iterator[Session]:
     """Given an action name (and whether it is a dry run), run its block in a new session.
+
+    ``session_id`` is a uuid4 made for it unless the caller made one already (so that
+    the run context, the command hooks and the events carry the same id).
 
     Fire ``before_<action>`` on entry; a raising handler is turned into VetoedError.  On
     an exception from the block (or a veto), fire ``on_failure`` robustly and re-raise
@@ -175,6 +187,8 @@ def session(action: str, dry_run: bool = False) -> Iterator[Session]:
     The block calls :meth:`Session.finish` with its result to fire ``on_<action>``.
     """
     current = Session(action, dry_run=bool(dry_run))
+    if session_id is not None:
+        current.session_id = session_id
     token = _CURRENT.set(current)
     try:
         for handler in _handlers(f"before_{action}"):

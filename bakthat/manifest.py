@@ -92,6 +92,8 @@ def build(plan: Any, stats: Any, *, size: int, sha256: str, host: str, header_sh
         "skipped": stats.skipped,
         "changed": stats.changed,
         "warnings": plan.warnings,
+        "source_kind": plan.dump.kind if getattr(plan, "dump", None) is not None else None,
+        "extension": plan.dump.extension if getattr(plan, "dump", None) is not None else None,
         "key": plan.key,
         "bakthat_version": version,
         "backup_date_iso": datetime.fromtimestamp(plan.backup_date).astimezone().isoformat(),
@@ -106,6 +108,7 @@ _COLUMNS = (
 #: Fields of a manifest :func:`build` writes that go to the row's ``metadata`` (when set).
 _METADATA = (
     "header_sha256", "partial", "entries", "excluded", "skipped", "changed", "warnings", "key", "bakthat_version",
+    "source_kind", "extension",
 )
 
 
@@ -255,6 +258,9 @@ def row_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "skipped": skipped,
         "key": _text(manifest, "key", required=False),
         "adopted": _text(manifest, "adopted", required=False),
+        # a database or command dump (bakthat.sources.pipeline): restored as a file or --into
+        "source_kind": _text(manifest, "source_kind", required=False, pattern="[a-z]{1,20}"),
+        "extension": _text(manifest, "extension", required=False, pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,30}"),
     }
     assert compression is not None and encryption is not None  # checked above
     return {

@@ -9,6 +9,7 @@ A catalog records its schema version in its ``config`` table, under the key
    ``compression``, ...), ``config``, ``reservations``.  Catalogs made by 1.0
    development versions have these tables but no version recorded; they are recognised
    by the ``state`` column.
+2. ``job_runs``, ``source_runs``, ``hook_runs``: what ``bakthat run`` did.
 
 :func:`upgrade` runs when a catalog is bound (first use in a process):
 
@@ -187,6 +188,11 @@ def _from_bakthat_0_6(step: Step) -> None:
     step.create(models.Config, models.Reservations)
 
 
+@migration(2, "job runs, source runs and hook runs (bakthat run)")
+def _job_runs(step: Step) -> None:
+    step.create(models.JobRuns, models.SourceRuns, models.HookRuns)
+
+
 # -- running them --------------------------------------------------------------------------
 
 
@@ -225,6 +231,8 @@ def detect(database: Any) -> tuple[int | None, bool]:
                 raise CatalogError(f"schema_version {row[0]!r} in the config table is not a number") from None
     if "backups" not in tables:
         return None, False
+    if "job_runs" in tables:
+        return 2, False
     columns = {column.name for column in database.get_columns("backups")}
     return (1 if "state" in columns else 0), False
 

@@ -243,10 +243,68 @@ class Reservations(BaseModel):
     _catalog_table = "reservations"
 
 
+class JobRuns(BaseModel):
+    """One run of a job (``bakthat run``): when, where, how it ended (ok, partial, failed)."""
+
+    session_id = peewee.CharField(unique=True)
+    job = peewee.CharField(index=True)
+    profile = peewee.CharField()
+    host = peewee.CharField()
+    pid = peewee.IntegerField()
+    dry_run = peewee.BooleanField(default=False)
+    started = peewee.FloatField(index=True)
+    finished = peewee.FloatField(null=True)
+    status = peewee.CharField(index=True)
+    error = peewee.TextField(null=True)
+
+    _catalog_table = "job_runs"
+
+
+class SourceRuns(BaseModel):
+    """One source of a job run: its status, what it stored, sizes, duration, error."""
+
+    job_run = peewee.CharField(index=True)
+    session_id = peewee.CharField(unique=True)
+    position = peewee.IntegerField()
+    kind = peewee.CharField()
+    name = peewee.TextField()
+    source = peewee.TextField()
+    status = peewee.CharField()
+    stored_filename = peewee.TextField(null=True)
+    size = peewee.BigIntegerField(null=True)
+    source_size = peewee.BigIntegerField(null=True)
+    started = peewee.FloatField()
+    duration = peewee.FloatField(null=True)
+    rotated = peewee.IntegerField(null=True)
+    error = peewee.TextField(null=True)
+
+    _catalog_table = "source_runs"
+
+
+class HookRuns(BaseModel):
+    """One command hook that ran: its place (``jobs.nightly.hooks.before[0]``), phase,
+    command (secrets masked), exit status, duration and bounded output."""
+
+    job_run = peewee.CharField(index=True)
+    source_run = peewee.CharField(null=True, index=True)
+    hook = peewee.TextField()
+    phase = peewee.CharField()
+    command = peewee.TextField()
+    started = peewee.FloatField()
+    duration = peewee.FloatField()
+    exit_status = peewee.IntegerField(null=True)
+    timed_out = peewee.BooleanField(default=False)
+    output = peewee.TextField(default="")
+    output_bytes = peewee.BigIntegerField(default=0)
+    error = peewee.TextField(null=True)
+
+    _catalog_table = "hook_runs"
+
+
 def models() -> list[type[peewee.Model]]:
     """Return the model classes as currently bound in this module (plugins may replace them)."""
     module_globals = globals()
-    return [module_globals["Backups"], module_globals["Config"], module_globals["Reservations"]]
+    return [module_globals[name] for name in ("Backups", "Config", "Reservations", "JobRuns", "SourceRuns", "HookRuns")]
 
 
 def bind(location: str) -> None:

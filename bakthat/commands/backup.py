@@ -10,10 +10,13 @@ import sys
 from bakthat.commands._common import add_json, add_progress, add_scope, print_json
 
 NAME = "backup"
-HELP = "back up a file or directory"
+HELP = "back up a file, a directory or a database"
 DESCRIPTION = """\
 Back up a file or directory (default: the current directory) into the destination and
-record it in the catalog.  A symbolic link given as the source is followed.  The backup
+record it in the catalog.  A database URL is dumped and its dump stored, streamed
+(postgresql://user@host:port/db with pg_dump, mysql://user@host:port/db with
+mariadb-dump/mysqldump, sqlite:///path/app.db with SQLite's backup API), named after
+the database unless --name is given; restore it with `bakthat restore NAME --into URL`.  A symbolic link given as the source is followed.  The backup
 is named after the last component of the source's absolute path (root for /) unless
 --name is given; a path-derived name earlier used on this host for another source is
 warned about (an error with the profile's name_conflict: error).
@@ -30,7 +33,8 @@ log = logging.getLogger("bakthat")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("filename", nargs="?", help="file or directory (default: the current directory)")
+    parser.add_argument("filename", nargs="?",
+                        help="file, directory or database URL (default: the current directory)")
     add_scope(parser)
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for a password when none is given (default: yes)")
     parser.add_argument("-t", "--tags", default="", help='space-separated tags, for example "daily db"')

@@ -15,6 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("filename", help="backup name, or an exact stored filename")
     add_scope(parser)
     parser.add_argument("--target", help="directory to restore into (default: the current directory)")
+    parser.add_argument(
+        "--into", metavar="URL",
+        help="database dumps: stream the dump into this database (postgresql://.../newdb, mysql://.../newdb, "
+             "sqlite:///path/new.db) instead of writing the dump file",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
     parser.add_argument("--wait", action="store_true", help="cold storage: wait for the retrieval instead of exiting 11")
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             wait=args.wait,
             progress=progress,
             dry_run=args.dry_run,
+            into=args.into,
         )
     if args.dry_run:
         from bakthat.errors import TargetExistsError

@@ -15,7 +15,8 @@ A kind module (``bakthat/sources/<kind>.py``; no registry to edit) declares:
 ``open_dump(source, settings, context) -> Dump``  start streaming (not for ``path``);
 ``restore_into(source, stream, settings, *, overwrite) -> None``  (databases only).
 
-The functions below dispatch to the right module.
+The functions below dispatch to the right module.  :mod:`bakthat.sources.base` holds
+what kinds share, :mod:`bakthat.sources.pipeline` how a dump is stored and restored.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def kinds() -> dict[str, ModuleType]:
     if not _kinds:
         directory = str(Path(__file__).resolve().parent)
         for info in sorted(pkgutil.iter_modules([directory]), key=lambda info: info.name):
-            if info.name == "base" or info.name.startswith("_"):
+            if info.name in ("base", "pipeline") or info.name.startswith("_"):
                 continue
             module = importlib.import_module(f"{__name__}.{info.name}")
             for name in (*module.SCHEMES, *([module.KEY] if module.KEY else [])):
