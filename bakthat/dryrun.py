@@ -139,8 +139,8 @@ def plan_backup(
         file_count=stats.files,
         source_size=stats.bytes,
         tar_size=sink.size,
-        excluded=list(recording.excluded) if recording else [],
-        excluded_count=recording.count if recording else 0,
+        excluded=(list(recording.excluded) if recording else []) + stats.filtered_names,
+        excluded_count=(recording.count if recording else 0) + stats.filtered,
         skipped=[entry["path"] for entry in stats.skipped],
         tags=tags,
     )

@@ -281,6 +281,19 @@ class Plugin(abc.ABC):
         """
         return _register_command(self, name, func, params, help)
 
+    def register_file_filter(self, func: Callable[[str, Any], Any], name: str | None = None) -> None:
+        """Register ``func(path, stat_result)`` to decide, entry by entry, what backups
+        leave out: a true value (or a reason string) skips the entry.  Removed when the
+        plugin is unloaded.  See :mod:`bakthat.file_filters`."""
+        from bakthat import file_filters
+
+        if not callable(func):
+            raise PluginError(_record_of(self).spec, f"file filter {func!r} is not callable")
+        name = name or f"{type(self).__name__}.{getattr(func, '__name__', 'filter')}"
+        if name in file_filters.REGISTRY:
+            raise PluginError(_record_of(self).spec, f"a file filter named {name!r} is already registered")
+        self.patch(file_filters.REGISTRY, name, func)
+
     def register_hook(self, name: str, func: Callable[[dict[str, Any]], Any]) -> None:
         """Register ``func`` for the named hook; :func:`call_hook` calls it with a parameter dict."""
         if not isinstance(name, str) or not name:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakthat import fsmeta, tarheader
+from bakthat import file_filters, fsmeta, tarheader
 from bakthat.errors import BakthatError
 
 log = logging.getLogger("bakthat")
@@ -73,6 +73,9 @@ class TarStats:
     changed: list[dict[str, str]] = field(default_factory=list)
     excluded: int = 0
     excluded_names: list[str] = field(default_factory=list)
+    #: Of the excluded entries, those a plugin's file filter left out (names capped as above).
+    filtered: int = 0
+    filtered_names: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -283,6 +286,7 @@ class _Walk:
         self.excludes = excludes
         self.own = own
         self.pseudo = _pseudo_devices()
+        self.filter = file_filters.active()  # None without plugin filters: nothing more per entry
 
     def shown(self, relative: str) -> str:
         return os.path.join(self.root, relative) if relative else self.root
@@ -326,6 +330,15 @@ class _Walk:
         if self.excludes is not None and self.excludes.match_file(relative + "/" if kind == stat.S_IFDIR else relative):
             self.stats.exclude(relative, "exclude pattern")
             return
+        if self.filter is not None:
+            reason = self.filter(self.shown(relative), st)
+            if reason:
+                log.debug("Leaving out %s: %s", self.shown(relative), reason)
+                self.stats.exclude(relative, reason)
+                self.stats.filtered += 1
+                if len(self.stats.filtered_names) < NAMED_EXCLUDED:
+                    self.stats.filtered_names.append(relative)
+                return
         if kind == stat.S_IFDIR and st.st_dev != parent_device and st.st_dev in self.pseudo:
             self.special(st, relative, dir_fd, name)  # the mount point, not the kernel's view below it
             self.stats.exclude(relative + "/*", f"a {self.pseudo[st.st_dev]} file system")
