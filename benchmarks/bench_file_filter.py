@@ -76,6 +76,7 @@ def load_before(revision: str):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("tarwriter_before", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["tarwriter_before"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
