@@ -5,7 +5,8 @@ A run writes ``<session_id>.json`` in the per-user status directory
 bytes and files done (and totals when known), rate, ETA, pid, the process's start time,
 host, session id, start time, and once over its final state and error.  Each write is an
 atomic replace of a 0600 file, at most :data:`MIN_INTERVAL` apart (phase changes and the
-end are always written).  Finished runs are kept: the newest :data:`KEEP_FINISHED`, none
+end are always written; an update held back is written by a daemon thread at most one
+interval later, so a stalled stream still shows its real progress).  Finished runs are kept: the newest :data:`KEEP_FINISHED`, none
 older than :data:`KEEP_SECONDS`.
 
 Any process of the same user reads them with :func:`list_runs`.  A run still marked
@@ -27,6 +28,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -164,6 +166,10 @@ class StatusPublisher:
         self._last_write = float("-inf")
         self._last_rate_point: tuple[float, int] | None = None
         self.writes = 0
+        self._lock = threading.RLock()
+        self._dirty = False
+        self._stopped = threading.Event()
+        self._flusher: threading.Thread | None = None
         own = process.proc_stat(os.getpid())
         now = clock()
         self.status = RunStatus(
@@ -195,9 +201,24 @@ class StatusPublisher:
         if total is not None and self.status.rate:
             self.status.eta = max(total - done, 0) / self.status.rate
 
+    def _flush_later(self) -> None:
+        """Publish what the last throttled updates left unwritten, every interval, so a
+        stream that stalls (a dump waiting on its database) shows its real progress."""
+        while not self._stopped.wait(self._min_interval):
+            with self._lock:
+                if self._dirty and self.status.state == RUNNING:
+                    self._rate()
+                    self._write()
+                    self._dirty = False
+
     def start(self) -> StatusPublisher:
-        """Publish the run as running; return self."""
-        self._write()
+        """Publish the run as running; return self.  With the real clock, a daemon thread
+        then publishes updates the throttle held back, at most one interval late."""
+        with self._lock:
+            self._write()
+        if self._clock is time.time and self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_later, name="bakthat-status", daemon=True)
+            self._flusher.start()
         return self
 
     def update(self, *, force: bool = False, **changes: Any) -> None:
@@ -205,32 +226,41 @@ class StatusPublisher:
         ``files_done``, ``files_total``, ``sources``), record them and publish unless the
         last write is younger than the interval.  A phase change is always published.
         Raise TypeError for an unknown field."""
-        for key, value in changes.items():
+        for key in changes:
             if key not in {"phase", "source", "name", "bytes_done", "bytes_total", "files_done", "files_total",
                            "sources"}:
                 raise TypeError(f"update() got an unexpected field {key!r}")
-            if key == "phase" and value != self.status.phase:
-                force = True
-            setattr(self.status, key, value)
-        self._rate()
-        if force or self._clock() - self._last_write >= self._min_interval:
-            self._write()
+        with self._lock:
+            for key, value in changes.items():
+                if key == "phase" and value != self.status.phase:
+                    force = True
+                setattr(self.status, key, value)
+            self._rate()
+            if force or self._clock() - self._last_write >= self._min_interval:
+                self._write()
+                self._dirty = False
+            else:
+                self._dirty = True
 
     def advance(self, count: int = 0, files: int = 0) -> None:
         """Add ``count`` bytes and ``files`` files done (usable as a ``progress`` callback)."""
-        self.status.bytes_done += count
-        self.status.files_done += files
-        self.update()
+        with self._lock:
+            self.status.bytes_done += count
+            self.status.files_done += files
+            self.update()
 
     def finish(self, state: str, error: BaseException | str | None = None) -> None:
         """Publish the final state (one of :data:`FINAL_STATES`), then prune old runs."""
         if state not in FINAL_STATES:
             raise ValueError(f"unknown final state {state!r}")
-        self.status.state = state
-        self.status.finished = self._clock()
-        self.status.eta = None
-        self.status.error = None if error is None else (str(error) or type(error).__name__)
-        self._write()
+        self._stopped.set()
+        with self._lock:
+            self.status.state = state
+            self.status.finished = self._clock()
+            self.status.eta = None
+            self.status.error = None if error is None else (str(error) or type(error).__name__)
+            self._write()
+            self._dirty = False
         prune(self.directory, self._keep, now=self._clock())
 
     def __enter__(self) -> StatusPublisher:

@@ -12,7 +12,8 @@ same run:
   pg_dump | restic backup --stdin           (if restic is installed; repository re-created, untimed)
   bakthat sources                           bakthat.sources.open_dump (pg_dump -Fc -Z0 on a pipe) ->
                                             archive.compressor(zstd 3, all cores) -> HashingWriter -> file
-  bakthat backup postgresql://...           not yet: comes with the job runner (issue 12, phase B)
+  bakthat backup postgresql://...           the command itself (local store, catalog, manifest, status
+                                            publishing; zstd 3, all cores; unencrypted like the pipes)
 
 Wall time is the best of --reps runs (the median too); peak RSS is measured as in
 bench_pipeline.py (GNU time per process, a pipeline's stages summed); for bakthat the
@@ -68,6 +69,32 @@ hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 json.dump({"dump_bytes": result.bytes, "stored_bytes": counted.size, "sha256": counted.hexdigest(),
            "vmhwm_kib": hwm}, open(report, "w"))
 """
+
+
+#: Runs the bakthat command in this process and records its own peak RSS (VmHWM) on exit.
+CLI = r"""
+import json, runpy, sys
+report = sys.argv[1]
+sys.argv = ["bakthat", *sys.argv[2:]]
+try:
+    runpy.run_module("bakthat", run_name="__main__")
+finally:
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    json.dump({"vmhwm_kib": hwm}, open(report, "w"))
+"""
+CLI_LABEL = "bakthat backup postgresql://..."
+
+
+def cli_config(workdir: Path) -> Path:
+    config = workdir / "bakthat.yml"
+    config.write_text(f"default:\n  local_path: {workdir / 'store'}\n  database: {workdir / 'catalog.sqlite'}\n"
+                      "  compression_level: 3\n  require_encryption: false\n")
+    return config
+
+
+def cli_output(workdir: Path) -> Path:
+    (found,) = [path for path in (workdir / "store").iterdir() if path.name.endswith(".pgdump.zst")]
+    return found
 
 
 def psql(url: str, sql: str) -> str:
@@ -134,6 +161,8 @@ def run_tools(url: str, workdir: Path, runner: pipeline.Runner, reps: int, with_
         "pg_dump -Fc -Z0 | zstd -T0": [["pg_dump", "-Fc", "-Z0", url], ["zstd", "-3", "-T0", "-q", "-f", "-o", str(out)]],
         "pg_dump | zstd -T0": [["pg_dump", url], ["zstd", "-3", "-T0", "-q", "-f", "-o", str(out)]],
         "bakthat sources -> zstd -> sha256": [[sys.executable, "-c", HELPER, url, str(stored), str(report)]],
+        CLI_LABEL: [[sys.executable, "-c", CLI, str(report), "-q", "backup", url, "--prompt", "no",
+                     "-c", str(cli_config(workdir))]],
     }
     if with_restic:
         tools["pg_dump | restic --stdin"] = [
@@ -141,9 +170,12 @@ def run_tools(url: str, workdir: Path, runner: pipeline.Runner, reps: int, with_
     measures = {label: Measure(label) for label in tools}
     for rep in range(reps):
         for label, stages in tools.items():
-            written = stored if label.startswith("bakthat") else out
-            if written.exists():
+            written = stored if label.startswith("bakthat sources") else out
+            if label != CLI_LABEL and written.exists():
                 written.unlink()
+            if label == CLI_LABEL:
+                for path in (workdir / "store", workdir / "catalog.sqlite"):
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             if "restic" in label:
                 shutil.rmtree(repo, ignore_errors=True)
                 subprocess.run(["restic", "-r", str(repo), "init", "--quiet"], env={**os.environ, **restic_env},
@@ -156,12 +188,14 @@ def run_tools(url: str, workdir: Path, runner: pipeline.Runner, reps: int, with_
             measure.disturbed.append(pipeline.disturbed(record))
             if "restic" in label:
                 measure.output_bytes = sum(f.stat().st_size for f in repo.rglob("*") if f.is_file())
+            elif label == CLI_LABEL:
+                measure.output_bytes = cli_output(workdir).stat().st_size
             else:
                 measure.output_bytes = written.stat().st_size
             if label.startswith("bakthat"):
                 document = json.loads(report.read_text())
                 measure.own_kib = max(measure.own_kib, document["vmhwm_kib"])
-                if document["stored_bytes"] != stored.stat().st_size:
+                if label != CLI_LABEL and document["stored_bytes"] != stored.stat().st_size:
                     raise pipeline.BenchError("bakthat: bytes counted differ from the file written")
             print(f"  {label:<36} {record.wall:7.2f} s  cpu {record.cpu:6.2f} s  peak {record.peak_kib / 1024:6.0f} MiB"
                   f"{'  (disturbed)' if measure.disturbed[-1] else ''}", flush=True)
@@ -169,27 +203,27 @@ def run_tools(url: str, workdir: Path, runner: pipeline.Runner, reps: int, with_
 
 
 def verify(url: str, workdir: Path, restore: bool) -> str:
-    """Check bakthat's last output: pg_restore lists it; optionally it restores identically."""
-    out = workdir / "bakthat.out"
-    listing = subprocess.run(f"zstd -dc {out} | pg_restore --list", shell=True, capture_output=True, text=True)
-    if listing.returncode != 0 or "TABLE DATA public events" not in listing.stdout:
-        raise pipeline.BenchError(f"bakthat's dump does not list with pg_restore: {listing.stderr[-500:]}")
+    """Check bakthat's last outputs: pg_restore lists both; optionally the command's backup
+    restores (``bakthat restore --into``) identically."""
+    for out in (workdir / "bakthat.out", cli_output(workdir)):
+        listing = subprocess.run(f"zstd -dc {out} | pg_restore --list", shell=True, capture_output=True, text=True)
+        if listing.returncode != 0 or "TABLE DATA public events" not in listing.stdout:
+            raise pipeline.BenchError(f"bakthat's dump {out.name} does not list with pg_restore: {listing.stderr[-500:]}")
     if not restore:
-        return "pg_restore --list ok"
-    import zstandard
-
-    from bakthat import sources
-
+        return "pg_restore --list ok (both bakthat outputs)"
+    name = url.rsplit("/", 1)[1]
     target = url.rsplit("/", 1)[0] + f"/bakthat_bench_{uuid.uuid4().hex[:12]}"
     try:
-        with open(out, "rb") as handle:
-            stream = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True)
-            sources.restore_into(sources.parse(target), stream, {})
+        restored = subprocess.run([sys.executable, "-m", "bakthat", "-q", "restore", name, "--into", target,
+                                   "-c", str(workdir / "bakthat.yml")], capture_output=True, text=True)
+        if restored.returncode != 0:
+            raise pipeline.BenchError(f"bakthat restore --into failed: {restored.stderr[-500:]}")
         if fingerprint(target) != fingerprint(url):
-            raise pipeline.BenchError("bakthat's dump restored to different rows")
+            raise pipeline.BenchError("bakthat restore --into gave different rows")
     finally:
         drop(target)
-    return "restored into a new database: same row count and checksum"
+    return ("both list with pg_restore; the command's restored by bakthat restore --into a new database: "
+            "same row count and checksum")
 
 
 def drop(url: str) -> None:
@@ -215,7 +249,9 @@ def report_size(size: int, measures: dict[str, Measure]) -> list[str]:
     lines.append("cpu s: user+system seconds of the measured processes (pg_dump included; not the PostgreSQL "
                  "server).  peak MiB: GNU time, a pipeline's stages summed; for bakthat, max(Python, pg_dump) and in "
                  "parentheses the Python process's own VmHWM.  ! = best run disturbed by other processes.")
-    lines.append("bakthat backup postgresql://...: not measured yet (comes with the job runner, issue 12 phase B).")
+    command = measures[CLI_LABEL].best
+    lines.append(f"bakthat backup postgresql://... / pg_dump -Fc | zstd -T0: {command / baseline:.2f}x; "
+                 f"/ pg_dump -Fc -Z0 | zstd -T0 (same bytes): {command / like:.2f}x")
     return lines
 
 
@@ -253,9 +289,10 @@ def main() -> int:
             results[actual] = {label: vars(measure) | {"best": measure.best} for label, measure in measures.items()}
             print("\n".join(lines[-(len(measures) + 6):]), flush=True)
         if len(results) > 1:
-            own = [measures["bakthat sources -> zstd -> sha256"]["own_kib"] / 1024 for measures in results.values()]
-            lines.append(f"\nbakthat process peak (VmHWM) by size: {', '.join(f'{value:.0f} MiB' for value in own)}"
-                         f" (ratio last/first {own[-1] / own[0]:.2f})")
+            for label in ("bakthat sources -> zstd -> sha256", CLI_LABEL):
+                own = [measures[label]["own_kib"] / 1024 for measures in results.values()]
+                lines.append(f"\n{label}: process peak (VmHWM) by size: {', '.join(f'{value:.0f} MiB' for value in own)}"
+                             f" (ratio last/first {own[-1] / own[0]:.2f})")
     finally:
         runner.kill_all()
         drop(url)

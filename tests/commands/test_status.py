@@ -67,3 +67,13 @@ def test_a_run_killed_midway_is_shown_as_crashed_not_running(home, tmp_path):
 def test_no_runs_says_so(home):
     result = cli("status")
     assert (result.returncode, result.stdout.strip()) == (0, "no runs")
+
+
+def test_watch_redraws_until_interrupted(home):
+    watching = subprocess.Popen([sys.executable, "-m", "bakthat", "status", "--watch", "0.2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    watching.send_signal(signal.SIGINT)
+    out, err = watching.communicate(timeout=30)
+    assert watching.returncode == 130, err
+    assert out.count("STATE") >= 2  # redrawn at least twice
