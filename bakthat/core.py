@@ -274,7 +274,7 @@ def backup(
         if publisher is not None:
             publisher.update(phase="dump" if dumped is not None else "archive", name=name, source=source_path)
         if run is None and ctx.settings.get("hooks"):
-            from bakthat.jobs_run import around_backup
+            from bakthat.hooks.record import around_backup
 
             result = around_backup(ctx.settings, run_context, lambda _: _backup_work(ctx, plan, suffix, warn_unencrypted))
         else:

@@ -28,14 +28,16 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bakthat.context import RunContext, using_context
 from bakthat.errors import BakthatError, ConfigError, Interrupted, PartialFailure
-from bakthat.hooks.command import DEFAULT_OUTPUT_KIB, DEFAULT_TIMEOUT, HookResult
-from bakthat.hooks.plan import ActivityResult, HookSet, Plan, PlanResult, parse_hooks
+from bakthat.hooks.command import DEFAULT_TIMEOUT, HookResult
+from bakthat.hooks.plan import ActivityResult, Plan, PlanResult, parse_hooks
+from bakthat.hooks.record import plan_options as _plan_options
+from bakthat.hooks.record import record_hooks as _record_hooks
 from bakthat.jobs import Job, parse_jobs
 from bakthat.settings import source_of
 from bakthat.sources import Source
@@ -132,47 +134,6 @@ class RunResult:
 
 def _hook_dict(result: HookResult) -> dict[str, Any]:
     return {**asdict(result), "ok": result.ok}
-
-
-def _record_hooks(results: Sequence[HookResult], job_run: str, source_run: str | None) -> None:
-    from bakthat import models
-
-    for result in results:
-        models.HookRuns.create(
-            job_run=job_run, source_run=source_run, hook=result.where, phase=result.phase, command=result.command,
-            started=result.started, duration=result.duration, exit_status=result.exit_status,
-            timed_out=result.timed_out, output=result.output, output_bytes=result.output_bytes, error=result.error,
-        )
-
-
-def _plan_options(settings: Mapping[str, Any], secrets: Sequence[str] = ()) -> dict[str, Any]:
-    return {"output_kib": int(settings.get("hook_output_kib") or DEFAULT_OUTPUT_KIB), "secrets": list(secrets)}
-
-
-def around_backup(settings: Mapping[str, Any], context: RunContext, work: Callable[[RunContext], Any]) -> Any:
-    """Given the settings of a plain backup (with a ``hooks:`` key), its context and the
-    work, run the profile's hooks around the work; record them; return the work's value.
-
-    Raise what the work raised, or HookFailed if a fatal hook failed.
-    """
-    from bakthat import models
-
-    timeout = float(settings.get("hook_timeout") or DEFAULT_TIMEOUT)
-    hooks = parse_hooks(settings.get("hooks"), "hooks", timeout)
-
-    def activity(current: RunContext) -> ActivityResult:
-        value = work(current)
-        partial = bool((getattr(value, "metadata", None) or {}).get("partial"))
-        return ActivityResult("partial" if partial else "ok", getattr(value, "stored_filename", None),
-                              getattr(value, "size", None), value)
-
-    result = Plan(hooks, activity, context, activity_label="backup", **_plan_options(settings)).run()
-    if not context.dry_run:
-        models.bind_settings(settings)
-        _record_hooks(result.hook_results, context.session_id, None)
-    if result.error is not None:
-        raise result.error
-    return result.value
 
 
 @strict_keywords()
