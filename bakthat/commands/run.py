@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(describe(result))
     heartbeat_url = settings.get("heartbeat_url")
-    if heartbeat_url and not args.dry_run:
-        from bakthat.commands.backup import _beat
+    if heartbeat_url and not args.dry_run:  # one ping for the whole run, not one per source
+        from bakthat.heartbeat import Subscriber
 
-        _beat(settings, heartbeat_url, "success" if result.status == "ok" else "fail", None)
+        Subscriber(settings, str(heartbeat_url), None).beat("success" if result.status == "ok" else "fail")
     return result.exit_code
