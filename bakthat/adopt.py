@@ -1,14 +1,18 @@
 """Adopt the backups bakthat 0.6 left in a store: find them, describe them, catalogue them.
 
 0.6 wrote no manifest: all that describes one of its backups is the object's name
-(``<name>.<UTC stamp>.tgz[.enc]``, see :mod:`bakthat.legacy`) and its size.
-:func:`adopt` (called by :func:`bakthat.sync.sync`) gives every such object the store
-holds and the catalog lacks a row with what can be known: name, date, size,
-compression (gzip), encryption (``beefish`` for ``.enc``, else none), destination,
-the profile, and ``metadata.adopted = "0.6"``.  There is no SHA-256 (0.6 recorded
-none); restore relies on the format's own checks (gzip CRC-32 and length, tar
-structure) and on the store's.  Adopted rows then show, restore, rotate and delete
-like any other.
+(``<name>.<UTC stamp>.tgz[.enc]``, or ``<name>.<UTC stamp>[.enc]`` for a file uploaded
+with ``compress: false``; see :mod:`bakthat.legacy`) and its size.  :func:`adopt`
+(called by :func:`bakthat.sync.sync`) gives every such object the store holds and the
+catalog lacks a row with what can be known: name, date, size, compression (``gzip``,
+or ``raw`` for an uncompressed file), encryption (``beefish`` for ``.enc``, else
+none), destination, the profile, ``metadata.adopted = "0.6"``, and the store's ETag
+when it is an MD5 (S3 and Swift; restore of a raw file checks it).  There is no
+SHA-256 (0.6 recorded none); restore relies on the format's own checks (gzip CRC-32
+and length, tar structure), on the size and ETag, and on the store's.  Adopted rows
+then show, restore, rotate and delete like any other.  An object shaped like a 0.6
+name whose name part is not a single file name (``..``, a ``/``) is not adopted and
+is named in a warning.
 
 Nothing is written to the store unless asked: with ``write_manifests`` each adopted
 object is read once, hashed, and gets a manifest beside it (as bakthat writes for its
@@ -20,6 +24,7 @@ the ``retrievals`` table as 0.6 did with its own inventory; ``wait`` polls for i
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from collections.abc import Iterable, Mapping
@@ -38,6 +43,7 @@ log = logging.getLogger("bakthat")
 ADOPTED = legacy.ADOPTED
 #: ``format_version`` of an adopted row (bakthat's own archives are 1).
 LEGACY_FORMAT_VERSION = 0
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 __all__ = ["ADOPTED", "adopt", "candidates", "legacy_row"]
 
@@ -59,8 +65,13 @@ def candidates(objects: Iterable[ObjectInfo], known: set[str], manifest_suffix: 
     return found
 
 
-def legacy_row(ctx: Any, parsed: legacy.LegacyName, size: int) -> Any:
-    """Given core's Context, a parsed 0.6 name and the object's size, return an unsaved row."""
+def legacy_row(ctx: Any, parsed: legacy.LegacyName, size: int, etag: str | None = None) -> Any:
+    """Given core's Context, a parsed 0.6 name, the object's size and the ETag the
+    store listed (kept when it is an MD5), return an unsaved row."""
+    metadata: dict[str, Any] = {"adopted": ADOPTED, "is_enc": parsed.encrypted, "is_gzipped": not parsed.raw}
+    md5 = str(etag or "").strip('"').lower()
+    if _MD5.fullmatch(md5):
+        metadata["etag"] = md5
     return models.Backups(
         backend=ctx.destination,
         backend_hash=ctx.backend.backend_hash,
@@ -68,11 +79,11 @@ def legacy_row(ctx: Any, parsed: legacy.LegacyName, size: int) -> Any:
         filename=parsed.name,
         is_deleted=False,
         last_updated=int(time.time()),
-        metadata={"adopted": ADOPTED, "is_enc": parsed.encrypted, "is_gzipped": True},
+        metadata=metadata,
         size=size,
         stored_filename=parsed.stored_filename,
         tags="",
-        compression="gzip",
+        compression=parsed.compression,
         encryption=legacy.ENCRYPTION if parsed.encrypted else "none",
         profile=profile_of(ctx.settings),
         format_version=LEGACY_FORMAT_VERSION,
@@ -121,12 +132,13 @@ def adopt(
     if vault_inventory is not None:
         archives = {entry.key: entry for entry in vault_inventory(wait=wait)}
         objects = [ObjectInfo(key, entry.size, entry.created) for key, entry in archives.items()]
+    objects = list(objects)
     rows = []
     for parsed, info in candidates(objects, known, manifest_suffix):
-        row = legacy_row(ctx, parsed, info.size)
+        row = legacy_row(ctx, parsed, info.size, (info.metadata or {}).get("etag"))
         rows.append(row)
         if dry_run:
-            log.info("Would adopt %s (bakthat 0.6%s)", parsed.stored_filename, ", encrypted" if parsed.encrypted else "")
+            log.info("Would adopt %s (bakthat 0.6%s)", parsed.stored_filename, _kind(parsed))
             continue
         if parsed.stored_filename in archives:
             backend.adopt_archive(archives[parsed.stored_filename])
@@ -141,18 +153,20 @@ def adopt(
             log.warning("Skipping %s: the catalog got it meanwhile", parsed.stored_filename)
             rows.pop()
             continue
-        log.info("Adopted %s (bakthat 0.6%s)", parsed.stored_filename, ", encrypted" if parsed.encrypted else "")
-    skipped = [info.key for info in objects if info.key not in known and _uncompressed_06(info.key)]
-    for key in skipped:
-        log.warning(
-            "Not adopted: %s looks like a bakthat 0.6 upload made with compress: false (a raw file, "
-            "not an archive); download it as it is (bakthat ls shows it)", key
-        )
+        log.info("Adopted %s (bakthat 0.6%s)", parsed.stored_filename, _kind(parsed))
+    for info in objects:
+        key = info.key
+        if key in known or key + manifest_suffix in known or legacy.parse_name(key) is not None:
+            continue
+        if legacy.looks_like_06(key) and not key.endswith(manifest_suffix):
+            log.warning(
+                "Not adopted: %r looks like a bakthat 0.6 backup, but its name part is not a single file "
+                "name (restoring it could write outside the target); bakthat ls lists it", key
+            )
     return rows
 
 
-def _uncompressed_06(key: str) -> bool:
-    """Return True for ``<name>.<14-digit stamp>[.enc]``: 0.6's ``compress: false`` form."""
-    base = key[:-4] if key.endswith(".enc") else key
-    head, _, stamp = base.rpartition(".")
-    return bool(head) and "/" not in key and len(stamp) == 14 and stamp.isdigit()
+def _kind(parsed: legacy.LegacyName) -> str:
+    """Return what the adoption log line says about a 0.6 object beyond its name."""
+    kind = ", a file stored without compression" if parsed.raw else ""
+    return kind + (", encrypted" if parsed.encrypted else "")

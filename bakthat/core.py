@@ -569,6 +569,7 @@ def restore(
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
     into: str | None = None,
+    unverified: bool = False,
 ) -> Any:
     """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
 
@@ -587,13 +588,19 @@ def restore(
     :class:`bakthat.dryrun.RestorePlan` is returned (what would be written, what
     already exists in the target); nothing is written to the target.
 
+    A file bakthat 0.6 uploaded with ``compress: false`` is restored as the single file
+    its name gives (see :mod:`bakthat.legacy_raw`); when it is Blowfish-encrypted
+    nothing can verify it, and ``unverified=True`` must acknowledge that (else
+    UnverifiableError, before any password or download).  ``unverified`` changes
+    nothing for other backups.
+
     Raise NotFoundError if nothing matches, PasswordRequiredError/WrongPasswordError
     for a missing or wrong secret, IntegrityError for damaged data,
     UnsafeArchiveError for a hostile archive, TargetExistsError if files would be
     overwritten and ``overwrite`` is false, TargetFullError if the target's disk fills
     up.  On any error the target directory is left exactly as it was.
     """
-    from bakthat import archive, crypto, dryrun, legacy
+    from bakthat import archive, crypto, dryrun, legacy, legacy_raw
     from bakthat.extract import safe_extract
 
     from bakthat.context import RunContext
@@ -620,8 +627,16 @@ def restore(
             if target_kind != dump_kind:
                 raise ConfigError(f"--into: {row.stored_filename} is a {dump_kind} dump, it cannot be restored "
                                   f"into a {target_kind} target")
+        raw_06 = legacy.is_raw(row)
+        if raw_06:
+            legacy_raw.check(row, unverified)
         secret = passwords.for_restore(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
         where = Path(os.getcwd() if target is None else os.path.expanduser(os.fspath(target)))
+        if raw_06:
+            restored = legacy_raw.restore(
+                ctx, row, secret.get("passphrase"), where, overwrite=overwrite, wait=wait, dry_run=dry_run, progress=progress
+            )
+            return current.finish(restored)
         if (row.metadata or {}).get("KeyValue"):
             from bakthat.keyvalue import restore_entry
 

@@ -158,6 +158,8 @@ class RestorePlan:
     would_write: list[str] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     conflict_count: int = 0
+    #: False when nothing could verify the data (a 0.6 Blowfish file without archive).
+    verified: bool = True
     dry_run: bool = True
 
     @property
@@ -171,7 +173,7 @@ class RestorePlan:
             "backup": self.row.to_dict() if hasattr(self.row, "to_dict") else self.row,
             "target": self.target,
             "overwrite": self.overwrite,
-            "verified": True,
+            "verified": self.verified,
             "entries": self.entries,
             "bytes": self.bytes,
             "would_write": list(self.would_write),
@@ -183,8 +185,9 @@ class RestorePlan:
     def describe(self) -> str:
         from bakthat.utils import human_size
 
+        checked = "verified" if self.verified else "read (it cannot be verified)"
         lines = [
-            f"{self.row.stored_filename} verified: {self.entries} entries, {human_size(self.bytes)} of file data",
+            f"{self.row.stored_filename} {checked}: {self.entries} entries, {human_size(self.bytes)} of file data",
             f"would restore into {self.target}:",
             *[f"  {path}" for path in self.would_write],
         ]

@@ -113,6 +113,17 @@ class EncryptionRequiredError(ConfigError):
     """
 
 
+class UnverifiableError(ConfigError):
+    """Restoring would write data that nothing can verify, and that was not acknowledged
+    (exit code 2).
+
+    A bakthat 0.6 file uploaded with ``compress: false`` and encrypted with 0.6's
+    Blowfish format has no checksum, no authentication and no inner structure: a wrong
+    password or a damaged object can decrypt to plausible garbage.  Restoring it needs
+    ``restore --unverified`` (``unverified=True``); nothing was read or written.
+    """
+
+
 class TargetFullError(StorageError):
     """Restoring ran out of space on the target's filesystem (exit code 9).
 

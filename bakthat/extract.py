@@ -44,12 +44,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from bakthat.errors import BakthatError, IntegrityError, TargetExistsError
+from bakthat.errors import BakthatError, IntegrityError, TargetExistsError, UnsafeArchiveError
 from bakthat.extract_commit import Commit
 from bakthat.extract_disk import StagingTree, privileged
 from bakthat.extract_members import CappedTarInfo, MemberChecker
 
-__all__ = ["list_members", "safe_extract"]
+__all__ = ["list_members", "safe_extract", "safe_write_file"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,62 @@ def safe_extract(
     _remove_tree(staging)
     log.debug("restored %d top-level entries into %s", len(names), target_path)
     return [target_path / name for name in names]
+
+
+def safe_write_file(
+    stream: BinaryIO,
+    target: str | os.PathLike[str],
+    name: str,
+    *,
+    overwrite: bool = False,
+    before_commit: Callable[[], None] | None = None,
+) -> pathlib.Path:
+    """Given a readable binary stream and a file name, restore the stream's bytes as the
+    regular file ``target / name`` (``target`` created if missing); return its path.
+
+    The single-file counterpart of :func:`safe_extract`, with the same three steps and
+    the same rules: the bytes are streamed into a file of a fresh staging directory
+    (created with mode 0666 less the umask, as a plain copy would be), the stream is
+    read to its end, ``before_commit`` runs, and only then is the file renamed into
+    ``target`` (replacing a non-directory there only with ``overwrite``).
+
+    Raise UnsafeArchiveError if ``name`` is not one path component (empty, ``.``,
+    ``..``, or holding ``/`` or NUL).  Raise TargetExistsError as :func:`safe_extract`
+    does (``target`` not a directory; ``name`` existing without ``overwrite``; a
+    directory at ``name`` even with it).  What the stream or ``before_commit`` raises
+    propagates unchanged.  Whatever is raised, the staging directory is removed and
+    ``target`` is left as it was.
+    """
+    if not name or "/" in name or "\x00" in name or name in {".", ".."}:
+        raise UnsafeArchiveError(f"refusing to restore a file named {name!r}: not a single file name")
+    target_path = pathlib.Path(os.path.abspath(target))
+    created = _create_directory(target_path)
+    staging = None
+    try:
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target_path)
+        root = os.path.join(staging, "root")
+        os.mkdir(root, 0o700)
+        root_fd = os.open(root, _DIR_FLAGS)
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(name, flags, 0o666, dir_fd=root_fd)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_BUFSIZE):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            os.close(root_fd)
+        if before_commit is not None:
+            before_commit()
+        Commit(staging, root, target_path, overwrite, set(), [], False).run()
+    except BaseException:
+        if staging is not None:
+            _remove_tree(staging)
+        _remove_created(created)
+        raise
+    _remove_tree(staging)
+    return target_path / name
 
 
 def list_members(stream: BinaryIO) -> Iterator[tarfile.TarInfo]:

@@ -230,18 +230,19 @@ def row_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
     version newer than :data:`FORMAT_VERSION`.
     """
     from bakthat.archive import EXTENSIONS
+    from bakthat.legacy import RAW
 
     name = _text(manifest, "name")
     if "/" in str(name) or name in (".", ".."):
         raise IntegrityError("name must not contain '/'")
     compression = _text(manifest, "compression")
     encryption = _text(manifest, "encryption")
-    if compression not in EXTENSIONS:
-        raise IntegrityError(f"unknown compression {compression!r}")
     if encryption not in ENCRYPTIONS:
         raise IntegrityError(f"unknown encryption {encryption!r}")
     version = _number(manifest, "format_version", 1 << 16, required=False)  # 0: an adopted 0.6 backup
     version = 1 if version is None else version
+    if compression not in EXTENSIONS and not (compression == RAW and version == 0):  # raw: a 0.6 file, no tar
+        raise IntegrityError(f"unknown compression {compression!r}")
     if version > FORMAT_VERSION:
         raise IntegrityError(f"format version {version} is newer than this bakthat's ({FORMAT_VERSION})")
     tags = manifest.get("tags") or []

@@ -2,7 +2,8 @@
 
 It follows 0.6's backup pipeline as documented (../shared/reference/bakthat-0.6.md §4-5
 and §9): ``tarfile`` mode ``w:gz`` with the arcname as the top-level entry into a named
-temporary file, then beefish's ``encrypt`` (Blowfish-CBC, the password as key, an
+temporary file (or, with the profile's ``compress: false``, the file as it is), then
+beefish's ``encrypt`` (Blowfish-CBC, the password as key, an
 8-byte random IV first, 4096-byte chunks, its padding with a flag byte drawn by
 ``random.randrange``).  It shares no code with bakthat's reader (``bakthat.legacy``);
 the Blowfish block function comes from ``cryptography``, as a stand-in for PyCrypto.
@@ -89,6 +90,16 @@ def backup_object(source: Path, when: datetime, password: str = "", dotless: boo
     if password:
         data = beefish_encrypt(data, password)
     return stored_name(source.name, when, bool(password), dotless), data
+
+
+def raw_object(source: Path, when: datetime, password: str = "") -> tuple[str, bytes]:
+    """Return ``(stored filename, object bytes)`` of 0.6's backup of the file ``source``
+    with the profile's ``compress: false``: the file's bytes uploaded as they are (or
+    beefish-encrypted), named ``<file name>.<stamp>`` (plus ``.enc``)."""
+    data = source.read_bytes()
+    if password:
+        data = beefish_encrypt(data, password)
+    return f"{source.name}.{stamp(when)}" + (".enc" if password else ""), data
 
 
 def keyvalue_object(value, password: str | None = None, compress: bool = True) -> bytes:

@@ -4,6 +4,7 @@ a legacy Glacier vault and Swift.  The 0.6 objects come from tests/legacy_writer
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import datetime, timezone
 
@@ -15,7 +16,7 @@ from bakthat.errors import IntegrityError, RetrievalPendingError, WrongPasswordE
 from bakthat.sync import sync
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401
 from tests.conftest import run_cli, snapshot
-from tests.legacy_writer import backup_object
+from tests.legacy_writer import backup_object, raw_object
 
 JUNE = datetime(2013, 6, 4, 19, 10, 55, tzinfo=timezone.utc)
 JULY = datetime(2013, 7, 4, 8, 0, 0, tzinfo=timezone.utc)
@@ -156,12 +157,43 @@ def test_bakthats_own_gzip_backups_are_not_adopted_but_synced_from_their_manifes
     assert [(row.stored_filename, row.sha256, row.metadata.get("adopted")) for row in rows] == [(mine.stored_filename, mine.sha256, None)]
 
 
-def test_06_uploads_made_without_compression_are_named_in_a_warning_not_adopted(home, caplog):
+def test_06_files_stored_without_compression_are_adopted_as_raw_files(home, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="bakthat")
     store = home / ".bakthat_store"
     store.mkdir()
-    (store / "dump.sql.20130604191055").write_bytes(b"raw file")
-    assert sync() == []
-    assert "dump.sql.20130604191055" in caplog.text and "compress: false" in caplog.text
+    dump = tmp_path / "dump.sql"
+    dump.write_bytes(os.urandom(10_000))
+    objects = dict([raw_object(dump, JUNE), raw_object(dump, JULY, password="s3cret")])
+    for name, data in objects.items():
+        (store / name).write_bytes(data)
+    assert sorted(row.stored_filename for row in sync(dry_run=True)) == sorted(objects)
+    assert bakthat.search() == []
+    rows = {row.stored_filename: row for row in sync()}
+    assert sorted(rows) == ["dump.sql.20130604191055", "dump.sql.20130704080000.enc"]
+    for stored, row in rows.items():
+        assert (row.filename, row.compression, row.size, row.sha256) == ("dump.sql", "raw", len(objects[stored]), None)
+        assert row.metadata["adopted"] == "0.6" and row.metadata["is_gzipped"] is False and "etag" not in row.metadata
+        assert row.encryption == ("beefish" if stored.endswith(".enc") else "none")
+    assert rows["dump.sql.20130604191055"].backup_date == int(JUNE.timestamp())
+    assert "Not adopted" not in caplog.text
+    assert "dump.sql.20130704080000.enc (bakthat 0.6, a file stored without compression, encrypted)" in caplog.text
+    assert listing(store) == objects
+
+
+def test_06_shaped_objects_whose_name_is_not_one_file_name_are_named_in_a_warning(aws, caplog):
+    client = s3_client()
+    client.create_bucket(Bucket="bucket-06")
+    hostile = ["...20130604191055.enc", "folder/dump.sql.20130604191055", "folder/mydir.20130604191055.tgz"]
+    for key in [*hostile, "../../etc/cron.d/job.20130604191055", "notes.txt", "mydir.20130604191055.tar.zst"]:
+        client.put_object(Bucket="bucket-06", Key=key, Body=b"x" * 16)
+    assert sync(conf={"s3_bucket": "bucket-06", "default_destination": "s3"}) == []
+    warned = [record.getMessage() for record in caplog.records if record.getMessage().startswith("Not adopted")]
+    assert sorted(warned) == sorted(
+        f"Not adopted: {key!r} looks like a bakthat 0.6 backup, but its name part is not a single file name "
+        "(restoring it could write outside the target); bakthat ls lists it"
+        for key in hostile
+    )
+    assert "Skipping '../../etc/cron.d/job.20130604191055': its key is unsafe" in caplog.text  # sync's own guard
 
 
 # --------------------------------------------------------------------------- S3

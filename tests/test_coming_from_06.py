@@ -24,9 +24,9 @@ import pytest
 
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401
 from tests.conftest import make_tree, run_cli, snapshot
-from tests.legacy_writer import backup_object, write_catalog
+from tests.legacy_writer import backup_object, raw_object, write_catalog
 
-PASSWORDS = {"www": "www-0.6-password", "db": "another one"}
+PASSWORDS = {"www": "www-0.6-password", "db": "another one", "notes.txt": "notes-0.6"}
 
 #: (name, UTC time of the 0.6 backup, encrypted, dot-less name)
 HISTORY = [
@@ -35,6 +35,36 @@ HISTORY = [
     ("www", datetime(2013, 7, 4, 8, 0, 0, tzinfo=timezone.utc), True, False),
     ("db", datetime(2013, 8, 1, 3, 30, 0, tzinfo=timezone.utc), True, False),
 ]
+#: (UTC time, encrypted) of 0.6's uploads of the file notes.txt with ``compress: false``
+RAW_HISTORY = [
+    (datetime(2013, 5, 1, 12, 0, 0, tzinfo=timezone.utc), False),
+    (datetime(2013, 9, 1, 12, 0, 0, tzinfo=timezone.utc), True),
+]
+
+
+def name_of(stored: str) -> str:
+    """The backup name (for a raw upload, the file name) a stored 0.6 name gives."""
+    return next(name for name in PASSWORDS if stored.startswith(name))
+
+
+def date_of(stored: str) -> datetime:
+    moments = [moment for _, moment, _, _ in HISTORY] + [moment for moment, _ in RAW_HISTORY]
+    return next(moment for moment in moments if moment.strftime("%Y%m%d%H%M%S") in stored)
+
+
+def check_restore(stored: str, target, state, env: dict | None = None) -> None:
+    """Restore one 0.6 backup by its stored name into ``target`` and compare it with ``state``."""
+    name = name_of(stored)
+    raw = name == "notes.txt"
+    env = dict(env or {})
+    if stored.endswith(".enc"):
+        env["BAKTHAT_PASSWORD"] = PASSWORDS[name]
+    restored = run_cli("restore", stored, "--target", str(target), *(["--unverified"] if raw else []), env=env or None)
+    assert restored.returncode == 0, restored.stderr
+    if raw:
+        assert (target / name).read_bytes() == state, stored
+    else:
+        assert snapshot(target / name) == state, stored
 
 
 def make_history(tmp_path) -> tuple[dict[str, bytes], dict[str, dict]]:
@@ -53,6 +83,12 @@ def make_history(tmp_path) -> tuple[dict[str, bytes], dict[str, dict]]:
         stored, data = backup_object(source, when, password=PASSWORDS[name] if encrypted else "", dotless=dotless)
         objects[stored] = data
         states[stored] = snapshot(source)
+    notes = tmp_path / "0.6-host" / "notes.txt"
+    for when, encrypted in RAW_HISTORY:
+        notes.write_bytes(os.urandom(3000) + when.isoformat().encode())
+        stored, data = raw_object(notes, when, password=PASSWORDS["notes.txt"] if encrypted else "")
+        objects[stored] = data
+        states[stored] = notes.read_bytes()
     return objects, states
 
 
@@ -150,13 +186,13 @@ def test_the_walk_through_restores_every_06_backup_byte_for_byte(store_06, tmp_p
     # 4. show them, and restore each, by its stored name, into its own target
     shown = json.loads(cli("show", "--json").stdout)
     assert sorted(row["stored_filename"] for row in shown) == sorted(objects)
-    assert {row["filename"] for row in shown} == {"www", "db"}
+    assert {row["filename"] for row in shown} == {"www", "db", "notes.txt"}
     for stored, state in states.items():
-        name = "www" if stored.startswith("www") else "db"
-        target = tmp_path / "restored" / stored
-        restored = cli("restore", stored, "--target", str(target), password=PASSWORDS[name] if stored.endswith(".enc") else None)
-        assert restored.returncode == 0, restored.stderr
-        assert snapshot(target / name) == state, stored
+        check_restore(stored, tmp_path / "restored" / stored, state)
+    # the newest notes.txt is encrypted without an archive: it needs --unverified, and says why
+    refused = cli("restore", "notes.txt", "--target", str(tmp_path / "notes"), password=PASSWORDS["notes.txt"])
+    assert refused.returncode == 2 and "--unverified" in refused.stderr, refused.stderr
+    assert not (tmp_path / "notes").exists()
 
     # "restore www": the newest backup of that name, asking for its password
     newest = cli("restore", "www", "--target", str(tmp_path / "newest"), password=PASSWORDS["www"])
@@ -194,12 +230,8 @@ def test_writing_manifests_lets_a_second_host_find_the_06_backups(store_06, tmp_
     rows = json.loads(again.stdout)
     assert sorted(row["stored_filename"] for row in rows) == sorted(objects)
     assert all(row["sha256"] for row in rows)
-    stored = "db.20130801033000.tgz.enc"
-    restored = run_cli(
-        "restore", stored, "--target", str(tmp_path / "out"), env={"BAKTHAT_DATABASE": str(other), "BAKTHAT_PASSWORD": PASSWORDS["db"]}
-    )
-    assert restored.returncode == 0, restored.stderr
-    assert snapshot(tmp_path / "out" / "db") == states[stored]
+    for stored in ("db.20130801033000.tgz.enc", "notes.txt.20130901120000.enc"):
+        check_restore(stored, tmp_path / "out" / stored, states[stored], env={"BAKTHAT_DATABASE": str(other)})
 
 
 @pytest.mark.parametrize("store_06", ["s3", "swift"], indirect=True)
@@ -214,8 +246,8 @@ def test_the_walk_through_with_the_06_catalog_kept_in_place(store_06, tmp_path, 
     backend_hash = hashlib.sha512(f"{profile['access_key']}{profile['s3_bucket']}".encode()).hexdigest()
     rows = []
     for stored, data in objects.items():
-        name = "www" if stored.startswith("www") else "db"
-        when = next(moment for entry, moment, _, _ in HISTORY if stored.startswith(entry) and moment.strftime("%Y%m%d%H%M%S") in stored)
+        name = name_of(stored)
+        when = date_of(stored)
         rows.append({
             "backend": kind, "backend_hash": backend_hash, "backup_date": int(when.timestamp()),
             "filename": name, "stored_filename": stored, "size": len(data), "tags": f"nightly {name}-0.6",
@@ -246,11 +278,7 @@ def test_the_walk_through_with_the_06_catalog_kept_in_place(store_06, tmp_path, 
 
     # 4. every 0.6 row restores, byte for byte, from the 0.6 bucket
     for stored, state in states.items():
-        name = "www" if stored.startswith("www") else "db"
-        target = tmp_path / "restored" / stored
-        restored = cli("restore", stored, "--target", str(target), password=PASSWORDS[name] if stored.endswith(".enc") else None)
-        assert restored.returncode == 0, restored.stderr
-        assert snapshot(target / name) == state, stored
+        check_restore(stored, tmp_path / "restored" / stored, state)
     assert list_store() == sorted(objects)
 
     # 6. carry on: deleting a 0.6 row deletes its object in the 0.6 bucket

@@ -15,7 +15,7 @@ import pytest
 
 from bakthat import extract
 from bakthat.errors import BakthatError, IntegrityError, TargetExistsError, UnsafeArchiveError
-from bakthat.extract import list_members, safe_extract
+from bakthat.extract import list_members, safe_extract, safe_write_file
 
 MTIME = 1_600_000_000
 
@@ -711,6 +711,46 @@ def test_list_members_reports_a_truncated_archive(tmp_path):
         list(list_members(OneWayStream(data[: second_header + 8000])))
     with pytest.raises(IntegrityError):
         list(list_members(OneWayStream(data[:second_header])))
+
+
+# ---------------------------------------------------------------------------------------
+# safe_write_file
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/etc/passwd", "nul\x00"])
+def test_safe_write_file_refuses_a_name_that_is_not_one_component(tmp_path, name):
+    with pytest.raises(UnsafeArchiveError, match="not a single file name"):
+        safe_write_file(io.BytesIO(b"data"), tmp_path / "target", name)
+    assert not (tmp_path / "target").exists()
+
+
+def test_safe_write_file_commits_only_after_the_check_and_leaves_no_staging(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+
+    def refuse():
+        assert [entry.name.startswith(".bakthat-restore-") for entry in target.iterdir()] == [True]
+        raise IntegrityError("checked after the last byte")
+
+    with pytest.raises(IntegrityError, match="after the last byte"):
+        safe_write_file(OneWayStream(os.urandom(300_000)), target, "f", before_commit=refuse)
+    assert os.listdir(target) == []
+    data = os.urandom(300_000)
+    assert safe_write_file(OneWayStream(data), target, "f") == target / "f"
+    assert (target / "f").read_bytes() == data and os.listdir(target) == ["f"]
+
+
+def test_safe_write_file_replaces_a_link_itself_never_writing_through_it(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    outside = tmp_path / "outside"
+    outside.write_text("keep")
+    (target / "f").symlink_to(outside)
+    with pytest.raises(TargetExistsError):
+        safe_write_file(io.BytesIO(b"new"), target, "f")
+    safe_write_file(io.BytesIO(b"new"), target, "f", overwrite=True)
+    assert not (target / "f").is_symlink() and (target / "f").read_bytes() == b"new"
+    assert outside.read_text() == "keep"
 
 
 def test_every_error_is_a_bakthat_error():

@@ -51,6 +51,42 @@ def test_06_names_give_the_backup_name_its_utc_date_and_encryption(key, name, st
     assert parsed is not None
     expected = calendar.timegm(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").timetuple())
     assert (parsed.name, parsed.backup_date, parsed.encrypted, parsed.dotless) == (name, expected, encrypted, dotless)
+    assert not parsed.raw and parsed.compression == "gzip"
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "encrypted"),
+    [
+        ("mydir.20130604191055", "mydir", False),
+        ("dump.sql.20130604191055", "dump.sql", False),
+        ("dump.sql.20130604191055.enc", "dump.sql", True),
+        ("photos.tgz.20130604191055", "photos.tgz", False),  # a tarball uploaded as it was
+        ("-rf .20130604191055.enc", "-rf ", True),
+    ],
+)
+def test_06_names_of_files_stored_without_compression_give_the_file_name(key, name, encrypted):
+    parsed = legacy.parse_name(key)
+    assert parsed is not None and parsed.raw and parsed.compression == "raw"
+    assert (parsed.name, parsed.encrypted, parsed.dotless) == (name, encrypted, False)
+    assert parsed.backup_date == calendar.timegm((2013, 6, 4, 19, 10, 55, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "...20130604191055",  # the file name would be ..
+        "..20130604191055.enc",  # .
+        ".20130604191055",  # empty
+        "../../etc/cron.d/job.20130604191055",
+        "a/b.20130604191055.enc",
+        "/etc/passwd.20130604191055",
+        "nul\x00byte.20130604191055",
+        "folder/mydir.20130604191055.tgz",
+    ],
+)
+def test_06_shaped_names_that_are_not_one_file_name_are_refused_but_recognised(key):
+    assert legacy.parse_name(key) is None
+    assert legacy.looks_like_06(key)
 
 
 @pytest.mark.parametrize(
@@ -64,11 +100,13 @@ def test_06_names_give_the_backup_name_its_utc_date_and_encryption(key, name, st
         ".20130604191055.tgz",
         "20130604191055.tgz",
         "folder/mydir.20130604191055.tgz",
-        "mydir.20130604191055",  # compress: false, a raw file: not an archive
+        "mydir20130604191055",  # compress: false always had the dot
+        "mydir.20131304191055",
+        "mydir.20130604191055.enc.manifest.json",
         "notes.txt",
     ],
 )
-def test_other_names_are_not_06_archives(key):
+def test_other_names_are_not_06_backups(key):
     assert legacy.parse_name(key) is None
 
 
@@ -80,9 +118,42 @@ def test_a_published_blowfish_cbc_vector_decrypts_and_its_padding_is_removed():
     key = bytes.fromhex("0123456789ABCDEFF0E1D2C3B4A59687")
     iv = bytes.fromhex("FEDCBA9876543210")
     ciphertext = bytes.fromhex("6B77B4D63006DEE605B156E27403979358DEB9E7154616D959F1652BD5FF92CC")
-    plain = legacy.BlowfishReader(io.BytesIO(iv + ciphertext), key).read()
-    # the last byte, 0, means 8 bytes of padding in beefish's scheme
-    assert plain == b"7654321 Now is the time "
+    # Its last byte, 0, is one beefish never writes: refused as padding.
+    with pytest.raises(IntegrityError, match="padding"):
+        legacy.BlowfishReader(io.BytesIO(iv + ciphertext), key).read()
+    # In CBC, flipping a bit of the third ciphertext block flips that bit of the fourth
+    # plaintext block (and garbles the third): a last byte of 8 means 8 bytes of padding.
+    forged = bytearray(iv + ciphertext)
+    forged[8 + 24 - 1] ^= 0x08
+    plain = legacy.BlowfishReader(io.BytesIO(bytes(forged)), key).read()
+    assert len(plain) == 24 and plain[:16] == b"7654321 Now is t"
+
+
+def one_block(last_byte: int, password: str = "password") -> bytes:
+    """A one-block beefish-shaped ciphertext whose plaintext ends with ``last_byte``
+    (encrypted here with ``cryptography``, not by bakthat)."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import Blowfish
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    iv = os.urandom(8)
+    encryptor = Cipher(Blowfish(password.encode()), modes.CBC(iv)).encryptor()
+    return iv + encryptor.update(b"ABCDEFG" + bytes([last_byte])) + encryptor.finalize()
+
+
+def test_every_last_byte_beefish_writes_is_read_as_its_padding_length():
+    for flag in range(1, 249):
+        pad = flag % 8 or 8
+        assert legacy.BlowfishReader(io.BytesIO(one_block(flag)), "password").read() == b"ABCDEFG"[: 8 - pad]
+
+
+@pytest.mark.parametrize("flag", [0, *range(249, 256)])
+def test_a_last_byte_beefish_never_writes_is_refused_as_the_caller_says(flag):
+    with pytest.raises(IntegrityError, match="damaged: .* padding"):
+        legacy.BlowfishReader(io.BytesIO(one_block(flag)), "password").read()
+    reader = legacy.BlowfishReader(io.BytesIO(one_block(flag, "Sekr3t-key")), "Sekr3t-key", bad_padding=WrongPasswordError)
+    with pytest.raises(WrongPasswordError, match="wrong password: .* padding") as raised:
+        reader.read()
+    assert "Sekr3t" not in str(raised.value)
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 4095, 4096, 4097, 8191, 8192, 70_001])

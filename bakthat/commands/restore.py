@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true",
         help="read and verify the whole archive, list what would be written and what already exists; write nothing",
     )
+    parser.add_argument(
+        "--unverified", action="store_true",
+        help="accept restoring a file bakthat 0.6 stored without compression and Blowfish-encrypted, "
+        "which nothing can verify (a wrong password or damage may give garbage)",
+    )
     add_progress(parser)
     add_json(parser, "the restored backup's row (with --dry-run: the plan)")
 
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             dry_run=args.dry_run,
             into=args.into,
+            unverified=args.unverified,
         )
     if args.dry_run:
         from bakthat.errors import TargetExistsError
