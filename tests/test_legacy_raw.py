@@ -272,6 +272,30 @@ def test_a_wrong_password_is_refused_from_s3_too(aws, dump, tmp_path):
     assert not (tmp_path / "target").exists()
 
 
+def test_the_bytes_read_must_match_the_etag_the_store_sends_with_them():
+    """Damage in transit (or at rest behind a correct listing) shows as an MD5 that is not
+    the ETag of the GET response; moto cannot serve such bytes, so the check runs here on
+    a response-like reader."""
+    import io
+    from types import SimpleNamespace
+
+    from bakthat import legacy_raw
+    from bakthat.pipeline import HashingReader
+
+    data = os.urandom(5000)
+    row = SimpleNamespace(stored_filename=PLAIN, size=len(data), sha256=None, metadata={"adopted": "0.6"})
+    for etag, damaged in [(hashlib.md5(data).hexdigest(), False), ("0" * 32, True), ("abc-2", False)]:  # noqa: S324
+        stored = SimpleNamespace(etag=f'"{etag}"')
+        hashed = HashingReader(io.BytesIO(data))
+        md5 = legacy_raw._MD5Reader(hashed)
+        verify = legacy_raw._verifier(row, stored, hashed, md5, md5)
+        if damaged:
+            with pytest.raises(IntegrityError, match="do not match the store's ETag"):
+                verify()
+        else:
+            verify()  # a matching MD5, or a multipart ETag (no MD5 to compare)
+
+
 # --------------------------------------------------------------------------- Swift and Glacier
 
 
