@@ -25,7 +25,12 @@ What a plugin can do from ``activate()`` (see ``docs/plugins.md``):
 - offer named hooks to other plugins: ``self.register_hook("name", func)``, called by
   :func:`call_hook`.
 
-This module is longer than most (about 740 lines) because loading, registering and
+The process's plugin state (active plugins, their commands and hooks, the plugins
+directories added to the import path) lives in one :class:`PluginManager`
+(:func:`manager`); :func:`unload_plugins` undoes what its plugins changed and replaces
+it with a fresh one.
+
+This module is longer than most (about 760 lines) because loading, registering and
 undoing are one contract: everything a plugin registers or patches is recorded when it
 is registered, so that unloading can undo exactly that.  The argparse side of plugin
 commands is in :mod:`bakthat.cli`, discovery for ``bakthat plugins`` in that command.
@@ -300,8 +305,8 @@ class Plugin(abc.ABC):
             raise PluginError(record_of(self).spec, f"hook name must be a non-empty string, not {name!r}")
         if not callable(func):
             raise PluginError(record_of(self).spec, f"hook {name!r}: {func!r} is not callable")
-        with _lock:
-            _hooks.setdefault(name, []).append((self, func))
+        with _manager.lock:
+            _manager.hooks.setdefault(name, []).append((self, func))
 
     def call_hook(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Same as the module function :func:`call_hook`."""
@@ -310,37 +315,61 @@ class Plugin(abc.ABC):
 
 # -- process-wide state ---------------------------------------------------------------
 
-_lock = threading.RLock()
-_active: dict[str, Plugin] = {}  # spec -> plugin, in activation order
-_failures: dict[str, str] = {}  # spec -> why it failed, from the last attempt
-_commands: dict[str, Command] = {}
-_hooks: dict[str, list[tuple[Plugin, Callable[..., Any]]]] = {}
-_added_paths: list[str] = []
-_missing_dirs: list[str] = []
-_state: dict[str, Any] = {"atexit": False, "cli_command": None}
+class PluginManager:
+    """The plugin state of this process: the active plugins and what they registered.
+
+    One manager is current (:func:`manager`); :func:`unload_plugins` undoes what its
+    plugins changed and throws it away for a fresh one, so nothing of an unloaded
+    plugin lingers.  Every registration (a command, a hook) is checked when it is made
+    and recorded with its plugin, so that unloading undoes exactly it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        #: spec -> plugin, in activation order.
+        self.active: dict[str, Plugin] = {}
+        #: spec -> why it failed, from the last attempt.
+        self.failures: dict[str, str] = {}
+        self.commands: dict[str, Command] = {}
+        self.hooks: dict[str, list[tuple[Plugin, Callable[..., Any]]]] = {}
+        #: plugins directories this manager added to ``sys.path``.
+        self.added_paths: list[str] = []
+        #: configured plugins directories that do not exist (named in errors).
+        self.missing_dirs: list[str] = []
+        #: the ``bakthat`` command running in this process (None: the Python API).
+        self.cli_command: str | None = None
+
+
+_manager = PluginManager()
+_atexit_registered = False
+
+
+def manager() -> PluginManager:
+    """Return the current plugin manager of this process."""
+    return _manager
 
 
 def loaded_plugins() -> list[Plugin]:
     """Return the active plugins, in activation order."""
-    with _lock:
-        return list(_active.values())
+    with _manager.lock:
+        return list(_manager.active.values())
 
 
 def commands() -> dict[str, Command]:
     """Return the commands plugins have registered, name -> Command."""
-    with _lock:
-        return dict(_commands)
+    with _manager.lock:
+        return dict(_manager.commands)
 
 
 def failures() -> dict[str, str]:
     """Return ``{plugin: reason}`` for the plugins whose last loading attempt failed."""
-    with _lock:
-        return dict(_failures)
+    with _manager.lock:
+        return dict(_manager.failures)
 
 
 def set_cli_command(name: str | None) -> None:
     """Record the ``bakthat`` command running in this process (None: the Python API)."""
-    _state["cli_command"] = name
+    _manager.cli_command = name
 
 
 def cli_command() -> str | None:
@@ -349,7 +378,7 @@ def cli_command() -> str | None:
     A plugin uses it to avoid doing what the command already does: the example
     heartbeat plugin stays quiet under ``bakthat backup``, which pings by itself.
     """
-    return _state["cli_command"]
+    return _manager.cli_command
 
 
 def call_hook(name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
@@ -360,8 +389,8 @@ def call_hook(name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
     called and :class:`HookError` (naming the hook and the plugin) is raised from the
     original exception.
     """
-    with _lock:
-        registered = list(_hooks.get(name, ()))
+    with _manager.lock:
+        registered = list(_manager.hooks.get(name, ()))
     results = []
     for owner, func in registered:
         try:
@@ -388,29 +417,30 @@ def load_plugins(settings: Mapping[str, Any], session: Any = None) -> list[Plugi
     if any: its ``before_`` event has already fired, so the ``before_`` handlers the new
     plugins subscribed are called now (a raising one vetoes the action, as usual).
     """
+    global _atexit_registered
     specs = settings.get("plugins") or []
     if isinstance(specs, str):
         specs = specs.replace(",", " ").split()
-    if not specs or all(isinstance(spec, str) and spec in _active for spec in specs):
+    if not specs or all(isinstance(spec, str) and spec in _manager.active for spec in specs):
         return []
     new: list[Plugin] = []
     catching_up = isinstance(session, eventing.Session)
     before_event = f"before_{session.action}" if catching_up else ""
     fired = list(getattr(eventing.events, before_event)) if catching_up else []
-    with _lock:
+    with _manager.lock:
         _add_plugins_dir(settings.get("plugins_dir"))
         for spec in specs:
-            if isinstance(spec, str) and spec in _active:
+            if isinstance(spec, str) and spec in _manager.active:
                 continue
             try:
                 new.append(_load_one(spec, settings))
             except PluginError as exc:
-                _failures[str(spec)] = exc.reason
+                _manager.failures[str(spec)] = exc.reason
                 raise
-            _failures.pop(spec, None)
-        if new and not _state["atexit"]:
+            _manager.failures.pop(spec, None)
+        if new and not _atexit_registered:
             atexit.register(_deactivate_all)
-            _state["atexit"] = True
+            _atexit_registered = True
     if new and catching_up:
         missed = [handler for handler in getattr(eventing.events, before_event) if not _contains(fired, handler)]
         _catch_up(missed, session)
@@ -431,11 +461,11 @@ def plugins_dir_of(settings: Mapping[str, Any]) -> str:
 def _add_plugins_dir(configured: Any) -> None:
     directory = plugins_dir_of({"plugins_dir": configured})
     if not os.path.isdir(directory):
-        if configured and directory not in _missing_dirs:
-            _missing_dirs.append(directory)
+        if configured and directory not in _manager.missing_dirs:
+            _manager.missing_dirs.append(directory)
     elif directory not in sys.path:
         sys.path.append(directory)
-        _added_paths.append(directory)
+        _manager.added_paths.append(directory)
     importlib.invalidate_caches()
 
 
@@ -469,7 +499,7 @@ def _load_one(spec: Any, settings: Mapping[str, Any]) -> Plugin:
         if isinstance(exc, PluginError) or not isinstance(exc, Exception):
             raise
         raise PluginError(spec, f"activate() raised {type(exc).__name__}: {exc}") from exc
-    _active[spec] = plugin
+    _manager.active[spec] = plugin
     log.debug("plugin %s activated (%s)", spec, origin)
     return plugin
 
@@ -498,13 +528,13 @@ def _resolve(spec: str) -> tuple[Any, str]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            if _missing_dirs and not _added_paths:
+            if _manager.missing_dirs and not _manager.added_paths:
                 raise PluginError(
                     spec,
-                    f"no module named {exc.name!r}: the directory of key 'plugins_dir', {_missing_dirs[-1]}, "
+                    f"no module named {exc.name!r}: the directory of key 'plugins_dir', {_manager.missing_dirs[-1]}, "
                     "does not exist (create it and put the plugin there, or fix plugins_dir)",
                 ) from exc
-            where = ", ".join(_added_paths) or "no plugins_dir"
+            where = ", ".join(_manager.added_paths) or "no plugins_dir"
             raise PluginError(
                 spec,
                 f"no module named {exc.name!r} (looked in the plugins directory: {where}; and on the import path)",
@@ -521,7 +551,7 @@ def _resolve(spec: str) -> tuple[Any, str]:
 
 def _origin_of(module: Any) -> str:
     path = getattr(module, "__file__", None) or ""
-    for directory in _added_paths:
+    for directory in _manager.added_paths:
         if path.startswith(directory + os.sep):
             return f"plugins_dir file {path}"
     return f"module {module.__name__} ({path or 'built-in'})"
@@ -663,12 +693,12 @@ def _register_command(
     taken = aliases & _builtin_command_names()
     if taken:
         raise PluginError(spec, f"command {name!r} is a built-in bakthat command")
-    with _lock:
-        for other in _commands.values():
+    with _manager.lock:
+        for other in _manager.commands.values():
             if aliases & {other.name, other.name.replace("_", "-")}:
                 raise PluginError(spec, f"command {name!r} is already declared by plugin {record_of(other.plugin).spec!r}")
         command = Command(name=name, func=func, params=declared, help=help or "", plugin=plugin)
-        _commands[name] = command
+        _manager.commands[name] = command
     return command
 
 
@@ -696,14 +726,14 @@ def _undo(plugin: Plugin) -> None:
         else:
             setattr(target, name, original)
     record.patches.clear()
-    for name in [name for name, command in _commands.items() if command.plugin is plugin]:
-        del _commands[name]
-    for hook, registered in list(_hooks.items()):
+    for name in [name for name, command in _manager.commands.items() if command.plugin is plugin]:
+        del _manager.commands[name]
+    for hook, registered in list(_manager.hooks.items()):
         kept = [(owner, func) for owner, func in registered if owner is not plugin]
         if kept:
-            _hooks[hook] = kept
+            _manager.hooks[hook] = kept
         else:
-            del _hooks[hook]
+            del _manager.hooks[hook]
 
 
 def _deactivate(plugin: Plugin) -> None:
@@ -721,8 +751,8 @@ def _deactivate(plugin: Plugin) -> None:
 
 def _deactivate_all() -> None:
     """atexit: deactivate the active plugins in the reverse of their activation order."""
-    with _lock:
-        active = list(_active.values())
+    with _manager.lock:
+        active = list(_manager.active.values())
     for plugin in reversed(active):
         _deactivate(plugin)
 
@@ -735,23 +765,18 @@ def unload_plugins() -> None:
     forgets the modules imported from them, so the next :func:`load_plugins` starts
     afresh.  Meant for tests (no leakage from one test to the next) and embedding.
     """
-    with _lock:
-        active = list(_active.values())
-        for plugin in reversed(active):
+    global _manager
+    old = _manager
+    with old.lock:
+        for plugin in reversed(list(old.active.values())):
             _deactivate(plugin)
             _undo(plugin)
-        _active.clear()
-        _failures.clear()
-        _commands.clear()
-        _hooks.clear()
-        for directory in _added_paths:
+        for directory in old.added_paths:
             while directory in sys.path:
                 sys.path.remove(directory)
             for module_name, module in list(sys.modules.items()):
                 path = getattr(module, "__file__", None) or ""
                 if path.startswith(directory + os.sep):
                     del sys.modules[module_name]
-        _added_paths.clear()
-        _missing_dirs.clear()
-        _state["cli_command"] = None
         importlib.invalidate_caches()
+        _manager = PluginManager()
