@@ -687,8 +687,9 @@ def restore(
                     result = row
                 elif dump_kind:
                     verify()
-                    result = dryrun.RestorePlan(row, into or str(where / f"{row.filename}.{(row.metadata or {}).get('extension')}"),
-                                                overwrite, entries=1, bytes=hashed.size)
+                    dumped_to = into or str(where / f"{row.filename}.{(row.metadata or {}).get('extension')}")
+                    result = dryrun.RestorePlan(row, dumped_to, overwrite, entries=1, bytes=hashed.size,
+                                                would_write=[f"the dump of {row.source_path}"])
                 elif dry_run:
                     result = dryrun.plan_restore(row, plain, where, overwrite, verify)
                 else:
