@@ -14,6 +14,11 @@ IntegrityError, which callers handle.
 
 The schema is documented in ``docs/catalog.md``; rows of ``backups`` exist only for
 archives the storage has confirmed.
+
+This module is longer than most (about 550 lines) because it holds every catalog table
+(``backups``, ``config``, ``reservations``, and the job, source and hook runs of
+``bakthat run``) beside the binding and error translation they share: one home for the
+schema, which the migrations mirror.
 """
 
 from __future__ import annotations

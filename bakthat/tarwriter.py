@@ -15,7 +15,13 @@ link points to, as ``tar -h`` and restic do for a named argument.
 A regular file is checked before and after it is read (size, mtime, identity): one that
 grew, shrank, was rewritten, replaced or removed meanwhile is named in a warning and
 listed in :attr:`TarStats.changed`.  Unreadable entries are listed in
-:attr:`TarStats.skipped`.  Either makes the backup partial.
+:attr:`TarStats.skipped`.  Either makes the backup partial.  Entries that exclude
+patterns, bakthat's own files or a plugin's file filter (:mod:`bakthat.file_filters`)
+leave out are counted in :attr:`TarStats.excluded`.
+
+This module is longer than most (about 520 lines) because the walk, the decisions about
+each entry and the header writer share one pass over each entry: split, they would
+pass each entry's stat and descriptors between modules on the hot path.
 """
 
 from __future__ import annotations
