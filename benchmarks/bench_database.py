@@ -24,6 +24,7 @@ new database with the same row count and checksum.  The databases are dropped at
 
 Usage:  python benchmarks/bench_database.py [--sizes 1G,2G] [--reps 2] [--json OUT]
                                            [--url postgresql://postgres@127.0.0.1:5432]
+                                           [--keep NAME [--prepare]]
 """
 
 from __future__ import annotations
@@ -262,6 +263,10 @@ def main() -> int:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432", help="server URL, no database")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--no-verify-restore", action="store_true", help="only check that pg_restore lists the dump")
+    parser.add_argument("--keep", metavar="NAME",
+                        help="use the database NAME (created if missing, grown in place, kept afterwards), so a "
+                             "big database is generated once (--prepare) and measured later")
+    parser.add_argument("--prepare", action="store_true", help="with --keep: only grow the database to the last size")
     args = parser.parse_args()
     sizes = [pipeline.parse_size(text) for text in args.sizes.split(",")]
     for program in ("pg_dump", "pg_restore", "psql", "zstd", pipeline.TIME):
@@ -272,11 +277,22 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     for argv in (["pg_dump", "--version"], ["zstd", "--version"], ["restic", "version"]):
         print(f"  {pipeline.first_line(argv)}")
-    url = f"{args.url.rstrip('/')}/bakthat_bench_{uuid.uuid4().hex[:12]}"
-    psql(args.url.rstrip("/") + "/postgres", f'CREATE DATABASE "{url.rsplit("/", 1)[1]}";')
+    url = f"{args.url.rstrip('/')}/{args.keep or 'bakthat_bench_' + uuid.uuid4().hex[:12]}"
+    state: dict[str, int] = {}
+    exists = psql(args.url.rstrip("/") + "/postgres",
+                  f"SELECT 1 FROM pg_database WHERE datname = '{url.rsplit('/', 1)[1]}';")
+    if not exists:
+        psql(args.url.rstrip("/") + "/postgres", f'CREATE DATABASE "{url.rsplit("/", 1)[1]}";')
+    elif psql(url, "SELECT to_regclass('events') IS NOT NULL;") == "t":
+        state["rows"] = int(psql(url, "SELECT coalesce(max(id), 0) FROM events;"))
+    if args.prepare:
+        if not args.keep:
+            parser.error("--prepare needs --keep NAME")
+        grow(url, sizes[-1], state)
+        print(f"prepared {url}: {database_size(url) / 1e9:.2f} GB, {state['rows']:,} rows")
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="bakthat-bench-db-"))
     runner = pipeline.Runner(workdir, timeout=180 + 900 * max(sizes) / 1e9)
-    state: dict[str, int] = {}
     results, lines = {}, []
     try:
         for size in sizes:
@@ -295,7 +311,8 @@ def main() -> int:
                              f" (ratio last/first {own[-1] / own[0]:.2f})")
     finally:
         runner.kill_all()
-        drop(url)
+        if not args.keep:
+            drop(url)
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n".join(lines))
     if args.json:
