@@ -210,20 +210,21 @@ class _JobRunner:
                                   status="running")
             self.publisher = _job_publisher(self.session_id, self.job.name)
         log.info("Job %s: %d source(s)%s", self.job.name, len(self.job.sources), " (dry run)" if self.dry_run else "")
+        plan = Plan(self.job.hooks, self._sources, context, activity_label=f"job {self.job.name}",
+                    on_change=self._on_step, **_plan_options(self.settings))
         try:
             with using_context(context):
-                plan = Plan(self.job.hooks, self._sources, context, activity_label=f"job {self.job.name}",
-                            on_change=self._on_step, **_plan_options(self.settings))
                 outcome = plan.run()
         except BaseException as exc:
-            self._finish(started, "failed", exc, [], interrupted=True)
+            self._finish(started, "failed", "interrupted" if isinstance(exc, KeyboardInterrupt) else exc,
+                         _ran(plan), interrupted=True)
             if isinstance(exc, KeyboardInterrupt):
                 raise Interrupted(f"job {self.job.name} interrupted; the cleanup hooks ran") from exc
             raise
         status = outcome.status if outcome.error is None else "failed"
         return self._finish(started, status, outcome.error, outcome.hook_results)
 
-    def _finish(self, started: float, status: str, error: BaseException | None, hooks: list[HookResult],
+    def _finish(self, started: float, status: str, error: BaseException | str | None, hooks: list[HookResult],
                 interrupted: bool = False) -> JobResult:
         from bakthat import models
 
@@ -285,10 +286,17 @@ class _JobRunner:
                                   sources=self._source_states())
         log.info("Job %s: source %s (%s)", self.job.name, source.name, source.display)
         secrets = source.secrets()
-        outcome: PlanResult = Plan(
-            hooks, lambda current: self._backup(source, current, secret), context,
-            activity_label=f"backup {source.name}", **_plan_options(self.settings, secrets),
-        ).run()
+        plan = Plan(hooks, lambda current: self._backup(source, current, secret), context,
+                    activity_label=f"backup {source.name}", **_plan_options(self.settings, secrets))
+        try:
+            outcome: PlanResult = plan.run()
+        except BaseException:  # interrupted: its cleanup hooks ran; record it, then stop the job
+            result.duration = time.time() - result.started
+            result.status, result.error, result.hooks = "failed", "interrupted", _ran(plan)
+            if not self.dry_run:
+                self._record_source(result)
+                _record_hooks(result.hooks, self.session_id, result.session_id)
+            raise
         result.duration = time.time() - result.started
         result.hooks = outcome.hook_results
         row = outcome.value
@@ -303,15 +311,20 @@ class _JobRunner:
         if result.error:
             log.warning("Job %s: source %s failed: %s", self.job.name, source.name, result.error)
         if not self.dry_run:
-            models.SourceRuns.create(
-                job_run=self.session_id, session_id=result.session_id, position=result.position, kind=result.kind,
-                name=result.name, source=result.source, status=result.status,
-                stored_filename=result.stored_filename, size=result.size, source_size=result.source_size,
-                started=result.started, duration=result.duration, error=result.error,
-            )
+            self._record_source(result)
             _record_hooks(result.hooks, self.session_id, result.session_id)
         if self.publisher is not None:
             self.publisher.update(sources=self._source_states(), force=True)
+
+    def _record_source(self, result: SourceRunResult) -> None:
+        from bakthat import models
+
+        models.SourceRuns.create(
+            job_run=self.session_id, session_id=result.session_id, position=result.position, kind=result.kind,
+            name=result.name, source=result.source, status=result.status,
+            stored_filename=result.stored_filename, size=result.size, source_size=result.source_size,
+            started=result.started, duration=result.duration, error=result.error,
+        )
 
     def _backup(self, source: Source, context: RunContext, secret: Mapping[str, Any]) -> ActivityResult:
         from bakthat import core
@@ -351,6 +364,12 @@ class _JobRunner:
                 result.rotated = len(deleted)
             SourceRuns.update(status=result.status, error=result.error, rotated=result.rotated).where(
                 SourceRuns.session_id == result.session_id).execute()
+
+
+def _ran(plan: Plan) -> list[HookResult]:
+    """Return the results of the hooks of an interrupted plan that ran, in order."""
+    steps = [step for step in plan.report() if step.result is not None]
+    return [step.result for step in sorted(steps, key=lambda step: step.started or 0.0)]
 
 
 def _job_publisher(session_id: str, job: str) -> Any:

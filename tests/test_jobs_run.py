@@ -343,3 +343,36 @@ def test_a_plain_backup_gives_python_handlers_the_context_and_runs_the_profile_h
     assert log.read_text().splitlines() == [f"backup docs {session_id}", f"ok {row.stored_filename}"]
     assert bakthat.current_context() is None
     assert [hook.phase for hook in models.HookRuns.select().order_by(models.HookRuns.started)] == ["before", "after"]
+
+
+def test_sigterm_during_a_job_kills_the_dump_runs_the_cleanup_hooks_and_records_the_run_interrupted(home, tmp_path):
+    import signal
+
+    cleaned = tmp_path / "cleaned"
+    pidfile = tmp_path / "dump.pid"
+    config = profile(home, f"""\
+        jobs:
+          slow:
+            sources:
+              - {{name: stream, command: [sh, -c, 'echo $$ > {pidfile}; head -c 1000 /dev/zero; sleep 300']}}
+            hooks:
+              before: [{{run: "true"}}]
+              finally: [{{run: [sh, -c, 'echo cleaned > {cleaned}']}}]
+        """)
+    running = subprocess.Popen([sys.executable, "-m", "bakthat", "run", "-c", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    running.send_signal(signal.SIGTERM)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 130, err
+    assert cleaned.read_text() == "cleaned\n"
+    assert not _alive(int(pidfile.read_text()))
+    models.bind(str(home / "catalog.sqlite"))
+    assert [(run.job, run.status) for run in models.JobRuns.select()] == [("slow", "interrupted")]
+    assert [(run.name, run.status, run.error) for run in models.SourceRuns.select()] == [
+        ("stream", "failed", "interrupted")]
+    assert [hook.phase for hook in models.HookRuns.select().order_by(models.HookRuns.started)] == ["before", "finally"]
+    assert live_names(config) == [] and not [p for p in (home / "store").iterdir() if p.is_file()]
