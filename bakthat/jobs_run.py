@@ -274,8 +274,6 @@ class _JobRunner:
     # -- one source ---------------------------------------------------------------------
 
     def _source(self, source: Source, result: SourceRunResult, secret: Mapping[str, Any]) -> None:
-        from bakthat import models
-
         where = f"jobs.{self.job.name}.sources[{result.position}].hooks"
         hooks = parse_hooks(source.hooks, where, float(self.settings.get("hook_timeout") or DEFAULT_TIMEOUT))
         context = RunContext(result.session_id, "backup", job=self.job.name, source=source.display,
