@@ -102,3 +102,24 @@ def test_job_level_encryption_settings_become_the_jobs_profile_keys(home):
                              "require_encryption": True, "tags": ["daily", "db"]}})
     assert dict(jobs["n"].overrides) == {"password_file": "/etc/pw", "require_encryption": True}
     assert jobs["n"].tags == "daily db"
+
+
+def test_the_issue_example_runs_as_written_in_a_dry_run(home):
+    """Every source is planned (nothing dumped, nothing stored) and no hook runs: none
+    declares dry_run: true.  /srv/www does not exist here, so that source fails alone."""
+    import json
+    import os
+
+    write_config(home, ISSUE_EXAMPLE)
+    result = subprocess.run([sys.executable, "-m", "bakthat", "run", "--dry-run", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout)
+    (job,) = report["jobs"]
+    statuses = {source["name"]: source["status"] for source in job["sources"]}
+    expected_www = "ok" if os.path.isdir("/srv/www") else "failed"
+    assert statuses == {"etc": "ok", "app": "ok", "shop": "ok", "app.db": "ok", "pool": "ok", "www": expected_www}
+    assert result.returncode == (0 if expected_www == "ok" else 3)
+    assert [source["stored_filename"].split(".20")[0] for source in job["sources"][1:5]] == [
+        "app", "shop", "app.db", "pool"]
+    assert job["hooks"] == [] and all(source["hooks"] == [] for source in job["sources"])
+    assert not (home / ".bakthat_store").exists() or not [p for p in (home / ".bakthat_store").iterdir() if p.is_file()]

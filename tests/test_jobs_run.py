@@ -176,6 +176,28 @@ def test_a_nightly_job_with_a_failing_source_stores_and_rotates_the_four_good_on
     a, b, n, sum_a, s = sqlite_helpers.invariant(restored)
     assert a == b == n >= 50 and sum_a == s  # a consistent copy taken under concurrent writes
     assert _tables(restored) == _tables(app_db)
+    bakthat_cli("restore", "app.db", "--target", str(tmp_path / "dumped"), config=config, check_exit=0)
+    assert _checksums(restored) == _checksums(tmp_path / "dumped" / "app.db.sqlite")  # every table, every row
+
+
+def _checksums(path: Path) -> dict[str, tuple[int, str]]:
+    """Return {table: (row count, sha256 of every row in rowid order)}."""
+    import hashlib
+
+    db = sqlite3.connect(path)
+    try:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        result = {}
+        for table in tables:
+            digest = hashlib.sha256()
+            count = 0
+            for row in db.execute(f'SELECT * FROM "{table}" ORDER BY rowid'):
+                digest.update(repr(row).encode())
+                count += 1
+            result[table] = (count, digest.hexdigest())
+        return result
+    finally:
+        db.close()
 
 
 def _tables(path: Path) -> list[str]:
