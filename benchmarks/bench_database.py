@@ -267,7 +267,10 @@ def main() -> int:
                         help="use the database NAME (created if missing, grown in place, kept afterwards), so a "
                              "big database is generated once (--prepare) and measured later")
     parser.add_argument("--prepare", action="store_true", help="with --keep: only grow the database to the last size")
+    parser.add_argument("--quiet-wait", type=float, default=pipeline.QUIET_MAX_WAIT,
+                        help=f"seconds to wait for a quiet machine before each run (default {pipeline.QUIET_MAX_WAIT:.0f})")
     args = parser.parse_args()
+    pipeline.QUIET_MAX_WAIT = args.quiet_wait
     sizes = [pipeline.parse_size(text) for text in args.sizes.split(",")]
     for program in ("pg_dump", "pg_restore", "psql", "zstd", pipeline.TIME):
         if shutil.which(program) is None:
