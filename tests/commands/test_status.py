@@ -69,11 +69,15 @@ def test_no_runs_says_so(home):
     assert (result.returncode, result.stdout.strip()) == (0, "no runs")
 
 
-def test_watch_redraws_until_interrupted(home):
-    watching = subprocess.Popen([sys.executable, "-m", "bakthat", "status", "--watch", "0.2"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
-    watching.send_signal(signal.SIGINT)
-    out, err = watching.communicate(timeout=30)
+def test_watch_redraws_until_interrupted(home, tmp_path):
+    screen = tmp_path / "screen.txt"
+    with open(screen, "w") as out:
+        watching = subprocess.Popen([sys.executable, "-m", "bakthat", "status", "--watch", "0.2"],
+                                    stdout=out, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while screen.read_text().count("STATE") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        watching.send_signal(signal.SIGINT)
+        _, err = watching.communicate(timeout=30)
     assert watching.returncode == 130, err
-    assert out.count("STATE") >= 2  # redrawn at least twice
+    assert screen.read_text().count("STATE") >= 2  # redrawn
