@@ -269,6 +269,9 @@ class _JobRunner:
         secret = passwords.for_backup(self.password, self.prompt, self.settings, ask=not self.dry_run)
         if secret.passphrase is not None:
             return {"password": secret.passphrase, "prompt": "no"}
+        if not secret.recipients and self.password is None and self.settings.get("require_encryption") is None:
+            # Not asking is run's default, not a choice of plaintext: say it once per job.
+            passwords.warn_unencrypted(f"every backup of job {self.job.name}", dry_run=self.dry_run)
         return {"password": "" if secret.chosen else None, "prompt": "no"}
 
     # -- one source ---------------------------------------------------------------------

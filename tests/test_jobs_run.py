@@ -398,3 +398,14 @@ def test_sigterm_during_a_job_kills_the_dump_runs_the_cleanup_hooks_and_records_
         ("stream", "failed", "interrupted")]
     assert [hook.phase for hook in models.HookRuns.select().order_by(models.HookRuns.started)] == ["before", "finally"]
     assert live_names(config) == [] and not [p for p in (home / "store").iterdir() if p.is_file()]
+
+
+def test_a_job_without_any_password_source_says_once_that_it_stores_unencrypted(home, tmp_path):
+    tree = tmp_path / "data"
+    tree.mkdir()
+    (home / "bakthat.yml").write_text(f"default:\n  local_path: {home / 'store'}\n  jobs:\n"
+                                      f"    plain:\n      sources: [{tree}, {{name: c, command: [echo, hi]}}]\n")
+    result = bakthat_cli("run", config=home / "bakthat.yml", check_exit=0)
+    assert result.stderr.count("stored unencrypted") == 1
+    assert "every backup of job plain is stored unencrypted" in result.stderr
+    assert all(not path.name.endswith(".age") for path in (home / "store").iterdir())
