@@ -127,10 +127,9 @@ def adopt(
     is not ready yet (and ``wait`` is false), StorageError if the store fails.
     """
     backend = ctx.backend
-    vault_inventory = getattr(backend, "inventory", None)
     archives: Mapping[str, Any] = {}
-    if vault_inventory is not None:
-        archives = {entry.key: entry for entry in vault_inventory(wait=wait)}
+    if backend.vault_inventory:
+        archives = {entry.key: entry for entry in backend.inventory(wait=wait)}
         objects = [ObjectInfo(key, entry.size, entry.created) for key, entry in archives.items()]
     objects = list(objects)
     rows = []
@@ -143,7 +142,7 @@ def adopt(
         if parsed.stored_filename in archives:
             backend.adopt_archive(archives[parsed.stored_filename])
         if write_manifests:
-            if vault_inventory is not None:
+            if backend.vault_inventory:
                 log.warning("%s: no manifest written (reading a vault archive needs a retrieval job)", parsed.stored_filename)
             else:
                 _write_manifest(ctx, row, manifest_suffix)

@@ -152,7 +152,7 @@ class KeyValue:
         self.backend = backends.get_backend(destination, self.settings)
         #: key -> ETag this object last read or wrote (None: seen absent).
         self._seen: dict[str, str | None] = {}
-        if not hasattr(self.backend, "head"):
+        if not self.backend.conditional_writes:
             raise ConfigError(f"KeyValue needs an S3 destination (conditional writes); {destination} has none")
         self._catalog()
 

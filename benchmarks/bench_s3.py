@@ -45,7 +45,7 @@ MiB = 1 << 20
 
 def parse_size(text: str) -> int:
     sys.path.insert(0, str(ROOT))
-    from bakthat.backends.s3 import parse_size as parse
+    from bakthat.backends._config import parse_size as parse
 
     return parse(text, 0)
 

@@ -229,7 +229,7 @@ def test_sync_adopts_06_archives_from_a_vault_through_its_inventory(aws, source,
     assert bakthat.search(conf=conf) == []
     rows = sync(conf=conf, wait=True)
     assert sorted(row.stored_filename for row in rows) == sorted(objects_06(source))
-    from bakthat.backends.glacier import GlacierArchives
+    from bakthat.backends.vault import GlacierArchives
 
     assert sorted(archive.key for archive in GlacierArchives.select()) == sorted(objects_06(source))
     bakthat.restore("mydir", password="s3cret", target=tmp_path / "out", conf={**conf, "retrieval_wait": True})

@@ -55,7 +55,7 @@ def test_the_low_level_api_example_runs_as_written(aws, guide_dir, home):
     rows = bakthat.search("bak", conf=bakthat_conf)
     assert sorted(row.backend for row in rows) == ["glacier", "local", "local"]
     glacier_row = next(row for row in rows if row.backend == "glacier")
-    from bakthat.backends.glacier import GlacierArchives
+    from bakthat.backends.vault import GlacierArchives
 
     assert GlacierArchives.get(GlacierArchives.key == glacier_row.stored_filename).vault == "yourvault"
     # the vault archive comes back in two steps (moto finishes Expedited jobs in ~2 s)

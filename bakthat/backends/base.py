@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
@@ -54,15 +54,43 @@ class Upload:
 
 
 class Backend:
-    """Base class of storage backends.  ``conf`` is the profile's settings dict."""
+    """Base class of storage backends.  ``conf`` is the profile's settings (a mapping).
+
+    A subclass sets :attr:`name`, declares its capabilities below (callers read them
+    instead of probing for methods), builds its typed config from the settings in its
+    constructor, and is registered under its name (:func:`bakthat.backends.register`).
+    """
 
     name: ClassVar[str] = "base"
-    #: True when reading an object twice costs little (a local disk): restore then
-    #: verifies the whole object's SHA-256 before it decrypts or extracts anything.
-    cheap_reads: ClassVar[bool] = False
 
-    def __init__(self, conf: dict[str, Any]):
+    # -- capabilities -------------------------------------------------------------------
+    #: Reading an object twice costs little (a local disk): restore then verifies the
+    #: whole object's SHA-256 before it decrypts or extracts anything.
+    cheap_reads: ClassVar[bool] = False
+    #: ``open_upload(key, metadata, if_match=etag)`` and ``delete(key, if_match=etag)``
+    #: replace or delete only the version with that ETag (what KeyValue needs).
+    conditional_writes: ClassVar[bool] = False
+    #: :meth:`stale_uploads` and :meth:`abort_upload` find and remove what an upload
+    #: killed midway left behind (``bakthat cleanup_uploads``).
+    lists_stale_uploads: ClassVar[bool] = False
+    #: :meth:`prepare_read` may request a retrieval that takes hours, recorded in the
+    #: ``retrievals`` table, and :meth:`refresh` updates such a row from the store.
+    archive_retrievals: ClassVar[bool] = False
+    #: The store has no listing: ``inventory()`` and ``adopt_archive()`` give its objects
+    #: (a legacy Glacier vault), used by ``bakthat sync`` to adopt 0.6 backups.
+    vault_inventory: ClassVar[bool] = False
+
+    def __init__(self, conf: Mapping[str, Any]):
         self.conf = conf
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Backend:
+        """Given resolved profile settings, return a ready backend for them.
+
+        The registry builds every backend through this factory; a destination whose
+        settings select another implementation (``glacier`` with a vault) overrides it.
+        """
+        return cls(settings)
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -114,6 +142,22 @@ class Backend:
     def url(self, key: str, expires_in: int = 3600) -> str:
         """Return a URL that reads the object (signed and expiring where the store can)."""
         raise NotImplementedError
+
+    def stale_uploads(self, older_than: float = 0) -> list[Any]:
+        """Return the incomplete uploads started over ``older_than`` seconds ago (each with
+        ``key`` and ``initiated``).  Raise ConfigError unless :attr:`lists_stale_uploads`."""
+        raise ConfigError(f"destination {self.name} has no incomplete uploads to clean")
+
+    def abort_upload(self, upload: Any) -> None:
+        """Remove one upload found by :meth:`stale_uploads`."""
+        raise ConfigError(f"destination {self.name} has no incomplete uploads to clean")
+
+    def refresh(self, row: Any) -> Any:
+        """Given a ``retrievals`` row of this store, update it from the store and return it.
+
+        The default returns it unchanged (no :attr:`archive_retrievals`).
+        """
+        return row
 
     def prepare_read(self, key: str, wait: bool = False) -> None:
         """Make the object readable before :meth:`open_read`.

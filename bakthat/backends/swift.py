@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from bakthat.backends import _redact, base
+from bakthat.backends._config import parse_size
 from bakthat.backends._progress import Progress
 from bakthat.backends._retry import RetryPolicy, call_with_retries, is_transient
 from bakthat.conf import Setting
@@ -250,10 +251,9 @@ class Backend(base.Backend):
 
     name = "swift"
     cheap_reads = False
+    lists_stale_uploads = True
 
     def __init__(self, conf: dict[str, Any]):
-        from bakthat.backends.s3 import parse_size
-
         super().__init__(conf)
         self.auth_url = str(conf.get("auth_url") or "")
         if not self.auth_url:

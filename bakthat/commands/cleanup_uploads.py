@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from bakthat.commands._common import add_json, add_scope
 
@@ -27,11 +28,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(parser, "the uploads as a list")
 
 
+def abort_stale_uploads(backend: Any, older_than: float, dry_run: bool = False) -> list[Any]:
+    """Given a backend, abort (unless ``dry_run``) its incomplete uploads started over
+    ``older_than`` seconds ago, and return them.  Raise ConfigError if the backend keeps
+    no such uploads (it does not declare ``lists_stale_uploads``)."""
+    import logging
+    import time
+
+    from bakthat.errors import ConfigError
+
+    log = logging.getLogger("bakthat.backends")
+    if not backend.lists_stale_uploads:
+        raise ConfigError(f"destination {backend.name} has no multipart uploads to clean")
+    stale = backend.stale_uploads(older_than)
+    for upload in stale:
+        if dry_run:
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(upload.initiated))
+            log.info("Would abort incomplete upload of %s (started %s)", upload.key, started)
+        else:
+            backend.abort_upload(upload)
+            log.info("Aborted incomplete upload of %s", upload.key)
+    return list(stale)
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
     from bakthat import backends
-    from bakthat.backends.s3 import cleanup_uploads
     from bakthat.commands._common import print_json, print_table
     from bakthat.conf import get_profile
     from bakthat.errors import ConfigError
@@ -44,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_profile(args.profile, args.config)
     destination = args.destination or settings.get("default_destination") or "local"
     backend = backends.get_backend(destination, settings)
-    uploads = cleanup_uploads(backend, older_than, dry_run=args.dry_run)
+    uploads = abort_stale_uploads(backend, older_than, dry_run=args.dry_run)
     if args.json:
         print_json(
             [

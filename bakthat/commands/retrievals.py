@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bakthat import backends, models
-    from bakthat.backends import glacier
+    from bakthat.backends import retrieval
     from bakthat.commands._common import print_json, print_table
     from bakthat.conf import get_profile
     from bakthat.utils import local_time
@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     models.bind_settings(settings)
     backend = None
     destination = args.destination or settings.get("default_destination")
-    if destination in ("s3", "glacier"):
+    if destination and backends.get_backend_class(destination).archive_retrievals:
         backend = backends.get_backend(destination, settings)
-    rows = glacier.retrievals(backend, refresh=not args.no_refresh, include_done=args.all)
+    rows = retrieval.retrievals(backend, refresh=not args.no_refresh, include_done=args.all)
     if args.json:
         print_json(
             [

@@ -6,7 +6,7 @@ import pytest
 
 from bakthat import models
 from bakthat.backends import get_backend
-from bakthat.backends.glacier import VaultBackend
+from bakthat.backends.vault import VaultBackend
 from tests.backends.conformance import BackendConformance
 from tests.backends.conftest import s3_client
 
@@ -42,7 +42,7 @@ import io  # noqa: E402
 import os  # noqa: E402
 
 import bakthat  # noqa: E402
-from bakthat.backends import glacier  # noqa: E402
+from bakthat.backends import _vault_transfer, glacier, retrieval, s3, vault  # noqa: E402
 from bakthat.errors import RetrievalPendingError  # noqa: E402
 from tests.conftest import snapshot  # noqa: E402
 
@@ -69,12 +69,12 @@ def test_restore_requests_a_retrieval_then_a_later_restore_downloads(aws, tree, 
         bakthat.restore("mydir", destination="glacier", conf=archive_conf(retrieval_tier="Bulk"), target=str(target), prompt="no")
     assert "--wait" in str(caught.value) and "bakthat retrievals" in str(caught.value)
     assert not target.exists() or list(target.iterdir()) == []
-    pending = glacier.retrievals(include_done=True)
+    pending = retrieval.retrievals(include_done=True)
     assert [(r.status, r.tier, r.kind) for r in pending] == [("pending", "Bulk", "s3-restore")]
     # moto finishes restores at once: the next restore downloads
     bakthat.restore("mydir", destination="glacier", conf=archive_conf(), target=str(target), prompt="no")
     assert snapshot(target / "mydir") == snapshot(tree)
-    assert [r.status for r in glacier.retrievals(include_done=True)] == ["ready"]
+    assert [r.status for r in retrieval.retrievals(include_done=True)] == ["ready"]
     home = os.path.expanduser("~")
     with open(os.path.join(home, ".bakthat.yml"), "w") as handle:
         handle.write("default:\n  s3_bucket: cold-bucket\n")
@@ -105,7 +105,7 @@ def test_glacier_ir_reads_directly(aws, tree, tmp_path):
     row = bakthat.backup(str(tree), destination="glacier", conf=settings, prompt="no")
     assert s3_client().head_object(Bucket="cold-bucket", Key=row.stored_filename)["StorageClass"] == "GLACIER_IR"
     bakthat.restore("mydir", destination="glacier", conf=settings, target=str(tmp_path / "out"), prompt="no")
-    assert glacier.retrievals(include_done=True) == []
+    assert retrieval.retrievals(include_done=True) == []
 
 
 def test_deep_archive_has_no_expedited_tier(aws, caplog):
@@ -117,9 +117,9 @@ def test_deep_archive_has_no_expedited_tier(aws, caplog):
 
 
 def test_the_restore_header_is_parsed():
-    assert glacier.restore_state(None) == (None, None)
-    assert glacier.restore_state('ongoing-request="true"') == ("ongoing", None)
-    state, expiry = glacier.restore_state('ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"')
+    assert s3.restore_state(None) == (None, None)
+    assert s3.restore_state('ongoing-request="true"') == ("ongoing", None)
+    state, expiry = s3.restore_state('ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"')
     assert state == "ready" and expiry == 1356048000
 
 
@@ -139,18 +139,18 @@ VAULT_CONF = {
 
 def test_a_vault_backup_is_restored_in_two_steps(aws, tree, tmp_path):
     row = bakthat.backup(str(tree), destination="glacier", conf=VAULT_CONF, prompt="no")
-    archive = glacier.GlacierArchives.get(glacier.GlacierArchives.key == row.stored_filename)
+    archive = vault.GlacierArchives.get(vault.GlacierArchives.key == row.stored_filename)
     assert archive.vault == "yourvault" and archive.archive_id and archive.sha256 == row.sha256
     target = tmp_path / "out"
     with pytest.raises(RetrievalPendingError, match="archived in vault"):
         bakthat.restore("mydir", destination="glacier", conf=VAULT_CONF, target=str(target), prompt="no")
-    jobs = glacier.retrievals(include_done=True)
+    jobs = retrieval.retrievals(include_done=True)
     assert [(job.kind, job.status) for job in jobs] == [("vault-job", "pending")] and jobs[0].job_id
     bakthat.restore("mydir", destination="glacier", conf=VAULT_CONF, target=str(target), prompt="no", wait=True)
     assert snapshot(target / "mydir") == snapshot(tree)
-    assert [job.status for job in glacier.retrievals(include_done=True)] == ["ready"]
+    assert [job.status for job in retrieval.retrievals(include_done=True)] == ["ready"]
     bakthat.delete("mydir", destination="glacier", conf=VAULT_CONF)
-    assert glacier.GlacierArchives.select().count() == 0
+    assert vault.GlacierArchives.select().count() == 0
 
 
 def test_the_vault_mode_can_be_turned_off(aws):
@@ -176,14 +176,14 @@ class FakeVault:
     def upload_multipart_part(self, vaultName, uploadId, range, checksum, body):
         start, end = (int(x) for x in range.split()[1].split("/")[0].split("-"))
         assert end - start + 1 == len(body) and (len(body) == self.part_size or True)
-        assert checksum == glacier.tree_hash(glacier.leaf_hashes(body)).hex()
+        assert checksum == _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(body)).hex()
         self.parts[start] = bytes(body)
         return {"checksum": checksum}
 
     def complete_multipart_upload(self, vaultName, uploadId, archiveSize, checksum):
         data = b"".join(self.parts[offset] for offset in sorted(self.parts))
         assert int(archiveSize) == len(data)
-        assert checksum == glacier.tree_hash(glacier.leaf_hashes(data)).hex()
+        assert checksum == _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(data)).hex()
         self.archives["arch-1"] = data
         return {"archiveId": "arch-1", "checksum": checksum}
 
@@ -203,7 +203,7 @@ class FakeVault:
             "body": io.BytesIO(data),
             "status": 206,
             "contentRange": f"bytes {start}-{end}/*",
-            "checksum": glacier.tree_hash(glacier.leaf_hashes(data)).hex(),
+            "checksum": _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(data)).hex(),
         }
 
 
@@ -254,6 +254,6 @@ def test_an_s3_object_in_an_archive_class_is_restored_the_same_way(aws, tree, tm
     with pytest.raises(RetrievalPendingError, match="DEEP_ARCHIVE"):
         bakthat.restore("mydir", destination="s3", conf=settings, target=str(tmp_path / "out"), prompt="no")
     store = get_backend("s3", settings)
-    assert [row.status for row in glacier.retrievals(store, include_done=True)] == ["ready"]
+    assert [row.status for row in retrieval.retrievals(store, include_done=True)] == ["ready"]
     bakthat.restore("mydir", destination="s3", conf=settings, target=str(tmp_path / "out"), prompt="no")
     assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)

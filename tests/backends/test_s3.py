@@ -20,7 +20,9 @@ import pytest
 
 import bakthat
 from bakthat import backends, models
-from bakthat.backends import get_backend, s3
+from bakthat.backends import _s3_transfer, get_backend, s3
+from bakthat.backends._config import parse_size
+from bakthat.commands.cleanup_uploads import abort_stale_uploads
 from bakthat.errors import ConfigError, IntegrityError, StorageError
 from tests.backends.conformance import BackendConformance, InterruptingReader
 from tests.backends.conftest import s3_client
@@ -167,7 +169,7 @@ def test_part_sizes_grow_so_a_stream_of_unknown_length_fits_in_10000_parts(backe
         sizes.append(upload._current_part_size() // MiB)
     upload.abort()
     assert sizes == [16, 16, 32, 96, 160]
-    total = sum(16 * MiB * (1 + n // s3.PART_GROWTH_EVERY) for n in range(s3.MAX_PARTS))
+    total = sum(16 * MiB * (1 + n // _s3_transfer.PART_GROWTH_EVERY) for n in range(_s3_transfer.MAX_PARTS))
     assert total > 800 * 10**9
 
 
@@ -282,7 +284,7 @@ def test_stale_multipart_uploads_are_listed_then_aborted(aws, capsys, cli_main):
     client = s3_client()
     client.create_multipart_upload(Bucket=BUCKET, Key="pre/killed.tar.zst")
     client.create_multipart_upload(Bucket=BUCKET, Key="elsewhere/not-ours")
-    stale = s3.cleanup_uploads(store, older_than=3600, dry_run=True)
+    stale = abort_stale_uploads(store, older_than=3600, dry_run=True)
     assert [upload.key for upload in stale] == ["killed.tar.zst"]
     assert len(uploads_in_progress()) == 2
     (aws_home := os.path.expanduser("~")) and open(os.path.join(aws_home, ".bakthat.yml"), "w").write(
@@ -362,7 +364,7 @@ def test_bad_settings_are_config_errors():
         s3.Backend({"s3_bucket": "b", "part_size": "1MiB"})
     with pytest.raises(ConfigError):
         s3.Backend({"s3_bucket": "b", "storage_class": "COLD"})
-    assert s3.parse_size("64MB", 0) == 64 * MiB and s3.parse_size(5 * MiB, 0) == 5 * MiB
+    assert parse_size("64MB", 0) == 64 * MiB and parse_size(5 * MiB, 0) == 5 * MiB
 
 
 # --------------------------------------------------------------------------- secrets and imports
