@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bakthat.backends import base
 from bakthat.backends._progress import Progress
-from bakthat.backends.swift import SHA256_HEADER, Cancelled, _listing_time, status_of, translate_error
+from bakthat.backends._swift_http import SHA256_HEADER, Cancelled, listing_time, status_of, translate_error
 from bakthat.errors import IntegrityError, StorageError
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def stale_uploads(backend: Backend, older_than: float = 0) -> list[StaleUpload]:
         key, upload_id, _index = parts
         group = groups.setdefault((key, upload_id), StaleUpload(key, upload_id, 0.0, []))
         group.segments.append(item["name"])
-        group.initiated = max(group.initiated, _listing_time(item.get("last_modified")) or 0.0)
+        group.initiated = max(group.initiated, listing_time(item.get("last_modified")) or 0.0)
     stale = [group for group in groups.values() if group.initiated <= limit and not _referenced(backend, group)]
     return sorted(stale, key=lambda group: group.initiated)
 

@@ -55,7 +55,9 @@ from typing import IO, Any
 from bakthat.backends import _redact, base
 from bakthat.backends._config import parse_size
 from bakthat.backends._progress import Progress
-from bakthat.backends._retry import RetryPolicy, call_with_retries, is_transient
+from bakthat.backends._retry import RetryPolicy, call_with_retries
+from bakthat.backends._swift_http import SHA256_HEADER, Cancelled, listing_time, status_of, timestamp, transient, translate_error
+from bakthat.backends._swift_upload import SwiftUpload, stale_uploads
 from bakthat.conf import Setting
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StorageError
 
@@ -64,7 +66,6 @@ log = logging.getLogger("bakthat.backends")
 MiB = 1 << 20
 MIN_SEGMENT_SIZE = MiB
 MAX_SEGMENT_SIZE = 5 * 1024 * MiB
-SHA256_HEADER = "x-object-meta-bakthat-sha256"
 READ_CHUNK = MiB
 
 SETTINGS: dict[str, Setting] = {
@@ -102,50 +103,6 @@ _OS_OPTIONS = {
     "swift_region_name": "region_name",
     "swift_endpoint_type": "endpoint_type",
 }
-
-
-def status_of(exc: BaseException) -> int:
-    """Return the HTTP status of a swiftclient ClientException, else 0."""
-    return int(getattr(exc, "http_status", 0) or 0)
-
-
-def _transient(exc: BaseException) -> bool:
-    """Return True for a failure worth another attempt: a broken connection, a timeout,
-    408/429/498, a 5xx, or 422 (the bytes were damaged in transit; we still hold them)."""
-    status = status_of(exc)
-    if status in (408, 422, 429, 498) or status >= 500:
-        return True
-    if type(exc).__name__ == "ClientException":
-        return status == 0 and "timed out" in str(exc).lower()
-    return is_transient(exc) or any(cls.__name__ in ("RequestException", "Timeout", "OSError") for cls in type(exc).__mro__)
-
-
-class Cancelled(Exception):
-    """A request skipped because its upload is being aborted (never retried)."""
-
-
-def translate_error(exc: BaseException, action: str, what: str) -> BaseException:
-    """Given a swiftclient (or connection) exception, return the bakthat error to raise.
-
-    Messages name the action, the object and the HTTP status; never a credential.
-    """
-    if isinstance(exc, (StorageError, NotFoundError, ConfigError, IntegrityError)):
-        return exc
-    status = status_of(exc)
-    if status == 404:
-        return NotFoundError(f"{action} {what}: not found (404)")
-    if status == 412:
-        return AlreadyExistsError(f"{action} {what}: the object exists ({status}); nothing was replaced")
-    if status in (401, 403):
-        return StorageError(f"{action} {what}: access denied ({status}); check auth_url, access_key and secret_key")
-    if status == 422:
-        return IntegrityError(f"{action} {what}: Swift found the data damaged in transit (422), even after retries")
-    text = str(exc)
-    if "keystoneclient" in text:
-        return ConfigError("auth_version 2 and 3 need python-keystoneclient: pip install python-keystoneclient")
-    if status:
-        return StorageError(f"{action} {what} failed (HTTP {status})")
-    return StorageError(f"{action} {what} failed ({type(exc).__name__}); cannot reach Swift?")
 
 
 class SwiftReader(io.RawIOBase):
@@ -189,7 +146,7 @@ class SwiftReader(io.RawIOBase):
                 break
             except Exception as exc:  # noqa: BLE001 - classified just below
                 attempt += 1
-                if attempt >= self.backend.retry_policy.attempts or not _transient(exc):
+                if attempt >= self.backend.retry_policy.attempts or not transient(exc):
                     raise translate_error(exc, "reading", self.backend.describe(self.key)) from None
                 log.debug("read of %s broke at byte %d (%s); resuming", self.key, self.position, type(exc).__name__)
                 time.sleep(self.backend.retry_policy.delay(attempt))
@@ -344,7 +301,7 @@ class Backend(base.Backend):
             try:
                 return operation(connection)
             except Exception as exc:
-                if _transient(exc):  # its HTTP connection may be broken: start afresh
+                if transient(exc):  # its HTTP connection may be broken: start afresh
                     self._local.connection = None
                 raise
             finally:
@@ -353,7 +310,7 @@ class Backend(base.Backend):
         try:
             return call_with_retries(
                 attempt, what, self.retry_policy,
-                retryable=lambda exc: not isinstance(exc, Cancelled) and _transient(exc), stop=stop,
+                retryable=lambda exc: not isinstance(exc, Cancelled) and transient(exc), stop=stop,
             )
         except Exception as exc:
             if not translate or isinstance(exc, Cancelled):
@@ -439,7 +396,7 @@ class Backend(base.Backend):
                 self.delete(key)
             finally:
                 raise IntegrityError(f"{self.describe(key)}: Swift holds {stored} bytes, {size} were sent; removed")
-        return base.ObjectInfo(key, stored, _timestamp(head), {"etag": head.get("etag", ""), "sha256": digest})
+        return base.ObjectInfo(key, stored, timestamp(head), {"etag": head.get("etag", ""), "sha256": digest})
 
     def delete_segments(self, names: list[str]) -> list[str]:
         """Delete these objects of the segments container (already gone is fine); return those left."""
@@ -461,8 +418,6 @@ class Backend(base.Backend):
 
         Raise AlreadyExistsError at once if it exists.
         """
-        from bakthat.backends._swift_upload import SwiftUpload
-
         self.check_key(key)
         if self.exists(key):
             raise AlreadyExistsError(f"{self.describe(key)} already exists; nothing was replaced")
@@ -476,7 +431,7 @@ class Backend(base.Backend):
         head = self.head(key)
         metadata = {name[len("x-object-meta-"):]: value for name, value in head.items() if name.startswith("x-object-meta-")}
         metadata["etag"] = head.get("etag", "")
-        return base.ObjectInfo(key, int(head.get("content-length") or 0), _timestamp(head), metadata)
+        return base.ObjectInfo(key, int(head.get("content-length") or 0), timestamp(head), metadata)
 
     def list(self, prefix: str = "") -> Iterator[base.ObjectInfo]:
         try:
@@ -490,7 +445,7 @@ class Backend(base.Backend):
                 return
             raise translate_error(exc, "listing", f"swift://{self.container_name}/{prefix}") from None
         for item in sorted(items, key=lambda item: item["name"]):
-            yield base.ObjectInfo(item["name"], int(item.get("bytes") or 0), _listing_time(item.get("last_modified")), {"etag": item.get("hash", "")})
+            yield base.ObjectInfo(item["name"], int(item.get("bytes") or 0), listing_time(item.get("last_modified")), {"etag": item.get("hash", "")})
 
     def delete(self, key: str) -> None:
         """Delete ``key`` (with its segments when it is a large object); NotFoundError if missing."""
@@ -504,8 +459,6 @@ class Backend(base.Backend):
 
     def stale_uploads(self, older_than: float = 0) -> list[Any]:
         """Return the segment groups no manifest references, last written over ``older_than`` s ago."""
-        from bakthat.backends._swift_upload import stale_uploads
-
         return stale_uploads(self, older_than)
 
     def abort_upload(self, upload: Any) -> None:
@@ -528,21 +481,3 @@ class Backend(base.Backend):
 
             path = generate_temp_url(path, int(expires_in), str(temp_key), "GET")
         return f"{storage.scheme}://{storage.netloc}{path}"
-
-def _timestamp(head: dict[str, str]) -> float | None:
-    try:
-        return float(head["x-timestamp"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _listing_time(text: str | None) -> float | None:
-    """Given a container listing's ``last_modified`` (ISO, UTC, no zone), return Unix time."""
-    if not text:
-        return None
-    from datetime import datetime, timezone
-
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
