@@ -389,7 +389,9 @@ def profile_problems(raw: Mapping[Any, Any], schema: Mapping[str, Setting] | Non
 
 
 def _entry_point_settings() -> dict[str, Setting]:
-    """Return the SETTINGS of third-party backends (entry points ``bakthat.backends``).
+    """Return the SETTINGS of third-party backends: those of the entry points
+    ``bakthat.backends`` and those registered in this process
+    (:func:`bakthat.backends.register`).
 
     Only looked at when a profile has a key the built-in modules do not declare, so the
     common case loads no third-party code.
@@ -397,13 +399,16 @@ def _entry_point_settings() -> dict[str, Setting]:
     import sys
     from importlib.metadata import entry_points
 
-    found: dict[str, Setting] = {}
+    from bakthat.backends import registry
+
+    classes: list[Any] = list(registry.values())
     for entry in entry_points(group="bakthat.backends"):
         try:
-            loaded = entry.load()
+            classes.append(entry.load())
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the real error
             log.debug("backend entry point %s not loaded: %s", entry.name, exc)
-            continue
+    found: dict[str, Setting] = {}
+    for loaded in classes:
         module = sys.modules.get(getattr(loaded, "__module__", ""), None)
         declared = getattr(module, "SETTINGS", None)
         if isinstance(declared, Mapping):

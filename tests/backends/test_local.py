@@ -10,7 +10,7 @@ import pytest
 from bakthat.backends import get_backend
 from bakthat.backends.local import TEMP_DIR
 from bakthat.errors import ConfigError
-from tests.backends.conformance import BackendConformance
+from bakthat.testing.conformance import BackendConformance
 
 
 @pytest.fixture

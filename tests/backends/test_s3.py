@@ -24,7 +24,7 @@ from bakthat.backends import _s3_transfer, get_backend, s3
 from bakthat.backends._config import parse_size
 from bakthat.commands.cleanup_uploads import abort_stale_uploads
 from bakthat.errors import ConfigError, IntegrityError, StorageError
-from tests.backends.conformance import BackendConformance, InterruptingReader
+from bakthat.testing.conformance import BackendConformance, InterruptingReader
 from tests.backends.conftest import s3_client
 from tests.conftest import ROOT
 

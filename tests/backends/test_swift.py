@@ -25,7 +25,7 @@ import bakthat
 from bakthat import backends, models
 from bakthat.backends import get_backend, swift
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, StorageError
-from tests.backends.conformance import BackendConformance, InterruptingReader
+from bakthat.testing.conformance import BackendConformance, InterruptingReader
 from tests.conftest import run_cli, snapshot
 from tests.services import swift_connection, swift_names, unavailable
 

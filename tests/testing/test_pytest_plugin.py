@@ -33,12 +33,14 @@ def test_the_plugin_is_declared_as_the_pytest11_entry_point_named_bakthat():
     assert entry.load().__name__ == "bakthat.testing.pytest_plugin"
 
 
-def test_the_third_party_plugin_tests_pass_with_the_kit_alone():
+def test_the_third_party_plugin_and_backend_tests_pass_with_the_kit_alone():
     installed_entry_point()
     # --confcutdir keeps bakthat's own tests/conftest.py (and its fixtures) out
-    result = run_pytest("--confcutdir", str(ROOT / "tests" / "third_party"), "tests/third_party", cwd=ROOT)
+    result = run_pytest("-rA", "--confcutdir", str(ROOT / "tests" / "third_party"), "tests/third_party", cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert result.stdout.count("PASSED tests/third_party/test_bakthat_audit.py::") == 3
+    assert "PASSED tests/third_party/test_bakthat_sqlitestore.py::test_a_backup_to_the_sqlite_store_restores_byte_for_byte" in result.stdout
+    assert "PASSED tests/third_party/test_bakthat_sqlitestore.py::TestSqliteStoreConformance::" in result.stdout
 
 
 def test_without_the_plugin_the_fixtures_do_not_exist(tmp_path):
