@@ -31,6 +31,10 @@ def server_url() -> str:
     if "url" not in _server:
         from moto.server import ThreadedMotoServer
 
+        from tests.backends import moto_glacier
+
+        moto_glacier.install()  # multipart uploads and ranged job output for the vault tests
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
         port = _free_port()

@@ -7,7 +7,7 @@ import pytest
 from bakthat import models
 from bakthat.backends import get_backend
 from bakthat.backends.vault import VaultBackend
-from tests.backends.conformance import BackendConformance
+from bakthat.testing.conformance import BackendConformance
 from tests.backends.conftest import s3_client
 
 
@@ -105,6 +105,7 @@ def test_glacier_ir_reads_directly(aws, tree, tmp_path):
     row = bakthat.backup(str(tree), destination="glacier", conf=settings, prompt="no")
     assert s3_client().head_object(Bucket="cold-bucket", Key=row.stored_filename)["StorageClass"] == "GLACIER_IR"
     bakthat.restore("mydir", destination="glacier", conf=settings, target=str(tmp_path / "out"), prompt="no")
+    assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)
     assert retrieval.retrievals(include_done=True) == []
 
 
@@ -175,13 +176,18 @@ class FakeVault:
 
     def upload_multipart_part(self, vaultName, uploadId, range, checksum, body):
         start, end = (int(x) for x in range.split()[1].split("/")[0].split("-"))
-        assert end - start + 1 == len(body) and (len(body) == self.part_size or True)
+        assert end - start + 1 == len(body) <= self.part_size
+        assert start % self.part_size == 0, "a part starts at a multiple of the part size"
         assert checksum == _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(body)).hex()
         self.parts[start] = bytes(body)
         return {"checksum": checksum}
 
     def complete_multipart_upload(self, vaultName, uploadId, archiveSize, checksum):
-        data = b"".join(self.parts[offset] for offset in sorted(self.parts))
+        offsets = sorted(self.parts)
+        # As Glacier: every part but the last is exactly partSize, and they follow each other.
+        assert all(len(self.parts[offset]) == self.part_size for offset in offsets[:-1])
+        assert offsets == [index * self.part_size for index in range(len(offsets))]
+        data = b"".join(self.parts[offset] for offset in offsets)
         assert int(archiveSize) == len(data)
         assert checksum == _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(data)).hex()
         self.archives["arch-1"] = data
@@ -239,6 +245,92 @@ def test_a_damaged_vault_range_is_an_integrity_error(catalog):
     fake.get_job_output = lying
     with pytest.raises(IntegrityError), store.open_read("big") as stream:
         stream.read()
+
+
+class Recording:
+    """Wrap a boto3 Glacier client; record each call's name, arguments and response (all over HTTP)."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls = []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(**kwargs):
+            response = method(**kwargs)
+            self.calls.append((name, {k: v for k, v in kwargs.items() if k != "body"}, response))
+            return response
+
+        return call
+
+    def named(self, name):
+        return [(arguments, response) for called, arguments, response in self.calls if called == name]
+
+
+def small_parts_vault():
+    return get_backend(
+        "glacier",
+        {"glacier_vault": "parts", "vault_part_size": "1MiB", "vault_chunk_size": "1MiB", "retrieval_tier": "Expedited",
+         "retrieval_wait": True, "retrieval_poll_interval": 0.05},
+    )
+
+
+def test_a_vault_archive_goes_up_in_tree_hashed_parts_and_down_in_ranges_on_the_server(aws, catalog):
+    store = small_parts_vault()
+    store.client = recording = Recording(store.client)
+    data = os.urandom(5 * MiB + 12345)  # six 1 MiB leaves: the tree hash has an odd level
+    parts = 6
+    store.put("big", io.BytesIO(data))
+    ranges = [arguments["range"] for arguments, _ in recording.named("upload_multipart_part")]
+    assert ranges == [f"bytes {n * MiB}-{min((n + 1) * MiB, len(data)) - 1}/*" for n in range(parts)]
+    assert [arguments["partSize"] for arguments, _ in recording.named("initiate_multipart_upload")] == [str(MiB)]
+    (completed, response), = recording.named("complete_multipart_upload")
+    assert completed["archiveSize"] == str(len(data))
+    assert response["checksum"] == completed["checksum"]  # the server's tree hash of what it received
+    with store.open_read("big") as stream:
+        assert hashlib.sha256(stream.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+    outputs = recording.named("get_job_output")
+    assert [arguments["range"] for arguments, _ in outputs] == [
+        f"bytes={n * MiB}-{min((n + 1) * MiB, len(data)) - 1}" for n in range(parts)
+    ]
+    assert all(response["contentRange"] and response["checksum"] for _, response in outputs)
+
+
+def test_a_vault_archive_damaged_at_rest_is_an_integrity_error(aws, catalog):
+    from moto.glacier.models import glacier_backends
+
+    from bakthat.errors import IntegrityError
+
+    store = small_parts_vault()
+    store.put("big", io.BytesIO(os.urandom(2 * MiB + 1)))
+    archive_id = store.stat("big").metadata["archive_id"]
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    archives = glacier_backends[DEFAULT_ACCOUNT_ID][store.region].vaults["parts"].archives
+    body = bytearray(archives[archive_id]["body"])
+    body[MiB + 7] ^= 0xFF  # in the second 1 MiB range: its tree hash, made by the server, matches
+    archives[archive_id]["body"] = bytes(body)
+    with pytest.raises(IntegrityError, match="SHA-256 mismatch"), store.open_read("big") as stream:
+        stream.read()
+
+
+def test_the_server_refuses_parts_that_break_glacier_rules(aws):
+    """The server the vault tests talk to checks part sizes and tree hashes, as Glacier does."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("glacier", region_name="us-east-1", endpoint_url=aws)
+    client.create_vault(vaultName="rules")
+    with pytest.raises(ClientError, match="invalid part size"):
+        client.initiate_multipart_upload(vaultName="rules", partSize=str(3 * MiB))
+    upload = client.initiate_multipart_upload(vaultName="rules", partSize=str(MiB))["uploadId"]
+    part = os.urandom(MiB)
+    wrong = _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(part[::-1])).hex()
+    with pytest.raises(ClientError, match="tree hash"):
+        client.upload_multipart_part(vaultName="rules", uploadId=upload, range=f"bytes 0-{MiB - 1}/*", checksum=wrong, body=part)
+    with pytest.raises(ClientError, match="bad part range"):
+        client.upload_multipart_part(vaultName="rules", uploadId=upload, range="bytes 5-10/*", checksum=wrong, body=part[:6])
 
 
 def test_vault_part_size_must_be_a_power_of_two():
