@@ -18,12 +18,15 @@ import errno
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from bakthat.atomic import fsync_directory
 from bakthat.backends import base
+from bakthat.backends._config import setting_value
+from bakthat.conf import SETTINGS as CORE_SETTINGS
 from bakthat.errors import AlreadyExistsError, ConfigError, NotFoundError, StorageError
 from bakthat.process import pid_alive
 
@@ -93,15 +96,30 @@ class LocalUpload(base.Upload):
             pass
 
 
+@dataclass(frozen=True)
+class LocalConfig:
+    """What the local store reads from a profile: its root directory, absolute."""
+
+    root: Path
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> LocalConfig:
+        """Given profile settings, return the config (``local_path`` is a core key,
+        declared with its default in :data:`bakthat.conf.SETTINGS`)."""
+        path = setting_value(settings, CORE_SETTINGS, "local_path")
+        return cls(Path(os.path.expanduser(str(path))).absolute())
+
+
 class Backend(base.Backend):
     """Store objects as files under a local directory."""
 
     name = "local"
     cheap_reads = True
 
-    def __init__(self, conf: dict[str, Any]):
+    def __init__(self, conf: Mapping[str, Any]):
         super().__init__(conf)
-        self.root = Path(os.path.expanduser(str(conf.get("local_path") or "~/.bakthat_store"))).absolute()
+        self.config = LocalConfig.from_settings(conf)
+        self.root = self.config.root
 
     @property
     def container(self) -> str:

@@ -35,7 +35,10 @@ Durability contract:
   (``multipart-manifest=delete``).
 
 The upload half (segments, manifests, stale segment groups) is in
-:mod:`bakthat.backends._swift_upload`.  swiftclient is imported only when a connection
+:mod:`bakthat.backends._swift_upload`, the verified read in
+:mod:`bakthat.backends._swift_read`, statuses and errors in
+:mod:`bakthat.backends._swift_http`; the profile is read once into
+:class:`SwiftConfig`.  swiftclient is imported only when a connection
 is first needed.  Requests are retried
 here (``swift_retries`` attempts, backoff with jitter) on connection errors, timeouts
 and 5xx answers; swiftclient's own retries are off, except its re-authentication on 401.
@@ -44,19 +47,18 @@ and 5xx answers; swiftclient's own retries are off, except its re-authentication
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from bakthat.backends import _redact, base
-from bakthat.backends._config import parse_size
-from bakthat.backends._progress import Progress
+from bakthat.backends._config import parse_size, positive_int, setting_value
 from bakthat.backends._retry import RetryPolicy, call_with_retries
 from bakthat.backends._swift_http import SHA256_HEADER, Cancelled, listing_time, status_of, timestamp, transient, translate_error
+from bakthat.backends._swift_read import READ_CHUNK, SwiftReader
 from bakthat.backends._swift_upload import SwiftUpload, stale_uploads
 from bakthat.conf import Setting
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StorageError
@@ -66,7 +68,6 @@ log = logging.getLogger("bakthat.backends")
 MiB = 1 << 20
 MIN_SEGMENT_SIZE = MiB
 MAX_SEGMENT_SIZE = 5 * 1024 * MiB
-READ_CHUNK = MiB
 
 SETTINGS: dict[str, Setting] = {
     "auth_url": Setting(str, None, "Swift authentication URL (0.6 key): .../auth/v1.0, or a Keystone .../v2.0 or .../v3", required_for=("swift",)),
@@ -105,102 +106,72 @@ _OS_OPTIONS = {
 }
 
 
-class SwiftReader(io.RawIOBase):
-    """A verified, resumable read of one object (see the module docstring)."""
+@dataclass(frozen=True)
+class SwiftConfig:
+    """Everything the Swift backend reads from a profile, checked, with the defaults applied."""
 
-    def __init__(self, backend: Backend, key: str, headers: dict[str, str], body: Any):
-        super().__init__()
-        self.backend = backend
-        self.key = key
-        self._body = body
-        self.etag = str(headers.get("etag", ""))
-        self.metadata = {name[len("x-object-meta-"):]: value for name, value in headers.items() if name.startswith("x-object-meta-")}
-        self.size = int(headers.get("content-length") or 0)
-        self._expected_sha256 = headers.get(SHA256_HEADER)
-        large = str(headers.get("x-static-large-object", "")).lower() == "true" or "x-object-manifest" in headers
-        self._expected_md5 = None if (self._expected_sha256 or large) else self.etag.strip('"')
-        self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5() if self._expected_md5 else None  # noqa: S324 - integrity
-        self.position = 0
-        self._verified = False
-        self._progress = Progress("Download", self.size or None, backend.progress)
+    auth_url: str
+    user: str
+    key: str = field(repr=False)
+    container: str
+    auth_version: str = "1.0"
+    segment_container: str = ""
+    segment_size: int = 32 * MiB
+    concurrency: int = 2
+    retries: int = 5
+    timeout: float = 60
+    insecure: bool = False
+    cacert: str | None = None
+    os_options: dict[str, str] = field(default_factory=dict)
+    temp_url_key: str | None = field(default=None, repr=False)
 
-    def readable(self) -> bool:
-        return True
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> SwiftConfig:
+        """Given profile settings, return the Swift config.  Raise ConfigError naming the
+        key if one is missing or out of range."""
 
-    def _resume(self) -> None:
-        self._body.close()
-        _headers, self._body = self.backend.get_object(
-            self.key, headers={"Range": f"bytes={self.position}-", "If-Match": self.etag}
+        def value(name: str) -> Any:
+            return setting_value(settings, SETTINGS, name)
+
+        auth_url = value("auth_url")
+        if not auth_url:
+            raise ConfigError("destination swift needs auth_url in the profile")
+        version = str(value("auth_version")).strip()
+        auth_version = {"1": "1.0", "1.0": "1.0", "2": "2.0", "2.0": "2.0", "3": "3", "3.0": "3"}.get(version)
+        if auth_version is None:
+            raise ConfigError(f"auth_version must be 1, 2 or 3, not {version!r}")
+        # access_key, secret_key and s3_bucket are 0.6 keys (no default) shared with S3.
+        user, key = str(settings.get("access_key") or ""), str(settings.get("secret_key") or "")
+        if not user or not key:
+            raise ConfigError("destination swift needs access_key (the user, ACCOUNT:USER for auth v1) and secret_key")
+        container = value("swift_container") or settings.get("s3_bucket")
+        if not container:
+            raise ConfigError("destination swift needs swift_container (or s3_bucket, as 0.6) in the profile")
+        segment_container = str(value("swift_segment_container") or f"{container}_segments")
+        if "/" in str(container) or "/" in segment_container:
+            raise ConfigError("Swift container names cannot contain '/'")
+        timeout = float(value("swift_timeout"))
+        if timeout <= 0:
+            raise ConfigError(f"swift_timeout must be a positive number of seconds, not {timeout:g}")
+        segment_size = parse_size(value("swift_segment_size"), 0)
+        if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
+            raise ConfigError(f"swift_segment_size must be between 1 MiB and 5 GiB, not {segment_size} bytes")
+        return cls(
+            auth_url=str(auth_url),
+            user=user,
+            key=key,
+            container=str(container),
+            auth_version=auth_version,
+            segment_container=segment_container,
+            segment_size=segment_size,
+            concurrency=positive_int("swift_concurrency", value("swift_concurrency"), 1, 32),
+            retries=positive_int("swift_retries", value("swift_retries")),
+            timeout=timeout,
+            insecure=bool(value("swift_insecure")),
+            cacert=value("swift_cacert"),
+            os_options={option: str(settings[key]) for key, option in _OS_OPTIONS.items() if settings.get(key)},
+            temp_url_key=value("swift_temp_url_key"),
         )
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._verified:
-            return b""
-        if size is None or size < 0:
-            return self.readall()
-        attempt = 0
-        while True:
-            try:
-                data = self._body.read(size)
-                break
-            except Exception as exc:  # noqa: BLE001 - classified just below
-                attempt += 1
-                if attempt >= self.backend.retry_policy.attempts or not transient(exc):
-                    raise translate_error(exc, "reading", self.backend.describe(self.key)) from None
-                log.debug("read of %s broke at byte %d (%s); resuming", self.key, self.position, type(exc).__name__)
-                time.sleep(self.backend.retry_policy.delay(attempt))
-                try:
-                    self._resume()
-                except Exception as resume_exc:  # noqa: BLE001
-                    if status_of(resume_exc) == 412:
-                        raise IntegrityError(f"{self.backend.describe(self.key)} changed while it was being read") from None
-                    raise translate_error(resume_exc, "reading", self.backend.describe(self.key)) from None
-        if data:
-            self._sha256.update(data)
-            if self._md5 is not None:
-                self._md5.update(data)
-            self.position += len(data)
-            self._progress.update(len(data))
-            if self.position > self.size:
-                raise IntegrityError(f"{self.backend.describe(self.key)}: more bytes than the object's {self.size}")
-        if not data or self.position == self.size:
-            self._verify()
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        chunks = []
-        while chunk := self.read(READ_CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _verify(self) -> None:
-        if self._verified:
-            return
-        self._verified = True
-        described = self.backend.describe(self.key)
-        if self.position != self.size:
-            raise IntegrityError(f"{described}: read {self.position} bytes, the object has {self.size}")
-        if self._expected_sha256 and self._expected_sha256 != self._sha256.hexdigest():
-            raise IntegrityError(f"{described}: SHA-256 mismatch; the object is damaged (in transit or at rest)")
-        if self._md5 is not None and self._expected_md5 != self._md5.hexdigest():
-            raise IntegrityError(f"{described}: MD5 mismatch with its ETag; the object is damaged (in transit or at rest)")
-        self._progress.finish()
-
-    def hexdigest(self) -> str:
-        return self._sha256.hexdigest()
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._body.close()
-            finally:
-                super().close()
 
 
 class Backend(base.Backend):
@@ -210,36 +181,21 @@ class Backend(base.Backend):
     cheap_reads = False
     lists_stale_uploads = True
 
-    def __init__(self, conf: dict[str, Any]):
+    def __init__(self, conf: Mapping[str, Any]):
         super().__init__(conf)
-        self.auth_url = str(conf.get("auth_url") or "")
-        if not self.auth_url:
-            raise ConfigError("destination swift needs auth_url in the profile")
-        version = str(conf.get("auth_version") or "1").strip()
-        self.auth_version = {"1": "1.0", "1.0": "1.0", "2": "2.0", "2.0": "2.0", "3": "3", "3.0": "3"}.get(version)
-        if self.auth_version is None:
-            raise ConfigError(f"auth_version must be 1, 2 or 3, not {version!r}")
-        self.user = str(conf.get("access_key") or "")
-        self.key = str(conf.get("secret_key") or "")
-        if not self.user or not self.key:
-            raise ConfigError("destination swift needs access_key (the user, ACCOUNT:USER for auth v1) and secret_key")
-        _redact.protect(self.key)
-        container = conf.get("swift_container") or conf.get("s3_bucket")
-        if not container:
-            raise ConfigError("destination swift needs swift_container (or s3_bucket, as 0.6) in the profile")
-        self.container_name = str(container)
-        self.segment_container = str(conf.get("swift_segment_container") or f"{self.container_name}_segments")
-        if "/" in self.container_name or "/" in self.segment_container:
-            raise ConfigError("Swift container names cannot contain '/'")
-        self.segment_size = parse_size(conf.get("swift_segment_size"), 32 * MiB)
-        if not MIN_SEGMENT_SIZE <= self.segment_size <= MAX_SEGMENT_SIZE:
-            raise ConfigError(f"swift_segment_size must be between 1 MiB and 5 GiB, not {self.segment_size} bytes")
-        self.concurrency = int(2 if conf.get("swift_concurrency") is None else conf["swift_concurrency"])
-        if not 1 <= self.concurrency <= 32:
-            raise ConfigError("swift_concurrency must be between 1 and 32")
-        self.retry_policy = RetryPolicy(attempts=max(1, int(conf.get("swift_retries") or 5)))
-        self.timeout = float(conf.get("swift_timeout") or 60)
-        self.os_options = {option: str(conf[key]) for key, option in _OS_OPTIONS.items() if conf.get(key)}
+        self.config = SwiftConfig.from_settings(conf)
+        _redact.protect(self.config.key, self.config.temp_url_key)
+        self.auth_url = self.config.auth_url
+        self.auth_version = self.config.auth_version
+        self.user = self.config.user
+        self.key = self.config.key
+        self.container_name = self.config.container
+        self.segment_container = self.config.segment_container
+        self.segment_size = self.config.segment_size
+        self.concurrency = self.config.concurrency
+        self.retry_policy = RetryPolicy(attempts=self.config.retries)
+        self.timeout = self.config.timeout
+        self.os_options = dict(self.config.os_options)
         #: Called with the number of bytes each time a segment or a read chunk completes.
         self.progress: Callable[[int], None] | None = None
         self._max_segments: int | None = None
@@ -255,8 +211,7 @@ class Backend(base.Backend):
     @property
     def legacy_backend_hash(self) -> str | None:
         """bakthat 0.6's ``backend_hash`` of this container: SHA-512 of access_key + container."""
-        access_key = self.conf.get("access_key")
-        return hashlib.sha512(f"{access_key}{self.container_name}".encode()).hexdigest() if access_key else None
+        return hashlib.sha512(f"{self.user}{self.container_name}".encode()).hexdigest()
 
     def describe(self, key: str) -> str:
         return f"swift://{self.container_name}/{key}"
@@ -274,7 +229,6 @@ class Backend(base.Backend):
         """Return a new swiftclient Connection from the profile (tests wrap this to inject faults)."""
         from swiftclient.client import Connection
 
-        verify = self.conf.get("swift_cacert") or None
         return Connection(
             authurl=self.auth_url,
             user=self.user,
@@ -283,8 +237,8 @@ class Backend(base.Backend):
             os_options=dict(self.os_options),
             retries=0,
             timeout=self.timeout,
-            insecure=bool(self.conf.get("swift_insecure")),
-            cacert=verify,
+            insecure=self.config.insecure,
+            cacert=self.config.cacert,
         )
 
     def call(
@@ -475,7 +429,7 @@ class Backend(base.Backend):
             self.call("authenticating", lambda c: c.head_account())
         storage = urllib.parse.urlsplit(connection.url)
         path = f"{storage.path}/{urllib.parse.quote(self.container_name)}/{urllib.parse.quote(self.check_key(key))}"
-        temp_key = self.conf.get("swift_temp_url_key")
+        temp_key = self.config.temp_url_key
         if temp_key:
             from swiftclient.utils import generate_temp_url
 

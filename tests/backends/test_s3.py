@@ -367,6 +367,23 @@ def test_bad_settings_are_config_errors():
     assert parse_size("64MB", 0) == 64 * MiB and parse_size(5 * MiB, 0) == 5 * MiB
 
 
+@pytest.mark.parametrize("key", ["concurrency", "s3_max_attempts", "retrieval_days"])
+def test_a_zero_where_a_count_is_needed_names_the_key(key):
+    with pytest.raises(ConfigError, match=key):
+        s3.Backend({"s3_bucket": "b", key: 0})
+
+
+def test_the_typed_config_takes_the_declared_defaults_and_shows_no_secret():
+    store = s3.Backend({"s3_bucket": "b", "access_key": "AKIAEXAMPLE", "secret_key": "very-secret-key"})
+    config = store.config
+    assert config.part_size == parse_size(s3.SETTINGS["part_size"].default, 0) == 16 * MiB
+    assert (config.concurrency, config.checksum_mode, config.abort_incomplete_days) == (
+        s3.SETTINGS["concurrency"].default, s3.SETTINGS["checksum_mode"].default, s3.SETTINGS["s3_abort_incomplete_days"].default
+    )
+    assert config.retrieval.tier == "Standard" and config.aws.max_attempts == 5
+    assert "very-secret-key" not in repr(config) and "AKIAEXAMPLE" not in repr(config)
+
+
 # --------------------------------------------------------------------------- secrets and imports
 
 

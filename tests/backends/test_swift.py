@@ -382,12 +382,24 @@ def test_wrong_credentials_are_a_storage_error_naming_no_secret(swift_conf):
         ({"access_key": None}, "access_key"),
         ({"swift_segment_size": "100KiB"}, "swift_segment_size"),
         ({"swift_concurrency": 0}, "swift_concurrency"),
+        ({"swift_retries": 0}, "swift_retries"),
+        ({"swift_timeout": 0}, "swift_timeout"),
     ],
 )
 def test_bad_settings_are_config_errors(settings, message):
     conf = {"auth_url": "http://127.0.0.1:1/auth/v1.0", "access_key": "a:u", "secret_key": "k", "swift_container": "c", **settings}
     with pytest.raises(ConfigError, match=message):
         get_backend("swift", conf)
+
+
+def test_the_typed_config_takes_the_declared_defaults_and_shows_no_secret():
+    store = get_backend("swift", {"auth_url": "http://127.0.0.1:1/auth/v1.0", "access_key": "a:u", "secret_key": "s3cr3t-key", "s3_bucket": "c"})
+    config = store.config
+    assert config.segment_size == 32 * MiB and str(swift.SETTINGS["swift_segment_size"].default) == "32MiB"
+    assert (config.concurrency, config.retries, config.timeout) == (
+        swift.SETTINGS["swift_concurrency"].default, swift.SETTINGS["swift_retries"].default, swift.SETTINGS["swift_timeout"].default
+    )
+    assert "s3cr3t-key" not in repr(config)
 
 
 def test_the_container_comes_from_s3_bucket_as_in_06_unless_swift_container_is_set():
