@@ -34,14 +34,6 @@ ALLOWED_LAZY: dict[tuple[str, str], str] = {
 }
 #: The line count above which a module's docstring must say why it is that long.
 LONG = 500
-#: Cycles of modules being split by the backends' part of issue 11: allowed while they
-#: last, not required to exist (the split removes them).
-SPLITTING: set[tuple[str, str]] = {
-    ("bakthat.backends.s3", "bakthat.backends.glacier"),
-    ("bakthat.backends.glacier", "bakthat.backends.s3"),
-    ("bakthat.backends.swift", "bakthat.backends._swift_upload"),
-    ("bakthat.backends._swift_upload", "bakthat.backends.swift"),
-}
 
 
 def module_names(root: Path) -> dict[str, Path]:
@@ -142,7 +134,7 @@ def test_the_module_level_imports_of_bakthat_have_no_cycle():
 
 
 def test_all_imports_of_bakthat_have_no_cycle_but_through_the_allowed_lazy_edges():
-    allowed = set(ALLOWED_LAZY) | SPLITTING
+    allowed = set(ALLOWED_LAZY)
     assert cycles(graph_of(import_edges(PACKAGE), module_level_only=False, leave_out=allowed)) == []
 
 
