@@ -279,6 +279,8 @@ def backup(
             result = around_backup(ctx.settings, run_context, lambda _: _backup_work(ctx, plan, suffix, warn_unencrypted))
         else:
             result = _backup_work(ctx, plan, suffix, warn_unencrypted)
+        if publisher is not None:
+            publisher.advance(files=int(getattr(result, "file_count", 0) or 0))  # counted once the walk is over
         if publisher is not None and run is None:
             publisher.finish("partial" if (getattr(result, "metadata", None) or {}).get("partial") else "ok")
         return current.finish(result)

@@ -37,6 +37,7 @@ def test_a_plain_backup_and_restore_publish_their_run(home, tmp_path):
     restore, backup = runs()
     assert (backup["action"], backup["state"], backup["name"], backup["phase"]) == ("backup", "ok", "photos", "archive")
     assert backup["bytes_done"] >= 200_000 and backup["source"] == str(tree)
+    assert backup["files_done"] == 2  # photos/ and a.jpg
     assert (restore["action"], restore["state"], restore["name"], restore["phase"]) == (
         "restore", "ok", "photos", "restore")
     assert restore["bytes_done"] == restore["bytes_total"] > 0
