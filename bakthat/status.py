@@ -236,7 +236,10 @@ class StatusPublisher:
                     force = True
                 setattr(self.status, key, value)
             self._rate()
-            if force or self._clock() - self._last_write >= self._min_interval:
+            # With the flusher thread, only forced writes happen here: the periodic ones are
+            # the thread's, off the caller's hot path (a rename can take tens of ms on a busy disk).
+            due = self._flusher is None and self._clock() - self._last_write >= self._min_interval
+            if force or due:
                 self._write()
                 self._dirty = False
             else:
@@ -247,6 +250,9 @@ class StatusPublisher:
         with self._lock:
             self.status.bytes_done += count
             self.status.files_done += files
+            if self._flusher is not None:  # the thread computes the rate and publishes
+                self._dirty = True
+                return
             self.update()
 
     def finish(self, state: str, error: BaseException | str | None = None) -> None:
