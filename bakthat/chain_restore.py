@@ -19,10 +19,11 @@ Any error leaves the target as it was (the work directory is removed, a target
 directory this call created is removed).  Each stream is read exactly once, front to
 back.
 
-Not yet here (phase B, see docs/format.md): restoring over existing files
-(``overwrite``) and restoring a subset (``--include``) need safe_extract to extract
-into a staging tree it does not own and commit it later; until extract.py offers that,
-this module renames whole top-level entries and refuses an existing one.
+A part may extract only some of its members (``select``: a restore with
+``--include``).  Without ``overwrite`` the tree's top-level entries are renamed into
+the target, which must not hold them; with ``overwrite`` the tree is merged into the
+target by :class:`bakthat.extract_commit.Commit` (directories merged, other entries
+replaced atomically, everything put back if that fails).
 """
 
 from __future__ import annotations
@@ -63,9 +64,16 @@ class ChainPart:
     open: Callable[[], BinaryIO]
     deletions: Sequence[str] = ()
     verify: Callable[[], None] | None = None
+    select: Callable[[str], bool] | None = None
 
 
-def restore_chain(parts: Sequence[ChainPart], target: str | os.PathLike[str]) -> list[pathlib.Path]:
+def restore_chain(
+    parts: Sequence[ChainPart],
+    target: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    finish: Callable[[str], None] | None = None,
+) -> list[pathlib.Path]:
     """Given the parts of a chain, full first, restore the state at the last part into
     ``target`` (created if missing) and return the restored top-level paths, sorted.
 
@@ -73,8 +81,11 @@ def restore_chain(parts: Sequence[ChainPart], target: str | os.PathLike[str]) ->
     IntegrityError naming the part if a deletion names a path the tree built so far
     does not hold, or goes through a symbolic link or a file, or if a part puts a
     directory where the tree has a file (or the reverse) without recording the
-    deletion; TargetExistsError if a top-level entry already exists in ``target`` or
-    ``target`` is not a directory; anything ``safe_extract``, ``open`` or ``verify``
+    deletion; TargetExistsError if ``target`` is not a directory or, without
+    ``overwrite``, a top-level entry already exists in it (with ``overwrite``: if the
+    target has a directory where the tree has a non-directory or the reverse);
+    ``finish``, if given, is called with the tree's path once every part is in and
+    before anything reaches the target; anything ``safe_extract``, ``open`` or ``verify``
     raises (UnsafeArchiveError, IntegrityError ...) unchanged.  Whatever is raised, the
     target is left as it was.
     """
@@ -94,7 +105,7 @@ def restore_chain(parts: Sequence[ChainPart], target: str | os.PathLike[str]) ->
                 _delete(tree, path, part.backup)
             stream = part.open()
             try:
-                safe_extract(stream, tree, overwrite=True, before_commit=part.verify)
+                safe_extract(stream, tree, overwrite=True, before_commit=part.verify, select=part.select)
             except TargetExistsError as exc:
                 raise IntegrityError(
                     f"{part.backup} does not fit the tree of the backups before it ({exc}); "
@@ -102,7 +113,9 @@ def restore_chain(parts: Sequence[ChainPart], target: str | os.PathLike[str]) ->
                 ) from exc
             finally:
                 stream.close()
-        names = _commit(tree, target_path)
+        if finish is not None:
+            finish(tree)
+        names = _merge(work, tree, target_path) if overwrite else _commit(tree, target_path)
     except BaseException:
         if work is not None:
             _remove_tree(work)
@@ -175,6 +188,18 @@ def _commit(tree: str, target: pathlib.Path) -> list[str]:
                 log.error("could not move %s back while undoing a restore", target / name, exc_info=True)
         raise
     return names
+
+
+def _merge(work: str, tree: str, target: pathlib.Path) -> list[str]:
+    """Merge the tree into ``target`` as ``safe_extract(overwrite=True)`` does."""
+    from bakthat.extract_commit import Commit
+    from bakthat.extract_disk import privileged
+
+    directories = set()
+    for dirpath, dirnames, _ in os.walk(tree):
+        for name in dirnames:
+            directories.add(os.path.relpath(os.path.join(dirpath, name), tree).replace(os.sep, "/"))
+    return Commit(work, tree, target, True, directories, [], privileged()).run()
 
 
 def _create_directory(path: pathlib.Path) -> list[pathlib.Path]:

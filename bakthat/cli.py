@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in command_modules():
         hyphenated = module.NAME.replace("_", "-")
         aliases = [hyphenated] if hyphenated != module.NAME else []
+        aliases += list(getattr(module, "ALIASES", ()))  # such as check's "verify"
         sub = commands.add_parser(
             module.NAME,
             aliases=aliases,

@@ -192,7 +192,7 @@ SYNC_SETTINGS: dict[str, Setting] = {
 #: Modules outside ``bakthat.backends`` whose ``SETTINGS`` are collected when present.
 SETTINGS_MODULES: list[str] = [
     "bakthat.rotation", "bakthat.heartbeat", "bakthat.passwords", "bakthat.jobs", "bakthat.hooks.command",
-    "bakthat.sources.postgresql", "bakthat.sources.mysql", "bakthat.sources.sqlite",
+    "bakthat.sources.postgresql", "bakthat.sources.mysql", "bakthat.sources.sqlite", "bakthat.levels",
 ]
 
 DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}

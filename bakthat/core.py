@@ -141,10 +141,12 @@ def _reserve(ctx: Context, arcname: str, suffix: str, when: int, session_id: str
 
 
 def _own_paths(ctx: Context) -> list[str]:
-    """Paths a backup must never include: the local store and the catalog files (the
+    """Paths a backup must never include: the local store, the index cache and the catalog files (the
     walk compares them by device and inode, so any spelling or link reaching them is
     recognised)."""
-    paths = []
+    from bakthat.index_store import cache_directory
+
+    paths = [str(cache_directory().parent)]
     container = getattr(ctx.backend, "root", None)
     if container is not None:
         paths.append(str(container))
@@ -173,6 +175,7 @@ def backup(
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
     exclude: str | list[str] | None = None,
+    level: str | None = None,
 ) -> Any:
     """Back up a file or directory and return its catalog row (``models.Backups``).
 
@@ -190,6 +193,15 @@ def backup(
     only after the store has confirmed the archive; if writing it fails, what was stored
     is removed again.  ``metadata["partial"]`` is true when entries could not be read
     or changed while being read.
+
+    ``level`` (default: the profile's ``level``, itself ``full`` by default) is
+    ``full``, ``diff`` (what changed since the last full of this name), ``incr`` (what
+    changed since the last backup of this name) or ``auto`` (an incremental, or a full
+    when there is none, the last is ``full_every`` old, or the chain is ``max_chain``
+    long; see :mod:`bakthat.levels`).  A differential or incremental whose base cannot
+    be used (no full yet, a broken chain, an index that cannot be read) is stored as a
+    full, the reason logged and recorded (``metadata["level_reason"]``).  Every backup
+    stores its file index beside the archive (see :mod:`bakthat.index_store`).
 
     With ``dry_run``, walk the source as a backup would and return a
     :class:`bakthat.dryrun.BackupPlan` (entries, bytes, excluded entries, the stored
@@ -267,6 +279,12 @@ def backup(
             context=run_context,
         )
         suffix = EXTENSIONS[kind] + (".age" if plan.encryption != "none" else "")
+        requested = level or ctx.settings.get("level") or "full"
+        from bakthat.levels import REQUESTS
+
+        if requested not in REQUESTS:
+            raise ConfigError(f"level must be one of {', '.join(REQUESTS)}, not {requested!r}")
+        plan.requested_level = requested
         if dumped is not None:
             from bakthat.sources import pipeline
 
@@ -298,6 +316,10 @@ def _backup_work(ctx: Context, plan: _Plan, suffix: str, warn_unencrypted: bool)
     reservation, plan.backup_date = _reserve(ctx, plan.name, suffix, int(time.time()), plan.session_id)
     plan.stored_filename = reservation.stored_filename
     try:
+        if plan.dump is None:
+            _plan_level(ctx, plan, plan.requested_level)
+        elif plan.requested_level not in ("full", "auto"):
+            log.warning("Storing a full backup of %s: a database dump has no levels", plan.name)
         row = _store(ctx, plan)
     except CatalogError as exc:
         if not plan.committed:
@@ -309,7 +331,11 @@ def _backup_work(ctx: Context, plan: _Plan, suffix: str, warn_unencrypted: bool)
         raise
     finally:
         reservation.delete_instance()
-    log.info("Stored %s (%d bytes)", row.stored_filename, row.size)
+    log.info("Stored %s (%d bytes, %s)", row.stored_filename, row.size, row.level or "full")
+    if plan.state is not None:
+        from bakthat import index_store
+
+        index_store.save_cache(ctx, plan.name, plan.state)
     if warn_unencrypted:
         passwords.warn_unencrypted(row.stored_filename)
     return row
@@ -442,12 +468,62 @@ class _Plan:
     stored_filename: str = ""
     backup_date: int = 0
     committed: bool = False
+    requested_level: str = "full"
+    level: str = "full"
+    base: str | None = None
+    level_reason: str = ""
+    planner: Any = None  # bakthat.changes.ChangeSet
+    state: Any = None  # the state index at this backup, once stored
+    index: dict[str, Any] | None = None  # what the manifest records of the stored index
+
+
+def _plan_level(ctx: Context, plan: _Plan, requested: str) -> None:
+    """Choose the backup's level and base (see :mod:`bakthat.levels`) and give ``plan``
+    its change planner, with the state of the base loaded from the local cache or the
+    store.  A differential or incremental whose base cannot be used becomes a full,
+    with the reason logged."""
+    from bakthat import index_store
+    from bakthat.changes import ChangeSet
+
+    previous = None
+    choice_level, base, reason = "full", None, "a full backup was asked for"
+    if requested != "full":
+        rows = index_store.live_rows(ctx, plan.name, plan.profile)
+        history, by_name, unusable = index_store.history(rows)
+        choice = history.choose_level(
+            requested,
+            now=plan.backup_date,
+            full_every=ctx.settings.get("full_every"),
+            max_chain=ctx.settings.get("max_chain"),
+            damaged=unusable,
+        )
+        choice_level, reason = choice.level, choice.reason
+        if choice.base is not None:
+            try:
+                chain = history.chain(choice.base, unusable)
+                previous = index_store.chain_state(
+                    ctx, chain, by_name,
+                    lambda row: passwords.for_restore(row, plan.passphrase, "no", ctx.settings) if row.is_encrypted() else None,
+                    root=plan.arcname,
+                )
+                base = choice.base.stored_filename
+            except (BakthatError, OSError) as exc:
+                log.warning("Storing a full backup: the state of %s cannot be read (%s)", choice.base.stored_filename, exc)
+                choice_level, previous, reason = "full", None, f"the state of its base cannot be read ({exc})"
+    if requested not in ("auto", choice_level):
+        log.warning("Storing a %s backup of %s: %s", choice_level, plan.name, reason)
+    elif requested == "auto":
+        log.info("Level %s: %s", choice_level, reason)
+    plan.level, plan.base, plan.level_reason = choice_level, base, reason
+    plan.planner = ChangeSet(previous, backup=plan.stored_filename, level=choice_level, base=base, root=plan.arcname)
 
 
 def _unstore(ctx: Context, plan: _Plan) -> str:
     """Remove what a backup that failed after its upload stored (manifest, archive); say what happened."""
     left = []
-    for key in (manifest.key_for(plan.stored_filename), plan.stored_filename):
+    from bakthat.index_store import index_key
+
+    for key in (manifest.key_for(plan.stored_filename), index_key(plan.stored_filename), plan.stored_filename):
         try:
             ctx.backend.delete(key)
         except NotFoundError:
@@ -500,7 +576,10 @@ def _store(ctx: Context, plan: _Plan) -> Any:
 
             stats = pipeline.write_dump(plan.dump, ctx.settings, plan.context, compressing, plan.progress)
         else:
-            stats = archive.write_tar(plan.source, plan.arcname, compressing, plan.excludes, skip=own, progress=plan.progress)
+            stats = archive.write_tar(
+                plan.source, plan.arcname, compressing, plan.excludes, skip=own, progress=plan.progress,
+                planner=plan.planner,
+            )
         compressing.close()
         if encrypter is not None:
             encrypter.close()
@@ -511,6 +590,16 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         raise
     if stored.size != counted.size:
         raise IntegrityError(f"{plan.stored_filename}: store holds {stored.size} bytes, {counted.size} were written")
+    if plan.planner is not None:
+        from bakthat import index_store
+
+        delta, plan.state = plan.planner.finish()
+        plan.index = index_store.store_index(
+            ctx.backend, delta, passphrase=plan.passphrase, recipients=plan.recipients,
+            work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
+        )
+        plan.index["entries"] = len(delta)
+        plan.index["deletions"] = len(delta.deletions)
     header_sha256 = None if encrypter is None else hashlib.sha256(encrypter.header).hexdigest()
     stats.report()
     described = manifest.build(
@@ -540,6 +629,26 @@ def _match(ctx: Context, filename: str) -> Any:
     Raise NotFoundError (naming close matches) if neither exists in this destination.
     """
     return models.find_backup(filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
+
+
+def _match_at(ctx: Context, filename: str, at: Any) -> Any:
+    """Return the newest live row named ``filename`` dated at or before ``at``.
+
+    Raise NotFoundError if there is none, ConfigError for a malformed date.
+    """
+    from bakthat.levels import History
+
+    Backups = models.Backups
+    rows = list(Backups.search(name=filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash))
+    if not rows:
+        _match(ctx, filename)  # raises NotFoundError with close names
+        raise NotFoundError(f"{filename!r} is not a backup name (--at picks among the backups of a name)")
+    by_name = {row.stored_filename: row for row in rows}
+    try:
+        link = History(rows).at(at)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{filename}: {exc}") from None
+    return by_name[link.stored_filename]
 
 
 def _verify_stored_object(backend: Backend, row: Any) -> None:
@@ -572,6 +681,8 @@ def restore(
     dry_run: bool = False,
     into: str | None = None,
     unverified: bool = False,
+    at: Any = None,
+    include: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any:
     """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
 
@@ -596,6 +707,14 @@ def restore(
     UnverifiableError, before any password or download).  ``unverified`` changes
     nothing for other backups.
 
+    ``at`` (an ISO 8601 date or time, a ``backup_date`` as ``show --json`` prints it,
+    or an aware datetime) restores the newest backup of the name at or before it.  The
+    backup of a differential or incremental is restored with its chain: the state at
+    that backup (see :mod:`bakthat.chain_read`); a chain with a missing or damaged
+    link raises BrokenChainError naming it before anything is written.  ``include``
+    (gitignore-style patterns, matched below the backup's top-level entry) restores
+    only the matching paths, reading only the archives of the chain that hold them.
+
     Raise NotFoundError if nothing matches, PasswordRequiredError/WrongPasswordError
     for a missing or wrong secret, IntegrityError for damaged data,
     UnsafeArchiveError for a hostile archive, TargetExistsError if files would be
@@ -613,7 +732,8 @@ def restore(
                                                      dry_run=bool(dry_run))))
         current = stack.enter_context(session("restore", dry_run, session_id=session_id))
         ctx = _context(destination, profile, config, conf)
-        row = _match(ctx, filename)
+        row = _match(ctx, filename) if at is None else _match_at(ctx, filename, at)
+        patterns = [include] if isinstance(include, str) else list(include or [])
         stack.enter_context(using_context(RunContext(
             session_id, "restore", source=row.source_path, name=row.filename, destination=ctx.destination,
             dry_run=bool(dry_run),
@@ -639,6 +759,35 @@ def restore(
                 ctx, row, secret.get("passphrase"), where, overwrite=overwrite, wait=wait, dry_run=dry_run, progress=progress
             )
             return current.finish(restored)
+        if patterns and dump_kind:
+            raise ConfigError(f"--include: {row.stored_filename} is a {dump_kind} dump, not a tree of paths")
+        if patterns or (row.level or "full") != "full":
+            if dry_run:
+                raise ConfigError(
+                    f"--dry-run cannot yet plan the restore of {row.stored_filename} "
+                    f"({'with --include' if patterns else 'a ' + row.level + ' backup'}); `bakthat files` lists what it holds"
+                )
+            from bakthat.chain_read import restore_backup_chain
+
+            def secret_of(other: Any) -> Any:
+                if not other.is_encrypted():
+                    return None
+                if other.encryption == row.encryption:
+                    return secret
+                return passwords.for_restore(other, password, prompt, ctx.settings)
+
+            try:
+                restore_backup_chain(
+                    ctx, row, secret_of, where, include=patterns, overwrite=overwrite, wait=wait, progress=progress
+                )
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise TargetFullError(
+                    f"no space left on the disk of {where} while restoring {row.stored_filename}; "
+                    "nothing was restored and the target is as it was"
+                ) from exc
+            return current.finish(row)
         if (row.metadata or {}).get("KeyValue"):
             from bakthat.keyvalue import restore_entry
 
@@ -791,6 +940,10 @@ def delete_row(ctx: Context, row: Any) -> None:
     # KeyValue entries have no manifest, nor do adopted 0.6 backups unless one was written.
     if metadata.get("manifest") or not (metadata.get("KeyValue") or metadata.get("adopted")):
         keys.append(manifest.key_for(row.stored_filename))
+    if isinstance(metadata.get("index"), dict) and metadata["index"].get("key"):
+        from bakthat.index_store import index_key
+
+        keys.insert(1, index_key(row.stored_filename))
     for stored_key in keys:
         try:
             ctx.backend.delete(stored_key)

@@ -44,7 +44,7 @@ from bakthat.errors import Interrupted, VetoedError
 
 log = logging.getLogger("bakthat")
 
-ACTIONS = ("backup", "restore", "delete", "delete_older_than", "rotate_backups")
+ACTIONS = ("backup", "restore", "delete", "delete_older_than", "rotate_backups", "check")
 EVENT_NAMES: tuple[str, ...] = tuple(
     f"{prefix}_{action}" for action in ACTIONS for prefix in ("before", "on")
 ) + ("on_failure",)

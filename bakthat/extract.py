@@ -70,6 +70,7 @@ def safe_extract(
     *,
     overwrite: bool = False,
     before_commit: Callable[[], None] | None = None,
+    select: Callable[[str], bool] | None = None,
 ) -> list[pathlib.Path]:
     """Given a readable binary stream holding an uncompressed tar archive, restore its
     members under ``target`` (created if missing) and return the restored top-level
@@ -82,7 +83,9 @@ def safe_extract(
     naming each.  ``before_commit``, if given, is called once the whole stream has been
     read and before anything reaches ``target``; if it raises, nothing is restored and
     its exception propagates (use it to raise IntegrityError when a checksum computed
-    over the stream does not match).
+    over the stream does not match).  ``select``, if given, is called with each
+    member's normalised path (``www/sub/a.txt``) and only the members it returns True
+    for are restored (every member is still checked and read).
 
     Without ``overwrite``, each top-level entry is renamed into ``target`` in one
     atomic step.  With ``overwrite``, existing directories are merged recursively (the
@@ -115,7 +118,7 @@ def safe_extract(
         root = os.path.join(staging, "root")
         os.mkdir(root, 0o700)
         checker = MemberChecker()
-        tree = _extract_to_staging(stream, root, checker)
+        tree = _extract_to_staging(stream, root, checker, select)
         if before_commit is not None:
             before_commit()
         commit = Commit(staging, root, target_path, overwrite, checker.explicit_dirs, tree.deferred, privileged())
@@ -210,7 +213,9 @@ def _open_tar(reader: _TrackingReader) -> tarfile.TarFile:
     return tarfile.open(fileobj=reader, mode="r|", bufsize=_BUFSIZE, errorlevel=2, tarinfo=CappedTarInfo)
 
 
-def _extract_to_staging(stream: BinaryIO, root: str, checker: MemberChecker) -> StagingTree:
+def _extract_to_staging(
+    stream: BinaryIO, root: str, checker: MemberChecker, select: Callable[[str], bool] | None = None
+) -> StagingTree:
     reader = _TrackingReader(stream)
     root_fd = os.open(root, _DIR_FLAGS)
     try:
@@ -218,7 +223,8 @@ def _extract_to_staging(stream: BinaryIO, root: str, checker: MemberChecker) -> 
             tree = StagingTree(root_fd, tar.fileobj)
             try:
                 for member, parts in checker.members(tar):
-                    tree.add(member, parts)
+                    if select is None or select("/".join(parts)):
+                        tree.add(member, parts)
                 tree.finish()
             finally:
                 tree.close()

@@ -26,11 +26,36 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone, tzinfo
 from typing import Any
 
+from bakthat.conf import Setting
 from bakthat.errors import ConfigError, IntegrityError, NotFoundError
 from bakthat.index_records import LEVEL_NAMES, LEVELS
 
 #: What ``level:`` (and ``--level``) accepts.
 REQUESTS: tuple[str, ...] = ("auto", *LEVELS)
+
+
+def _full_every_problem(value: Any) -> str | None:
+    try:
+        _interval(value)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _max_chain_problem(value: Any) -> str | None:
+    return None if not isinstance(value, bool) and value >= 0 else f"must be a whole number >= 0, not {value!r}"
+
+
+#: The profile keys of backup levels (collected by :mod:`bakthat.conf`).
+SETTINGS: dict[str, Setting] = {
+    "level": Setting(str, "full", "level of backups: full, diff, incr or auto (see docs/cli.md, backup)", REQUESTS),
+    "full_every": Setting(
+        (str, int), None, "level auto: a new full backup when the last full is this old (7D, 1M...)",
+        check=_full_every_problem,
+    ),
+    "max_chain": Setting(int, None, "level auto: a new full backup after this many backups on top of a full",
+                         check=_max_chain_problem),
+}
 #: A chain longer than this is refused as damaged (no real schedule gets near it).
 MAX_CHAIN_LENGTH = 10_000
 
@@ -105,9 +130,9 @@ class Protection:
 
 def utc_iso(timestamp: int) -> str:
     """Given a Unix time, return ``2026-11-20T02:00:00Z``."""
-    from bakthat.rotation import utc_iso as rotation_utc_iso
+    from bakthat.rotation_plan import utc_iso as plan_utc_iso
 
-    return rotation_utc_iso(timestamp)
+    return plan_utc_iso(timestamp)
 
 
 class History:
@@ -399,7 +424,7 @@ def _reads_as_stamp(text: str) -> bool:
 def _interval(value: Any) -> int | None:
     if value is None:
         return None
-    from bakthat.rotation import parse_interval
+    from bakthat.rotation_plan import parse_interval
 
     try:
         return parse_interval(value)

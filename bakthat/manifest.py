@@ -85,6 +85,10 @@ def build(plan: Any, stats: Any, *, size: int, sha256: str, host: str, header_sh
         "file_count": stats.files,
         "session_id": plan.session_id,
         "format_version": FORMAT_VERSION,
+        "level": getattr(plan, "level", "full"),
+        "base": getattr(plan, "base", None),
+        "index": getattr(plan, "index", None),
+        "level_reason": getattr(plan, "level_reason", None),
         "header_sha256": header_sha256,
         "partial": stats.partial,
         "entries": {"excluded": stats.excluded, "skipped": len(stats.skipped), "changed": len(stats.changed)},
@@ -103,12 +107,13 @@ def build(plan: Any, stats: Any, *, size: int, sha256: str, host: str, header_sh
 #: Fields of a manifest :func:`build` writes that are catalog row columns.
 _COLUMNS = (
     "stored_filename", "backup_date", "size", "sha256", "compression", "encryption", "host", "profile",
-    "source_path", "source_size", "file_count", "session_id", "format_version",
+    "source_path", "source_size", "file_count", "session_id", "format_version", "level", "base",
 )
 #: Fields of a manifest :func:`build` writes that go to the row's ``metadata`` (when set).
 _METADATA = (
     "header_sha256", "partial", "entries", "excluded", "skipped", "changed", "warnings", "key", "bakthat_version",
     "source_kind", "extension",
+    "index", "level_reason",
 )
 
 
@@ -264,7 +269,7 @@ def row_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "extension": _text(manifest, "extension", required=False, pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,30}"),
     }
     assert compression is not None and encryption is not None  # checked above
-    return {
+    fields = {
         "backup_date": _number(manifest, "backup_date", _MAX_DATE),
         "filename": name,
         "metadata": {
@@ -285,3 +290,39 @@ def row_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "file_count": _number(manifest, "file_count", _MAX_SIZE, required=False),
         "format_version": version,
     }
+    level, base, index = level_fields(manifest, str(fields["stored_filename"]))
+    fields.update(level=level, base=base)
+    if index is not None:
+        fields["metadata"]["index"] = index
+    return fields
+
+
+def level_fields(manifest: Mapping[str, Any], stored_filename: str) -> tuple[str, str | None, dict[str, Any] | None]:
+    """Return the level, base and index record of a manifest (one written before levels
+    existed is a full backup without an index).  Raise IntegrityError naming a field
+    that is malformed."""
+    from bakthat.index_records import LEVELS
+    from bakthat.index_store import index_key
+
+    level = _text(manifest, "level", required=False) or "full"
+    if level not in LEVELS:
+        raise IntegrityError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    base = _text(manifest, "base", required=False)
+    if (level == "full") != (base is None):
+        raise IntegrityError("base must be given for a differential or incremental backup, and only then")
+    if base is not None and ("/" in base or base == stored_filename):
+        raise IntegrityError("base is not the stored filename of another backup")
+    index = manifest.get("index")
+    if index is None:
+        return level, base, None
+    if not isinstance(index, dict) or index.get("key") != index_key(stored_filename):
+        raise IntegrityError(f"index must name {index_key(stored_filename)!r}")
+    record = {
+        "key": index["key"],
+        "size": _number(index, "size", _MAX_SIZE),
+        "sha256": _text(index, "sha256", pattern="[0-9a-f]{64}"),
+    }
+    for field in ("entries", "deletions"):
+        if index.get(field) is not None:
+            record[field] = _number(index, field, _MAX_SIZE)
+    return level, base, record

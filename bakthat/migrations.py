@@ -196,6 +196,21 @@ def _job_runs(step: Step) -> None:
 # -- running them --------------------------------------------------------------------------
 
 
+@migration(3, "backup levels and checks: level, base, checked_at and check_result of backups")
+def _levels_and_checks(step: Step) -> None:
+    have = step.columns("backups")
+    columns = {
+        "level": lambda: peewee.CharField(null=True),
+        "base": lambda: peewee.TextField(null=True),
+        "checked_at": lambda: peewee.IntegerField(null=True),
+        "check_result": lambda: peewee.TextField(null=True),
+    }
+    operations = [step.migrator.add_column("backups", name, make()) for name, make in columns.items() if name not in have]
+    if operations:
+        step.migrate(*operations)
+    step.execute("UPDATE backups SET level = 'full' WHERE level IS NULL")
+
+
 def _kind(database: Any) -> str:
     target = getattr(database, "obj", database)
     return getattr(target, "kind", None) or ("postgresql" if isinstance(target, peewee.PostgresqlDatabase) else "sqlite")
@@ -231,9 +246,11 @@ def detect(database: Any) -> tuple[int | None, bool]:
                 raise CatalogError(f"schema_version {row[0]!r} in the config table is not a number") from None
     if "backups" not in tables:
         return None, False
+    columns = {column.name for column in database.get_columns("backups")}
+    if "check_result" in columns:
+        return 3, False
     if "job_runs" in tables:
         return 2, False
-    columns = {column.name for column in database.get_columns("backups")}
     return (1 if "state" in columns else 0), False
 
 

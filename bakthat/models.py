@@ -114,6 +114,11 @@ class Backups(BaseModel):
     source_size = peewee.BigIntegerField(null=True)
     file_count = peewee.IntegerField(null=True)
     format_version = peewee.IntegerField(default=1)
+    # Added by schema version 2 (backup levels and check, see bakthat.levels and bakthat.check)
+    level = peewee.CharField(null=True, default="full")  # full | diff | incr (None: full, an older row)
+    base = peewee.TextField(null=True)  # stored filename of the base (diff and incr)
+    checked_at = peewee.IntegerField(null=True)  # Unix time of the last check
+    check_result = peewee.TextField(null=True)  # "ok", "skipped: ..." or "damaged: ..."
 
     _catalog_table = "backups"
     #: A stored backup's row; the plans of dry runs have ``dry_run = True``.

@@ -143,6 +143,7 @@ def _run(
 ) -> DeletedBackups:
     """The body shared by both actions: ``decide(settings, live, pending)`` returns the Plan."""
     from bakthat import core
+    from bakthat.levels import keep_bases
 
     if not isinstance(filename, str) or not filename:
         raise ConfigError(f"{action} needs a backup name, not {filename!r}")
@@ -151,6 +152,12 @@ def _run(
         live, pending = _scope(ctx, filename, profile)
         plan = decide(ctx.settings, live, pending)
         plan.destination, plan.profile, plan.dry_run = ctx.destination, profile, dry_run
+        # A kept backup's chain stays whole: its bases are kept too (bakthat.levels).
+        protection = keep_bases(plan)
+        for kept, why in protection.broken.items():
+            log.warning("%s is kept but cannot be restored: %s", kept, why)
+        if plan.refused and not any(decision.action == "delete" for decision in plan.decisions):
+            plan.refused = None  # what it would have deleted, the chains of kept backups need
         if plan.refused:
             raise RefusedError(f"{action} refused: {plan.refused}; nothing was deleted", plan)
         return plan

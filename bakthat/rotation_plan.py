@@ -23,6 +23,7 @@ policy parsing, the buckets and the plan's text and JSON forms (``--dry-run``,
 
 from __future__ import annotations
 
+
 import re
 import time
 from collections.abc import Mapping

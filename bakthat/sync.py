@@ -52,7 +52,7 @@ class Orphan:
     key: str
     size: int
     modified: float | None
-    kind: str  # "archive" | "manifest"
+    kind: str  # "archive" | "manifest" | "index"
     removable: bool
     note: str = ""
 
@@ -155,6 +155,10 @@ def sync(
                 raise NotFoundError("its archive is missing")
             if archive.size != row.size:
                 raise IntegrityError(f"its archive holds {archive.size} bytes, the manifest says {row.size}")
+            index = (row.metadata or {}).get("index")
+            if index is not None and (objects.get(index["key"]) is None or objects[index["key"]].size != index["size"]):
+                log.warning("%s: its index %s is missing or of the wrong size; its chain cannot be restored "
+                            "(bakthat check reports it)", stored, index["key"])
         except (BakthatError, OSError) as exc:
             _skip(skipped, key, str(exc))
             continue
@@ -184,17 +188,24 @@ def sync(
 
 def find_orphans(ctx: Any, objects: Mapping[str, Any], catalogued: set[str]) -> list[Orphan]:
     """Return the orphans among ``objects`` (see the module docstring), by key."""
+    from bakthat.index_store import archive_of_index
+
     reserved = {row.stored_filename for row in models.Reservations.select(models.Reservations.stored_filename)}
     accounted = catalogued | reserved
     now = time.time()
     orphans = []
     for key in sorted(objects):
         info = objects[key]
+        indexed = archive_of_index(key)
         if manifest.is_manifest(key):
             stored = manifest.archive_of(key)
             if stored in objects or stored in accounted:
                 continue
             kind = "manifest"
+        elif indexed is not None:
+            if indexed in objects or indexed in accounted:
+                continue
+            kind = "index"
         else:
             if manifest.key_for(key) in objects or key in accounted or not STORED_NAME.match(key):
                 continue  # described, catalogued, in progress, or not a name bakthat writes

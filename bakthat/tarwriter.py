@@ -22,6 +22,11 @@ leave out are counted in :attr:`TarStats.excluded`.
 This module is longer than most (about 520 lines) because the walk, the decisions about
 each entry and the header writer share one pass over each entry: split, they would
 pass each entry's stat and descriptors between modules on the hot path.
+
+With a ``planner`` (a :class:`bakthat.changes.ChangeSet`), the walk is the same but only
+the entries the planner wants are written (a differential or incremental): each entry
+is shown to the planner before it is read, so an unchanged file is never opened; the
+directories and hard links the planner's tail lists are appended after the walk.
 """
 
 from __future__ import annotations
@@ -284,8 +289,13 @@ class _Writer:
 class _Walk:
     """One backup's walk: the source, what to leave out, where to write."""
 
-    def __init__(self, root: str, arcname: str, writer: _Writer, stats: TarStats, excludes: Any, own: _OwnPaths):
+    def __init__(
+        self, root: str, arcname: str, writer: _Writer, stats: TarStats, excludes: Any, own: _OwnPaths,
+        planner: Any = None,
+    ):
         self.root = root
+        self.planner = planner
+        self.stored_links: dict[tuple[int, int], str] = {}  # (dev, ino) -> stored name (with a planner)
         self.arcname = arcname
         self.writer = writer
         self.stats = stats
@@ -297,13 +307,35 @@ class _Walk:
     def shown(self, relative: str) -> str:
         return os.path.join(self.root, relative) if relative else self.root
 
+    def wanted(self, relative: str, st: os.stat_result, link: str | None = None) -> bool:
+        """Show an entry to the planner; return True if the archive stores it."""
+        if self.planner is None:
+            return True
+        return self.planner.see(
+            _arc_path(self.arcname, relative), st, link,
+            user=fsmeta.user_name(st.st_uid) or None, group=fsmeta.group_name(st.st_gid) or None,
+        )
+
+    def lost(self, relative: str, reason: str) -> None:
+        """Skip an entry the planner was shown already: it is not in this backup."""
+        self.stats.skip(self.shown(relative), reason)
+        if self.planner is not None:
+            self.planner.forget(_arc_path(self.arcname, relative))
+
+    def unstable(self, relative: str, reason: str) -> None:
+        """Report a stored file that changed while it was read (the next backup stores it again)."""
+        self.stats.change(self.shown(relative), reason)
+        if self.planner is not None:
+            self.planner.mark_unstable(_arc_path(self.arcname, relative))
+
     def tree(self, fd: int, st: os.stat_result, relative: str) -> None:
         """Archive the directory open as ``fd`` (its stat ``st``) and everything below it,
         depth first, entries sorted by name.  ``fd`` is closed."""
         try:
-            self.writer.write_header(self.writer.header(
-                st, _arc_path(self.arcname, relative), fsmeta.read_xattrs(fd), kind=tarfile.DIRTYPE
-            ))
+            if self.wanted(relative, st):
+                self.writer.write_header(self.writer.header(
+                    st, _arc_path(self.arcname, relative), fsmeta.read_xattrs(fd), kind=tarfile.DIRTYPE
+                ))
             try:
                 entries = sorted(os.scandir(fd), key=lambda entry: entry.name)
             except OSError as exc:
@@ -361,7 +393,8 @@ class _Walk:
                 self.stats.change(self.shown(relative), "was replaced while being backed up; the new directory is archived")
             self.tree(fd, opened, relative)
         elif kind == stat.S_IFREG:
-            self.file(dir_fd, name, relative)
+            if self.planner is None or self.wanted(relative, st):
+                self.file(dir_fd, name, relative)
         elif kind == stat.S_IFSOCK:
             self.stats.skip(self.shown(relative), SOCKET)
         elif kind in _HEADER_KINDS:
@@ -380,7 +413,9 @@ class _Walk:
             except OSError as exc:
                 self.stats.skip(self.shown(relative), f"its link target cannot be read ({exc.strerror})")
                 return
-        elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+        if not self.wanted(relative, st, fields.get("linkname")):
+            return
+        if kind in (stat.S_IFCHR, stat.S_IFBLK):
             fields["devmajor"], fields["devminor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
         # Linux's /proc names the entry without a full path (no PATH_MAX limit); elsewhere
         # the lookup fails and the entry is archived without extended attributes.
@@ -391,20 +426,20 @@ class _Walk:
         try:
             fd = os.open(name, _READ_FLAGS if dir_fd is not None else _READ_FLAGS & ~_NOFOLLOW, dir_fd=dir_fd)
         except FileNotFoundError:
-            self.stats.skip(self.shown(relative), "it disappeared during the backup")
+            self.lost(relative, "it disappeared during the backup")
             return
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                self.stats.skip(self.shown(relative), "it was replaced by a symbolic link during the backup")
+                self.lost(relative, "it was replaced by a symbolic link during the backup")
             elif not relative:
                 raise SourceError(f"cannot read {self.shown(relative)}: {exc.strerror}") from None
             else:
-                self.stats.skip(self.shown(relative), f"it cannot be read ({exc.strerror})")
+                self.lost(relative, f"it cannot be read ({exc.strerror})")
             return
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
-                self.stats.skip(self.shown(relative), "it stopped being a regular file during the backup")
+                self.lost(relative, "it stopped being a regular file during the backup")
                 return
             arc = _arc_path(self.arcname, relative)
             first = self.writer.linked(before, arc)
@@ -413,8 +448,10 @@ class _Walk:
                 return
             missing = self._contents(fd, before, arc)
             self.writer.remember(before, arc)
+            if self.planner is not None and before.st_nlink > 1:
+                self.stored_links.setdefault((before.st_dev, before.st_ino), arc)
             if missing:
-                self.stats.change(self.shown(relative), f"shrank by {missing} bytes while being read; it is kept in the archive "
+                self.unstable(relative, f"shrank by {missing} bytes while being read; it is kept in the archive "
                                          f"at its earlier size of {before.st_size} bytes, the missing end filled with zeros")
             else:
                 self._compare(fd, before, dir_fd, name, relative)
@@ -467,7 +504,39 @@ class _Walk:
                 reason = "was replaced while being read; the archive holds the earlier version"
             else:
                 return
-        self.stats.change(self.shown(relative), reason)
+        self.unstable(relative, reason)
+
+    def append_tail(self) -> None:
+        """Write what the planner's tail lists after the walk: the headers of unchanged
+        directories (so a restore sets their times again) and unchanged names of partly
+        stored hard-link groups (as hard links to the name stored in this archive)."""
+        if self.planner is None:
+            return
+        for arc in self.planner.tail():
+            relative = "" if arc == self.arcname else arc[len(self.arcname) + 1:]
+            path = self.shown(relative)
+            try:
+                st = os.lstat(path)
+            except OSError as exc:
+                self.stats.change(path, f"disappeared before its header could be written ({exc.strerror})")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    fd = os.open(path, _DIR_FLAGS | _NOFOLLOW)
+                except OSError as exc:
+                    self.stats.change(path, f"its header could not be written ({exc.strerror})")
+                    continue
+                try:
+                    records = fsmeta.read_xattrs(fd)
+                finally:
+                    os.close(fd)
+                self.writer.write_header(self.writer.header(st, arc, records, kind=tarfile.DIRTYPE))
+                continue
+            first = self.stored_links.get((st.st_dev, st.st_ino)) if stat.S_ISREG(st.st_mode) else None
+            if first is None:
+                self.stats.change(path, "changed while the backup ran: its hard link could not be written")
+                continue
+            self.writer.write_header(self.writer.header(st, arc, fsmeta.read_xattrs(path), kind=tarfile.LNKTYPE, linkname=first))
 
 
 def write_tar(
@@ -477,6 +546,7 @@ def write_tar(
     excludes: Any = None,
     skip: Iterable[str] = (),
     progress: Callable[[int], None] | None = None,
+    planner: Any = None,
 ) -> TarStats:
     """Given a file or directory, write it as a PAX tar stream to ``fileobj``.
 
@@ -485,7 +555,9 @@ def write_tar(
     matches and bakthat's own files in ``skip`` (compared by device and inode).  When
     ``source`` is a symbolic link, what it points to is archived.  ``progress`` is called
     with the byte count of each chunk of file data read.  Return the counts (see
-    :class:`TarStats`).  Raise SourceError if the source is missing, a socket, or cannot
+    :class:`TarStats`).  With a ``planner`` (:class:`bakthat.changes.ChangeSet`), only
+    the entries it wants are written, then what its tail lists (the caller then calls
+    its ``finish()``).  Raise SourceError if the source is missing, a socket, or cannot
     be read at all.
     """
     root = os.fspath(source)
@@ -501,7 +573,7 @@ def write_tar(
     # A buffered sink: writing each 512-byte header straight into the compressor is slow.
     sink = io.BufferedWriter(_CountingSink(fileobj), buffer_size=BUFFER_SIZE)
     writer = _Writer(sink, stats, progress)
-    walk = _Walk(root, arcname, writer, stats, excludes, _OwnPaths(skip))
+    walk = _Walk(root, arcname, writer, stats, excludes, _OwnPaths(skip), planner)
     if stat.S_ISDIR(st.st_mode):
         try:
             fd = os.open(root, _DIR_FLAGS)
@@ -509,11 +581,13 @@ def write_tar(
             raise SourceError(f"cannot read directory {root}: {exc.strerror}") from None
         walk.tree(fd, os.fstat(fd), "")
     elif stat.S_ISREG(st.st_mode):
-        walk.file(None, root, "")
+        if walk.wanted("", st):
+            walk.file(None, root, "")
     elif stat.S_ISSOCK(st.st_mode):
         raise SourceError(f"cannot back up {root}: {SOCKET}")
     else:
         walk.special(st, "", None, root)
+    walk.append_tail()
     writer.finish()
     sink.flush()
     return stats

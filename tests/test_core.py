@@ -283,7 +283,8 @@ def test_backing_up_home_leaves_out_the_store_and_the_catalog(home, tmp_path):
     bakthat.backup(str(home), password="")
     bakthat.restore("home", target=tmp_path / "out")
     restored = sorted(p.name for p in (tmp_path / "out" / "home").iterdir())
-    assert restored == ["notes.txt"]
+    assert restored == [".cache", "notes.txt"]
+    assert list((tmp_path / "out" / "home" / ".cache").iterdir()) == [], "the index cache is left out"
 
 
 def test_backup_of_a_missing_path_fails_and_records_nothing(home):

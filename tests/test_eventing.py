@@ -13,10 +13,10 @@ from bakthat.errors import NotFoundError, VetoedError
 from bakthat.eventing import EVENT_NAMES, events
 
 
-def test_the_ten_events_of_the_developer_guide_and_on_failure_are_declared():
+def test_the_ten_events_of_the_developer_guide_check_and_on_failure_are_declared():
     expected = {
         f"{prefix}_{action}"
-        for action in ("backup", "restore", "delete", "delete_older_than", "rotate_backups")
+        for action in ("backup", "restore", "delete", "delete_older_than", "rotate_backups", "check")
         for prefix in ("before", "on")
     }
     assert set(EVENT_NAMES) == expected | {"on_failure"}

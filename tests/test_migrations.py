@@ -160,7 +160,9 @@ def test_a_backup_into_a_0_6_catalog_succeeds_and_leaves_no_orphan(home, tree):
     result = run_cli("backup", str(tree), "--prompt", "no", "--json")
     assert result.returncode == 0, result.stderr
     stored = json.loads(result.stdout)["stored_filename"]
-    assert sorted(p.name for p in (home / ".bakthat_store").iterdir() if p.is_file()) == [stored, stored + ".manifest.json"]
+    assert sorted(p.name for p in (home / ".bakthat_store").iterdir() if p.is_file()) == [
+        stored, stored + ".index.jsonl.zst", stored + ".manifest.json"
+    ]
     names = [row["filename"] for row in json.loads(run_cli("show", "--json").stdout)]
     assert names.count("mydir") == 1 and "www" in names
 
@@ -205,7 +207,8 @@ def test_a_catalog_of_a_newer_schema_is_refused_and_left_alone(home, tmp_path):
 
 
 def test_a_catalog_of_bakthat_1_0_without_a_version_gets_one_and_no_copy(home, tree):
-    """A catalog whose version row was lost is recognised by its tables (job_runs: version 2)."""
+    """A catalog whose version row was lost is recognised by its tables and columns
+    (job_runs: version 2; backups.check_result: version 3)."""
     catalog = home / ".bakthat.sqlite"
     models.bind(str(catalog))
     bakthat.backup(str(tree), password="")
@@ -237,6 +240,7 @@ def test_a_new_migration_is_one_function(home, monkeypatch):
         step.migrate(step.migrator.add_column("backups", "notes", models.peewee.TextField(null=True)))
         step.execute("UPDATE backups SET notes = {p}", ("from the next migration",))
 
+    current = migrations.latest()
     monkeypatch.setitem(migrations.MIGRATIONS, current + 1, migrations.Migration(current + 1, "notes", add_notes))
     models.bind(str(catalog))
     models.unbind()

@@ -718,3 +718,37 @@ def test_the_lock_file_lives_beside_the_catalog(home, tmp_path):
                 pass
         with name_lock({"database": str(tmp_path / "c.sqlite")}, "h", "db", 0):
             pass
+
+
+# -- chains: the bases of kept backups are kept ---------------------------------------------
+
+
+def test_delete_older_than_keeps_the_chain_of_the_backup_it_keeps_and_deletes_an_older_chain(tree, tmp_path):
+    rows = [bakthat.backup(str(tree), password="", level="full")]
+    (tree / "one.txt").write_text("1")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    rows.append(bakthat.backup(str(tree), password="", level="full"))
+    (tree / "two.txt").write_text("2")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    (tree / "three.txt").write_text("3")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    # Everything is older than the interval (force: the newest alone is kept), and the
+    # newest's chain with it.
+    deleted = bakthat.delete_older_than("mydir", "5s", now=rows[-1].backup_date + 10, force=True)
+    assert sorted(row.stored_filename for row in deleted) == sorted(row.stored_filename for row in rows[:2])
+    plan = deleted.plan
+    from bakthat.levels import utc_iso
+
+    assert plan.decision(rows[3]).reasons == ["kept: base of incremental of " + utc_iso(rows[4].backup_date)]
+    assert plan.decision(rows[2]).rules == [{"rule": "base", "of": rows[4].stored_filename, "dependents": 1}]
+    bakthat.restore("mydir", target=tmp_path / "out", password="")
+    assert (tmp_path / "out" / "mydir" / "three.txt").read_text() == "3"
+    assert (tmp_path / "out" / "mydir" / "two.txt").read_text() == "2"
+
+
+def test_a_rotation_whose_only_deletions_are_bases_is_not_refused(tree):
+    rows = [bakthat.backup(str(tree), password="", level="full")]
+    (tree / "one.txt").write_text("1")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    kept = bakthat.delete_older_than("mydir", "1s", now=rows[-1].backup_date + 3600)
+    assert kept == [] and [d.action for d in kept.plan.decisions] == ["keep", "keep"]

@@ -264,10 +264,11 @@ def test_orphans_are_reported_and_removed_with_remove_orphans_after_a_dry_run(tr
     assert report.returncode == 0, report.stderr
     assert "1 backup(s) added" in report.stdout  # the .tgz is named as bakthat 0.6 names: adopted, not an orphan
     orphan_lines = [line for line in report.stdout.splitlines() if line.startswith("kept ")]
-    assert len(orphan_lines) == 3, report.stdout
+    assert len(orphan_lines) == 4, report.stdout  # the lost backup's manifest and its index
     assert "remove them with: bakthat sync --remove-orphans" in report.stdout
     assert f"Orphan archive {killed.stored_filename}" in report.stderr
     assert f"Orphan manifest {lost_archive.stored_filename}.manifest.json" in report.stderr
+    assert f"Orphan index {lost_archive.stored_filename}.index.jsonl.zst" in report.stderr
     assert "notes.txt" not in report.stdout + report.stderr
     before = sorted(p.name for p in store.iterdir())
 
@@ -280,6 +281,7 @@ def test_orphans_are_reported_and_removed_with_remove_orphans_after_a_dry_run(tr
     assert done.returncode == 0 and json.loads(done.stdout) == []
     left = sorted(p.name for p in store.iterdir() if p.is_file())
     assert killed.stored_filename not in left and lost_archive.stored_filename + ".manifest.json" not in left
+    assert lost_archive.stored_filename + ".index.jsonl.zst" not in left
     assert recent.stored_filename in left, "a recent orphan may belong to a running backup"
     assert legacy_like.stored_filename in left, "adopted as a bakthat 0.6 backup"
     assert kept.stored_filename in left and "notes.txt" in left

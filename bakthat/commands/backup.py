@@ -21,6 +21,11 @@ is named after the last component of the source's absolute path (root for /) unl
 --name is given; a path-derived name earlier used on this host for another source is
 warned about (an error with the profile's name_conflict: error).
 
+With --level diff or incr (or level: auto in the profile), only what changed since the
+base is stored (a file counts as changed when its type, size, mtime, ctime, inode, mode,
+owner or link target differ), with the paths deleted since; restore gives the state at
+that backup.  Every backup stores its file index beside the archive.
+
 Entries matching --exclude, the profile's exclude, --exclude-file or the source's
 .bakthatexclude are left out (the source's .gitignore too with exclude_gitignore: true).
 The backup exits 3 (partial) if entries could not be read or changed while being read.
@@ -44,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-file", help="file of gitignore-style patterns to leave out")
     parser.add_argument("--s3-reduced-redundancy", action="store_true", help="store with the REDUCED_REDUNDANCY class (S3)")
     parser.add_argument("--compression", choices=["zstd", "gzip", "none"], help="override the profile's compression")
+    parser.add_argument(
+        "--level", choices=["full", "diff", "incr", "auto"],
+        help="full: everything; diff: what changed since the last full; incr: since the last backup; "
+        "auto: incr, or full per full_every/max_chain (default: the profile's level, full)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true",
         help="walk the source and report what would be stored (entries, bytes, excluded entries, stored name); store nothing",
@@ -79,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             compression=args.compression,
             progress=progress,
             dry_run=args.dry_run,
+            level=args.level,
         )
     if args.dry_run:
         if args.json:

@@ -109,6 +109,8 @@ def _record(row, versions: list, as_json: bool) -> int:
         ("profile", row.profile),
         ("session", row.session_id or "-"),
         ("versions", f"{len(versions)} live backup(s) of {row.filename}"),
+        ("level", (row.level or "full") + (f" on {row.base}" if row.base else "")),
+        ("last check", "never" if not row.checked_at else f"{local_time(row.checked_at)}: {row.check_result}"),
     ]
     if skipped:
         lines.append(("skipped", f"{len(skipped)} entries could not be read"))

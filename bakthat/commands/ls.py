@@ -14,13 +14,14 @@ per line: date, size, catalog state and key.  The state is `catalog` for an arch
 catalog lists, `deleting` or `deleted` for one it marked deleted, and `unknown` for an
 object the catalog does not know (another host's backup, a KeyValue entry, a lost
 catalog).  Catalogued backups whose object is gone are listed too, as `missing`.
-Manifests (.manifest.json) are left out unless --all is given."""
+Manifests (.manifest.json) and file indexes (.index.jsonl.zst) are left out unless --all
+is given."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prefix", nargs="?", default="", help="only keys starting with this")
     add_scope(parser)
-    parser.add_argument("--all", action="store_true", help="also list the manifests beside the archives")
+    parser.add_argument("--all", action="store_true", help="also list the manifests and indexes beside the archives")
     add_json(parser, "the objects as a list")
 
 
@@ -28,6 +29,7 @@ def listing(args: argparse.Namespace) -> list[dict]:
     """Return one entry per stored object (and per catalogued object that is missing)."""
     from bakthat import backends, manifest, models
     from bakthat.conf import get_profile
+    from bakthat.index_store import archive_of_index
 
     settings = get_profile(args.profile, args.config)
     destination = args.destination or settings.get("default_destination") or "local"
@@ -44,10 +46,11 @@ def listing(args: argparse.Namespace) -> list[dict]:
     present = set()
     for info in backend.list(args.prefix):
         present.add(info.key)
-        is_manifest = manifest.is_manifest(info.key)
+        indexed = archive_of_index(info.key)
+        is_manifest = manifest.is_manifest(info.key) or indexed is not None
         if is_manifest and not args.all:
             continue
-        row = rows.get(manifest.archive_of(info.key))
+        row = rows.get(indexed or manifest.archive_of(info.key))
         entries.append({
             "key": info.key,
             "size": info.size,

@@ -21,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "sqlite:///path/new.db) instead of writing the dump file",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
+    parser.add_argument(
+        "--at", metavar="DATE",
+        help="restore the newest backup of the name at or before DATE (ISO 8601, or a backup_date of show --json)",
+    )
+    parser.add_argument(
+        "--include", action="append", default=[], metavar="PATTERN",
+        help="restore only the paths this gitignore-style pattern matches, below the backup's top entry (repeatable)",
+    )
     parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
     parser.add_argument("--wait", action="store_true", help="cold storage: wait for the retrieval instead of exiting 11")
     parser.add_argument(
@@ -70,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             into=args.into,
             unverified=args.unverified,
+            at=args.at,
+            include=args.include,
         )
     if args.dry_run:
         from bakthat.errors import TargetExistsError

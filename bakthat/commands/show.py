@@ -29,9 +29,19 @@ def run(args: argparse.Namespace) -> int:
     print_table(
         [
             (local_time(r.backup_date), r.backend, human_size(r.size), r.stored_filename, r.source_path or "-",
-             f"({r.tags})" if r.tags else "")
+             f"({r.tags})" if r.tags else "", r.level or "full", _checked(r))
             for r in rows
         ],
         right=[2],
     )
     return 0
+
+
+def _checked(row) -> str:
+    """Return what the last check of a row found: ``checked ok 2026-11-20 ...`` or ``-``."""
+    from bakthat.utils import local_time
+
+    if not row.checked_at:
+        return "-"
+    result = (row.check_result or "").split(":")[0] or "?"
+    return f"checked {result} {local_time(row.checked_at)}"

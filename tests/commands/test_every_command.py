@@ -73,7 +73,8 @@ def test_show_prints_aligned_columns_with_zone_and_human_size(populated, tmp_pat
     assert lines[0].index("mydir.") == lines[1].index("mydir.")
     assert all(f" {populated}" in line for line in lines)
     assert " KiB " in lines[0] and "local" in lines[0]
-    assert lines[1].endswith("(daily db)") or lines[0].endswith("(daily db)")
+    assert "(daily db)" in lines[1] or "(daily db)" in lines[0]
+    assert all(line.endswith("  full  -") for line in lines)  # the level, and no check yet
 
 
 def test_info_gives_the_full_record_of_a_name_or_a_stored_filename(populated):
@@ -115,7 +116,9 @@ def test_ls_lists_the_store_and_marks_the_catalog(populated, home):
     ]
     assert listed[0]["size"] == rows[0]["size"]
     with_manifests = json.loads(run_cli("ls", "--all", "--json").stdout)
-    assert [e["key"] for e in with_manifests] == [archive, archive + ".manifest.json", "stranger.bin"]
+    assert [e["key"] for e in with_manifests] == [
+        archive, archive + ".index.jsonl.zst", archive + ".manifest.json", "stranger.bin"
+    ]
     human = run_cli("ls").stdout
     assert "unknown  stranger.bin" in human and f"catalog  {archive}" in human
     assert [e["key"] for e in json.loads(run_cli("ls", "stran", "--json").stdout)] == ["stranger.bin"]

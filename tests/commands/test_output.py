@@ -19,7 +19,7 @@ from tests.conftest import ROOT, make_tree, run_cli
 ROW_KEYS = {
     "backend", "backend_hash", "backup_date", "filename", "is_deleted", "last_updated", "metadata", "size",
     "stored_filename", "tags", "state", "session_id", "sha256", "compression", "encryption", "host", "profile",
-    "source_path", "source_size", "file_count", "format_version",
+    "source_path", "source_size", "file_count", "format_version", "level", "base", "checked_at", "check_result",
 }
 
 

@@ -1,0 +1,241 @@
+"""Reading stored archives as plain tar streams, and restoring a chain from the store.
+
+:class:`ArchiveStream` opens one stored archive (0.6's Blowfish or age decryption,
+then zstd or gzip) as a plain tar stream and checks, once it has been read to its end,
+that the stored bytes match the recorded size and SHA-256; ``restore`` and ``check
+--read-data`` both read archives through it.
+
+:func:`restore_backup_chain` is what ``restore`` does for a differential or
+incremental backup, a ``--at`` date or ``--include`` patterns: it finds the chain
+(:mod:`bakthat.levels`), reads the index of every link from the store and merges them
+(:mod:`bakthat.chain_state`), checks that every archive of the chain is there with its
+recorded size (and, where reads are cheap, its SHA-256), and only then streams the
+archives, each once, into one staging tree (:mod:`bakthat.chain_restore`).  A missing
+or damaged link is refused before anything is written, naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bakthat.pipeline import HashingReader
+from bakthat.errors import IntegrityError, NotFoundError
+from bakthat.levels import BrokenChainError, Link
+
+log = logging.getLogger("bakthat")
+
+
+class ArchiveStream:
+    """The plain tar stream of one stored archive.
+
+    Given a backend, a catalog row and the DecryptingReader keywords of its backup (None
+    or empty when it is not encrypted), open the stored object.  :meth:`read` gives the
+    tar bytes (damaged compressed or encrypted data raises IntegrityError);
+    :meth:`verify` reads whatever is left and raises IntegrityError if the stored bytes
+    do not match the row's size and SHA-256.  :meth:`close` closes the stored object.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        row: Any,
+        secret: Mapping[str, Any] | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        from bakthat import archive, crypto, legacy
+
+        self.row = row
+        self._raw = backend.open_read(row.stored_filename)
+        try:
+            self.hashed = HashingReader(self._raw, progress)
+            self.decrypted: Any = None
+            if secret and legacy.is_legacy_encrypted(row):
+                self.plain: Any = legacy.open_archive(self.hashed, secret["passphrase"])
+            else:
+                if secret:
+                    self.decrypted = crypto.DecryptingReader(
+                        self.hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **dict(secret)
+                    )
+                self.plain = archive.decompressor(self.decrypted or self.hashed, row.compression or "gzip")
+        except BaseException:
+            self._raw.close()
+            raise
+
+    def read(self, size: int = -1) -> bytes:
+        return self.plain.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+    def verify(self) -> None:
+        """Read the rest of every layer; raise IntegrityError if the stored bytes are not
+        the ones recorded at backup time."""
+        for stream in (self.plain, self.decrypted):
+            if stream is not None:
+                while stream.read(1 << 20):
+                    pass
+        self.hashed.drain()
+        row = self.row
+        if row.sha256 and (self.hashed.hexdigest() != row.sha256 or self.hashed.size != row.size):
+            raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch (damaged or altered); nothing was restored")
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def verify_stored(backend: Any, row: Any) -> None:
+    """Hash the whole stored object of ``row``; raise IntegrityError if it differs from
+    the recorded size or SHA-256."""
+    reader = HashingReader(backend.open_read(row.stored_filename))
+    try:
+        reader.drain()
+    finally:
+        reader.close()
+    if row.sha256 and (reader.hexdigest() != row.sha256 or reader.size != row.size):
+        raise IntegrityError(f"{row.stored_filename}: the stored archive does not match its SHA-256 (damaged or altered)")
+
+
+def plan_chain(
+    ctx: Any,
+    row: Any,
+    secret_of: Callable[[Any], Mapping[str, Any] | None],
+) -> tuple[list[Link], dict[str, Any], Any, dict[str, Any]]:
+    """Given a context, the row of a backup and a function giving the DecryptingReader
+    keywords of a row, return ``(chain, rows by stored filename, state at the backup,
+    delta indexes by stored filename)``, reading every index of the chain from the
+    store.  Raise BrokenChainError naming the missing or damaged link."""
+    from bakthat import index_store
+
+    rows = index_store.live_rows(ctx, row.filename, row.profile)
+    if all(other.stored_filename != row.stored_filename for other in rows):
+        rows.append(row)
+    history, by_name, unusable = index_store.history(rows)
+    chain = history.chain(row.stored_filename, unusable if len(rows) > 1 else None)
+    deltas: dict[str, Any] = {}
+    state = index_store.chain_state(ctx, chain, by_name, secret_of, use_cache=False, deltas=deltas)
+    return chain, by_name, state, deltas
+
+
+def check_objects(ctx: Any, chain: Sequence[Link], rows: Mapping[str, Any], wait: bool) -> None:
+    """Check that every archive of a chain is in the store with its recorded size (and,
+    where reads are cheap, its SHA-256), asking cold storage for them first.  Raise
+    BrokenChainError naming the first link that is missing or damaged."""
+    target = chain[-1]
+    for link in chain:
+        row = rows[link.stored_filename]
+        ctx.backend.prepare_read(row.stored_filename, wait=wait)
+        try:
+            info = ctx.backend.stat(row.stored_filename)
+            if info.size != row.size:
+                raise IntegrityError(f"the store holds {info.size} bytes, the catalog {row.size}")
+            if ctx.backend.cheap_reads and row.sha256:
+                verify_stored(ctx.backend, row)
+        except (NotFoundError, IntegrityError) as exc:
+            raise BrokenChainError(
+                f"cannot use {target.describe()}: its chain needs {link.describe()}, whose archive is missing or "
+                f"damaged ({exc}); nothing was read or written",
+                target.stored_filename,
+                link.stored_filename,
+            ) from exc
+
+
+def restore_backup_chain(
+    ctx: Any,
+    row: Any,
+    secret_of: Callable[[Any], Mapping[str, Any] | None],
+    target: Path,
+    *,
+    include: Sequence[str] = (),
+    overwrite: bool = False,
+    wait: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Restore the state at the backup of ``row`` (its whole chain, or with ``include``
+    only the matching paths, reading only the archives that hold them) into ``target``.
+
+    Raise BrokenChainError before anything is written if a link of the chain is missing
+    or damaged; NotFoundError if ``include`` matches nothing; TargetExistsError if a
+    top-level entry exists in the target and ``overwrite`` is false; what reading and
+    extracting raise otherwise (the target is then left as it was).
+    """
+    from bakthat.chain_restore import ChainPart, restore_chain
+    from bakthat.chain_state import select
+
+    chain, rows, state, deltas = plan_chain(ctx, row, secret_of)
+    selection = None
+    if include:
+        selection = select(state, include)
+        if not selection.paths:
+            raise NotFoundError(
+                f"no path of {row.stored_filename} matches {', '.join(map(repr, include))}; nothing was restored"
+            )
+        reading = [link for link in chain if link.stored_filename in set(selection.archives)]
+    else:
+        reading = chain
+    check_objects(ctx, reading, rows, wait)
+    parts = []
+    for position, link in enumerate(reading):
+        link_row = rows[link.stored_filename]
+        opened: list[ArchiveStream] = []
+
+        def open_part(link_row: Any = link_row, opened: list[ArchiveStream] = opened) -> Any:
+            stream = ArchiveStream(ctx.backend, link_row, secret_of(link_row), progress)
+            opened.append(stream)
+            return stream
+
+        def verify(opened: list[ArchiveStream] = opened) -> None:
+            opened[-1].verify()
+
+        if selection is None:
+            deletions = [] if position == 0 else [os.fsdecode(key) for key in deltas[link.stored_filename].deletions]
+            parts.append(ChainPart(link.stored_filename, open_part, deletions, verify))
+        else:
+            holder = state.holders.index(link.stored_filename)
+            wanted = _wanted(state, selection, holder)
+            parts.append(ChainPart(link.stored_filename, open_part, (), verify, select=wanted.__contains__))
+    log.info(
+        "Restoring %s (%s) into %s: %d archive(s) of its chain",
+        row.stored_filename, row.level or "full", target, len(parts),
+    )
+    return restore_chain(
+        parts, target, overwrite=overwrite,
+        finish=None if selection is None else lambda tree: _set_parents(tree, state, selection.parents),
+    )
+
+
+def _wanted(state: Any, selection: Any, holder: int) -> set[str]:
+    """Return the member names to extract from the archive at position ``holder`` of the
+    chain: the selected paths (and their hard-link partners and parents) whose data
+    that archive holds in the state."""
+    from bakthat.index_records import key_of, record_holder
+
+    wanted = set()
+    for path in [*selection.paths, *selection.partners, *selection.parents]:
+        record = state.record(key_of(path))
+        if record is not None and record_holder(record) == holder:
+            wanted.add(path)
+    return wanted
+
+
+def _set_parents(tree: str, state: Any, parents: Sequence[str]) -> None:
+    """Give the parent directories of the selected paths the mode and mtime the index
+    records (deepest first, without following links)."""
+    from bakthat.index_records import key_of, unpack
+
+    for path in sorted(parents, key=lambda text: text.count("/"), reverse=True):
+        record = state.record(key_of(path))
+        if record is None:
+            continue
+        fields = unpack(record)
+        full = os.path.join(tree, path)
+        try:
+            if os.path.islink(full) or not os.path.isdir(full):
+                continue
+            os.chmod(full, fields[7])
+            os.utime(full, ns=(fields[2], fields[2]), follow_symlinks=False)
+        except OSError as exc:
+            log.warning("could not give %s its recorded mode and time: %s", path, exc.strerror)

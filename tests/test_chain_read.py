@@ -1,0 +1,229 @@
+"""Backups at every level through the public API, and restoring their chains from the store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import bakthat
+from bakthat import models
+from bakthat.errors import IntegrityError, NotFoundError, TargetExistsError
+from bakthat.levels import BrokenChainError
+from tests.chains import same_size_same_mtime_new_inode, same_size_same_mtime_rewrite
+from tests.trees import differences, tree_state
+
+
+def make_source(root: Path) -> Path:
+    (root / "docs" / "deep").mkdir(parents=True)
+    (root / "docs" / "a.txt").write_text("alpha")
+    (root / "docs" / "deep" / "b.txt").write_text("beta")
+    (root / "top.txt").write_text("top")
+    (root / "will-be-dir").write_text("a file for now")
+    (root / "old-name.txt").write_text("renamed later")
+    (root / "linked").write_text("shared")
+    os.link(root / "linked", root / "linked-too")
+    os.symlink("top.txt", root / "link")
+    (root / "empty").mkdir()
+    for number, path in enumerate(sorted(root.rglob("*"), reverse=True)):
+        os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number), follow_symlinks=False)
+    os.utime(root, (1_500_000_000, 1_500_000_000))
+    return root
+
+
+def evolve(root: Path, conf: dict | None = None, password: str = "") -> tuple[list, list[dict]]:
+    """Back up ``root`` as full -> diff -> incr -> incr while it changes; return the rows
+    and the tree state at each backup."""
+    rows, states = [], []
+
+    def take(level):
+        rows.append(bakthat.backup(str(root), password=password, prompt="no", level=level, conf=conf))
+        states.append(tree_state(root))
+
+    take("full")
+    # added, changed with the same size and mtime (new ctime), deleted
+    (root / "added.txt").write_text("new file")
+    same_size_same_mtime_rewrite(root / "docs" / "a.txt", "ALPHA")
+    (root / "docs" / "deep" / "b.txt").unlink()
+    take("diff")
+    # a new inode with the same size and mtime, renamed, file -> directory, a mode change
+    same_size_same_mtime_new_inode(root / "top.txt", "TOP")
+    os.rename(root / "old-name.txt", root / "new-name.txt")
+    (root / "will-be-dir").unlink()
+    (root / "will-be-dir").mkdir()
+    (root / "will-be-dir" / "inside.txt").write_text("inside")
+    os.chmod(root / "docs", 0o700)
+    take("incr")
+    # directory -> file again, a directory deleted whole, the hard-linked file rewritten, a link retargeted
+    shutil.rmtree(root / "will-be-dir")
+    (root / "will-be-dir").write_text("a file again")
+    shutil.rmtree(root / "docs" / "deep")
+    (root / "linked").write_text("shared, changed")
+    os.unlink(root / "link")
+    os.symlink("added.txt", root / "link")
+    take("incr")
+    return rows, states
+
+
+@pytest.fixture
+def chain(tmp_path):
+    root = make_source(tmp_path / "src" / "www")
+    rows, states = evolve(root)
+    return rows, states
+
+
+def restored_state(target: Path) -> dict:
+    return tree_state(target / "www")
+
+
+def test_each_backup_records_its_level_and_base(chain):
+    rows, _ = chain
+    assert [row.level for row in rows] == ["full", "diff", "incr", "incr"]
+    assert [row.base for row in rows] == [None, rows[0].stored_filename, rows[1].stored_filename, rows[2].stored_filename]
+    assert all(row.metadata["index"]["key"] == row.stored_filename + ".index.jsonl.zst" for row in rows)
+    assert rows[1].metadata["index"]["deletions"] == 1  # docs/deep/b.txt
+
+
+def test_a_chain_restores_exactly_to_each_point(chain, tmp_path):
+    rows, states = chain
+    for number, (row, state) in enumerate(zip(rows, states)):
+        target = tmp_path / f"out{number}"
+        bakthat.restore(row.stored_filename, target=target, prompt="no")
+        assert differences(state, restored_state(target)) == [], row.level
+        assert sorted(os.listdir(target)) == ["www"], "no work directory is left behind"
+
+
+def test_at_picks_the_newest_state_at_or_before_the_date(chain, tmp_path):
+    rows, states = chain
+    from bakthat.levels import utc_iso
+
+    for number, (row, state) in enumerate(zip(rows, states)):
+        for kind, when in enumerate((row.backup_date, str(row.backup_date), utc_iso(row.backup_date))):
+            target = tmp_path / f"at{number}-{kind}"
+            assert bakthat.restore("www", at=when, target=target, prompt="no").stored_filename == row.stored_filename
+            assert differences(state, restored_state(target)) == []
+    with pytest.raises(NotFoundError, match="no backup at or before"):
+        bakthat.restore("www", at="2001-01-01", target=tmp_path / "none", prompt="no")
+    assert not (tmp_path / "none").exists()
+
+
+def test_a_damaged_middle_link_is_refused_before_anything_is_written(chain, home, tmp_path):
+    rows, _ = chain
+    archive = home / ".bakthat_store" / rows[1].stored_filename
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    target = tmp_path / "out"
+    with pytest.raises(BrokenChainError) as caught:
+        bakthat.restore(rows[3].stored_filename, target=target, prompt="no")
+    assert caught.value.missing == rows[1].stored_filename
+    assert rows[1].stored_filename in str(caught.value)
+    assert not target.exists()
+    # the full before it is still whole
+    bakthat.restore(rows[0].stored_filename, target=tmp_path / "full", prompt="no")
+
+
+@pytest.mark.parametrize("lost", ["archive", "index"])
+def test_a_missing_middle_link_is_named_and_nothing_is_written(chain, home, tmp_path, lost):
+    rows, _ = chain
+    store = home / ".bakthat_store"
+    key = rows[2].stored_filename + (".index.jsonl.zst" if lost == "index" else "")
+    (store / key).unlink()
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(BrokenChainError) as caught:
+        bakthat.restore(rows[3].stored_filename, target=target, prompt="no")
+    assert caught.value.missing == rows[2].stored_filename
+    assert list(target.iterdir()) == []
+
+
+def test_a_deleted_base_row_breaks_the_chain_by_name(chain, tmp_path):
+    rows, _ = chain
+    rows[1].set_deleted()
+    with pytest.raises(BrokenChainError, match=rows[1].stored_filename):
+        bakthat.restore(rows[2].stored_filename, target=tmp_path / "out", prompt="no")
+
+
+def test_include_restores_only_matching_paths_reading_only_the_archives_holding_them(chain, home, tmp_path):
+    rows, states = chain
+    store = home / ".bakthat_store"
+    # added.txt is held by the diff and new-name.txt by the first incr: the others are not read
+    for row in (rows[0], rows[3]):
+        (store / row.stored_filename).unlink()
+    target = tmp_path / "out"
+    bakthat.restore("www", include=["added.txt", "new-name.txt"], target=target, prompt="no")
+    restored = restored_state(target)
+    assert sorted(restored) == [".", "added.txt", "new-name.txt"]
+    for name in ("added.txt", "new-name.txt"):
+        assert restored[name] == states[3][name]
+    assert restored["."][:3] == states[3]["."][:3], "the parent gets the recorded mode and mtime"
+
+
+def test_include_of_a_directory_brings_everything_below_it(chain, tmp_path):
+    rows, states = chain
+    target = tmp_path / "out"
+    bakthat.restore(rows[2].stored_filename, include=["docs/"], target=target, prompt="no")
+    restored = restored_state(target)
+    expected = {path: value for path, value in states[2].items() if path == "docs" or path.startswith("docs/")}
+    assert {path: value for path, value in restored.items() if path != "."} == expected
+
+
+def test_include_that_matches_nothing_is_an_error(chain, tmp_path):
+    with pytest.raises(NotFoundError, match="matches"):
+        bakthat.restore("www", include=["nothing-like-this"], target=tmp_path / "out", prompt="no")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_chain_restore_refuses_existing_entries_unless_overwrite(chain, tmp_path):
+    rows, states = chain
+    target = tmp_path / "out"
+    bakthat.restore(rows[0].stored_filename, target=target, prompt="no")
+    with pytest.raises(TargetExistsError):
+        bakthat.restore(rows[3].stored_filename, target=target, prompt="no")
+    assert differences(states[0], restored_state(target)) == []
+    bakthat.restore(rows[1].stored_filename, target=target, prompt="no", overwrite=True)
+    restored = restored_state(target)
+    # overwrite merges: what the diff holds is there, nothing is deleted from the target
+    for path in ("added.txt", "docs/a.txt"):
+        assert restored[path] == states[1][path]
+
+
+def test_an_encrypted_chain_restores_with_its_password(tmp_path):
+    root = make_source(tmp_path / "src" / "www")
+    rows, states = evolve(root, password="chain secret")
+    assert all(row.stored_filename.endswith(".age") for row in rows)
+    index = Path(os.path.expanduser("~/.bakthat_store")) / (rows[2].stored_filename + ".index.jsonl.zst.age")
+    assert index.read_bytes().startswith(b"age-encryption.org/v1"), "the index and its deletion list are encrypted"
+    bakthat.restore(rows[3].stored_filename, target=tmp_path / "out", password="chain secret", prompt="no")
+    assert differences(states[3], restored_state(tmp_path / "out")) == []
+    from bakthat.errors import WrongPasswordError
+
+    with pytest.raises((WrongPasswordError, BrokenChainError)):
+        bakthat.restore(rows[3].stored_filename, target=tmp_path / "bad", password="wrong", prompt="no")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_sync_into_an_empty_catalog_rebuilds_a_chain_that_then_restores(chain, home, tmp_path):
+    from bakthat.sync import sync
+
+    rows, states = chain
+    models.unbind()
+    other = {"database": str(tmp_path / "rebuilt.sqlite")}
+    added = sync(conf=other)
+    assert [(row.stored_filename, row.level, row.base) for row in added] == [
+        (row.stored_filename, row.level, row.base) for row in rows
+    ]
+    assert added.orphans == []
+    shutil.rmtree(home / ".cache")
+    bakthat.restore("www", target=tmp_path / "out", prompt="no", conf=other)
+    assert differences(states[3], restored_state(tmp_path / "out")) == []
+
+
+def test_deleting_a_backup_deletes_its_index(chain, home):
+    rows, _ = chain
+    bakthat.delete(rows[3].stored_filename)
+    left = sorted(path.name for path in (home / ".bakthat_store").iterdir() if path.name.startswith(rows[3].stored_filename))
+    assert left == []

@@ -1,0 +1,146 @@
+"""bakthat check: the catalog against the store, and reading archives end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+import bakthat
+from bakthat import models
+from bakthat.eventing import events
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def chain(tree):
+    rows = [bakthat.backup(str(tree), password="", level="full")]
+    (tree / "added.txt").write_text("added")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    (tree / "text.txt").write_text("changed")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    return rows
+
+
+def store(home):
+    return home / ".bakthat_store"
+
+
+def fresh(row):
+    return models.Backups.get(models.Backups.stored_filename == row.stored_filename)
+
+
+def flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_a_sound_store_checks_ok_and_records_it(chain):
+    result = bakthat.check(read_data=True)
+    assert result.ok and result.read_data
+    assert [backup.status for backup in result.backups] == ["ok"] * 3
+    assert all(fresh(row).check_result == "ok: objects and data" and fresh(row).checked_at for row in chain)
+    bakthat.check()
+    assert fresh(chain[0]).check_result == "ok: objects"
+
+
+def test_a_flipped_byte_is_found_by_read_data_and_breaks_the_chains_through_it(chain, home):
+    flip_byte(store(home) / chain[1].stored_filename)
+    assert bakthat.check().ok, "without reading data, the sizes still match"
+    result = bakthat.check(read_data=True)
+    statuses = {backup.stored_filename: backup for backup in result.backups}
+    assert statuses[chain[0].stored_filename].status == "ok"
+    assert statuses[chain[1].stored_filename].status == "damaged"
+    assert any("SHA-256" in problem or "damaged" in problem for problem in statuses[chain[1].stored_filename].problems)
+    assert statuses[chain[2].stored_filename].status == "damaged"
+    assert "its chain is broken" in statuses[chain[2].stored_filename].problems[0]
+    assert fresh(chain[1]).check_result.startswith("damaged: ")
+
+
+def test_a_missing_object_is_found_without_reading_data(chain, home):
+    (store(home) / (chain[2].stored_filename + ".index.jsonl.zst")).unlink()
+    (store(home) / chain[0].stored_filename).unlink()
+    result = bakthat.check()
+    damaged = {backup.stored_filename: backup.problems for backup in result.damaged}
+    assert sorted(damaged) == sorted(row.stored_filename for row in chain)
+    assert any("archive" in problem and "missing" in problem for problem in damaged[chain[0].stored_filename])
+    assert any("index" in problem and "missing" in problem for problem in damaged[chain[2].stored_filename])
+    assert any("chain is broken" in problem for problem in damaged[chain[1].stored_filename])
+
+
+def test_a_truncated_manifest_and_a_disagreeing_one_are_found(chain, home):
+    manifest = store(home) / (chain[0].stored_filename + ".manifest.json")
+    manifest.write_bytes(manifest.read_bytes()[:100])
+    other = store(home) / (chain[1].stored_filename + ".manifest.json")
+    data = json.loads(other.read_text())
+    data["sha256"] = "0" * 64
+    other.write_text(json.dumps(data))
+    result = bakthat.check([chain[0].filename])
+    problems = {backup.stored_filename: " ".join(backup.problems) for backup in result.damaged}
+    assert "does not read" in problems[chain[0].stored_filename]
+    assert "says sha256" in problems[chain[1].stored_filename]
+
+
+def test_an_orphan_is_found_when_the_whole_destination_is_checked(chain, home):
+    orphan = store(home) / "lost.20200101000000.tar.zst"
+    orphan.write_bytes(b"left by a killed backup")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    result = bakthat.check()
+    assert [o.key for o in result.problem_orphans] == [orphan.name]
+    assert not result.ok
+    assert bakthat.check([chain[0].filename]).orphans == [], "checking some names lists no orphans"
+
+
+def test_the_cli_exits_6_naming_every_damaged_backup_and_verify_is_an_alias(chain, home):
+    flip_byte(store(home) / chain[2].stored_filename)
+    (store(home) / (chain[0].stored_filename + ".manifest.json")).write_text("{")
+    result = run_cli("verify", "--read-data")
+    assert result.returncode == 6, result.stderr
+    named = result.stderr.splitlines()[-1]
+    assert named.startswith("bakthat: error: damaged: ")
+    assert all(row.stored_filename in named for row in chain)  # the middle one through its chain
+    as_json = run_cli("check", "--json", chain[1].stored_filename)
+    assert as_json.returncode == 6
+    data = json.loads(as_json.stdout)
+    assert data["damaged"] == [chain[1].stored_filename]
+    assert "its chain is broken" in data["backups"][0]["problems"][0]
+    info = run_cli("info", chain[1].filename)
+    assert "last check" in info.stdout and "damaged" in info.stdout
+
+
+def test_read_data_subset_reads_a_share_and_rejects_a_bad_percentage(chain):
+    result = bakthat.check(read_data_subset="34%")
+    assert sum(backup.data_read for backup in result.backups) == 1
+    from bakthat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="percentage"):
+        bakthat.check(read_data_subset="lots")
+    with pytest.raises(ConfigError, match="more than 0%"):
+        bakthat.check(read_data_subset="0%")
+
+
+def test_check_fires_its_events(chain):
+    seen = []
+    events.before_check += lambda session_id: seen.append("before")
+    events.on_check += lambda session_id, result: seen.append(("on", result.ok))
+    bakthat.check()
+    assert seen == ["before", ("on", True)]
+
+
+def test_an_encrypted_backup_is_read_with_the_profiles_password(tree, monkeypatch):
+    bakthat.backup(str(tree), password="check me")
+    monkeypatch.setenv("BAKTHAT_PASSWORD", "check me")
+    assert bakthat.check(read_data=True).ok
+    monkeypatch.setenv("BAKTHAT_PASSWORD", "wrong")
+    result = bakthat.check(read_data=True)
+    assert [backup.status for backup in result.backups] == ["unreadable"] and not result.ok
+
+
+def test_a_name_that_matches_nothing_is_not_found(chain):
+    from bakthat.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="nothing-here"):
+        bakthat.check(["nothing-here"])
