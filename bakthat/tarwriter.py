@@ -19,9 +19,14 @@ listed in :attr:`TarStats.changed`.  Unreadable entries are listed in
 patterns, bakthat's own files or a plugin's file filter (:mod:`bakthat.file_filters`)
 leave out are counted in :attr:`TarStats.excluded`.
 
-This module is longer than most (about 520 lines) because the walk, the decisions about
-each entry and the header writer share one pass over each entry: split, they would
+This module is longer than most (about 600 lines) because the walk, the decisions about
+each entry (excludes, filters, the planner of a differential or incremental) and the
+header writer share one pass over each entry: split, they would
 pass each entry's stat and descriptors between modules on the hot path.
+
+This module is longer than most (about 590 lines) because the walk, the header writer
+and the differential/incremental hooks share one pass and its state (split, they would
+pass that state around on every entry of a hot loop).
 
 With a ``planner`` (a :class:`bakthat.changes.ChangeSet`), the walk is the same but only
 the entries the planner wants are written (a differential or incremental): each entry
