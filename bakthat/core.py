@@ -485,6 +485,15 @@ def _plan_level(ctx: Context, plan: _Plan, requested: str) -> None:
     from bakthat import index_store
     from bakthat.changes import ChangeSet
 
+    try:
+        plan.arcname.encode("utf-8")
+    except UnicodeEncodeError:
+        # The index file names its root as UTF-8 text: a top-level name that is not UTF-8
+        # gets a full archive without an index (no levels, files or find for it).
+        if requested != "full":
+            log.warning("Storing a full backup of %s: its name is not UTF-8, so it has no file index", plan.name)
+        plan.level_reason = "its name is not UTF-8: no file index"
+        return
     previous = None
     choice_level, base, reason = "full", None, "a full backup was asked for"
     if requested != "full":

@@ -138,7 +138,10 @@ def test_a_backup_of_the_store_into_itself_leaves_out_the_archive_being_written(
     first = bakthat.backup(str(tmp_path / "small.txt"), password="")
     row = bakthat.backup(str(home / ".bakthat_store"), password="", custom_filename="store-copy")
     names = members_of(home, row)
-    assert sorted(names) == ["store-copy", f"store-copy/{first.stored_filename}", f"store-copy/{first.stored_filename}.manifest.json"]
+    assert sorted(names) == [
+        "store-copy", f"store-copy/{first.stored_filename}", f"store-copy/{first.stored_filename}.index.jsonl.zst",
+        f"store-copy/{first.stored_filename}.manifest.json",
+    ]
     assert row.metadata["entries"] == {"excluded": 1, "skipped": 0, "changed": 0}
     assert row.metadata["excluded"] == [".bakthat-tmp"]
 
