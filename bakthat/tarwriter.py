@@ -21,12 +21,8 @@ leave out are counted in :attr:`TarStats.excluded`.
 
 This module is longer than most (about 600 lines) because the walk, the decisions about
 each entry (excludes, filters, the planner of a differential or incremental) and the
-header writer share one pass over each entry: split, they would
-pass each entry's stat and descriptors between modules on the hot path.
-
-This module is longer than most (about 590 lines) because the walk, the header writer
-and the differential/incremental hooks share one pass and its state (split, they would
-pass that state around on every entry of a hot loop).
+header writer share one pass over each entry: split, they would pass each entry's stat
+and descriptors between modules on the hot path.
 
 With a ``planner`` (a :class:`bakthat.changes.ChangeSet`), the walk is the same but only
 the entries the planner wants are written (a differential or incremental): each entry
