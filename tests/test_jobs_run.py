@@ -141,7 +141,7 @@ def test_a_nightly_job_with_a_failing_source_stores_and_rotates_the_four_good_on
     # Stored: the four good sources; the failed dump left no object; the old "broken" backups stay.
     assert live_names(config) == sorted(["www", pg_name, maria_name, "app.db", "broken", "broken"])
     stored = sorted(
-        path.name for path in (home / "store").iterdir() if not path.name.endswith((".manifest.json", ".index.jsonl.zst"))
+        path.name for path in (home / "store").iterdir() if not path.name.endswith((".manifest.json", ".index.jsonl.zst", ".index.jsonl.zst.age"))
     )
     assert sum(name.startswith("broken.") for name in stored) == 2
     assert any(name.startswith(f"{pg_name}.") and name.endswith(".pgdump.zst.age") for name in stored)
