@@ -299,8 +299,7 @@ def _cold_class(backend: Any, key: str) -> str | None:
     head = getattr(backend, "head", None)
     if head is None:
         return None
-    from bakthat.backends.glacier import restore_state
-    from bakthat.backends.s3 import ARCHIVE_CLASSES
+    from bakthat.backends.s3 import ARCHIVE_CLASSES, restore_state
 
     info = head(key)
     storage_class = info.get("StorageClass") or "STANDARD"

@@ -96,7 +96,7 @@ def test_an_encrypted_index_needs_the_password(tree, home):
 
 
 def test_files_works_for_a_glacier_class_backup_without_a_restore_request(aws, tree):  # noqa: F811
-    from bakthat.backends import glacier
+    from bakthat.backends import retrieval
 
     conf = {"s3_bucket": "cold-bucket", "retrieval_poll_interval": 0.01}
     row = bakthat.backup(str(tree), destination="glacier", conf=conf, prompt="no")
@@ -109,10 +109,10 @@ def test_files_works_for_a_glacier_class_backup_without_a_restore_request(aws, t
     shutil.rmtree(os.path.expanduser("~/.cache"))
     entries = bakthat.files("mydir", destination="glacier", conf=conf)
     assert "mydir/sub/deeper/note.md" in paths(entries)
-    assert glacier.retrievals(include_done=True) == []
+    assert retrieval.retrievals(include_done=True) == []
     # check lists the archive as skipped, and requests nothing
     result = bakthat.check(destination="glacier", conf=conf, read_data=True)
     assert [backup.status for backup in result.backups] == ["skipped"]
     assert "cold storage" in result.backups[0].problems[0]
-    assert glacier.retrievals(include_done=True) == []
+    assert retrieval.retrievals(include_done=True) == []
     assert client.head_object(Bucket="cold-bucket", Key=row.stored_filename).get("Restore") is None
