@@ -5,7 +5,7 @@ finds the backend by name, and runs inside an event session (see
 :mod:`bakthat.eventing`).  Models and backends are looked up at call time through
 their modules, so plugins that replace them are honoured.
 
-This module is longer than most (about 870 lines) because it holds each action's whole
+This module is longer than most (about 1,030 lines) because it holds each action's whole
 sequence in one place (the order of catalog and store writes is the contract); what
 can stand alone lives elsewhere: passwords in :mod:`bakthat.passwords`, dry-run plans
 in :mod:`bakthat.dryrun`, backup names in :mod:`bakthat.naming`, the tar walk in
