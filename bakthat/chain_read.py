@@ -239,3 +239,76 @@ def _set_parents(tree: str, state: Any, parents: Sequence[str]) -> None:
             os.utime(full, ns=(fields[2], fields[2]), follow_symlinks=False)
         except OSError as exc:
             log.warning("could not give %s its recorded mode and time: %s", path, exc.strerror)
+
+
+def plan_backup_chain(
+    ctx: Any,
+    row: Any,
+    secret_of: Callable[[Any], Mapping[str, Any] | None],
+    target: Path,
+    *,
+    include: Sequence[str] = (),
+    overwrite: bool = False,
+    wait: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Any:
+    """The dry run of :func:`restore_backup_chain`: check the chain and read every archive
+    it would read end to end (SHA-256, decryption, decompression, every member checked),
+    then return a :class:`bakthat.dryrun.RestorePlan` of the state it would write and
+    what already exists in ``target``.  Nothing is written.  Raise what the restore
+    raises for a broken chain or damaged data."""
+    from bakthat.chain_state import select
+    from bakthat.dryrun import MAX_LISTED, RestorePlan, _existing_kind
+    from bakthat.extract import list_members
+    from bakthat.index_records import DIRECTORY, FILE, SYMLINK, key_of, record_type, unpack
+
+    chain, rows, state, _ = plan_chain(ctx, row, secret_of)
+    if include:
+        selection = select(state, include)
+        if not selection.paths:
+            raise NotFoundError(
+                f"no path of {row.stored_filename} matches {', '.join(map(repr, include))}; nothing was restored"
+            )
+        paths = sorted({*selection.paths, *selection.partners, *selection.parents})
+        reading = [link for link in chain if link.stored_filename in set(selection.archives)]
+    else:
+        paths = sorted(os.fsdecode(key) for key in state)
+        reading = chain
+    check_objects(ctx, reading, rows, wait)
+    for link in reading:
+        stream = ArchiveStream(ctx.backend, rows[link.stored_filename], secret_of(rows[link.stored_filename]), progress)
+        try:
+            for _ in list_members(stream):
+                pass
+            stream.verify()
+        finally:
+            stream.close()
+    kinds = {DIRECTORY: "directory", SYMLINK: "symbolic link"}
+    plan = RestorePlan(row=row, target=str(target), overwrite=overwrite)
+    for relative in paths:
+        record = state.record(key_of(relative))
+        if record is None:
+            continue
+        plan.entries += 1
+        kind_letter = record_type(record)
+        if kind_letter == FILE:
+            plan.bytes += unpack(record)[1]
+        if len(plan.would_write) < MAX_LISTED:
+            plan.would_write.append(relative)
+        existing = _existing_kind(os.path.join(target, relative))
+        if existing is None:
+            continue
+        kind = kinds.get(kind_letter, "file")
+        both_directories = existing == "directory" and kind == "directory"
+        if overwrite:
+            if both_directories:
+                continue
+            outcome = "replaced" if "directory" not in (existing, kind) else "refused"
+        else:
+            if both_directories and "/" in relative:
+                continue
+            outcome = "refused"
+        plan.conflict_count += 1
+        if len(plan.conflicts) < MAX_LISTED:
+            plan.conflicts.append({"path": relative, "existing": existing, "archive": kind, "outcome": outcome})
+    return plan

@@ -720,7 +720,8 @@ def restore(
     or an aware datetime) restores the newest backup of the name at or before it.  The
     backup of a differential or incremental is restored with its chain: the state at
     that backup (see :mod:`bakthat.chain_read`); a chain with a missing or damaged
-    link raises BrokenChainError naming it before anything is written.  ``include``
+    link raises BrokenChainError naming it before anything is written (a dry run
+checks the chain and reads every archive it would read).  ``include``
     (gitignore-style patterns, matched below the backup's top-level entry) restores
     only the matching paths, reading only the archives of the chain that hold them.
 
@@ -771,12 +772,7 @@ def restore(
         if patterns and dump_kind:
             raise ConfigError(f"--include: {row.stored_filename} is a {dump_kind} dump, not a tree of paths")
         if patterns or (row.level or "full") != "full":
-            if dry_run:
-                raise ConfigError(
-                    f"--dry-run cannot yet plan the restore of {row.stored_filename} "
-                    f"({'with --include' if patterns else 'a ' + row.level + ' backup'}); `bakthat files` lists what it holds"
-                )
-            from bakthat.chain_read import restore_backup_chain
+            from bakthat.chain_read import plan_backup_chain, restore_backup_chain
 
             def secret_of(other: Any) -> Any:
                 if not other.is_encrypted():
@@ -785,6 +781,10 @@ def restore(
                     return secret
                 return passwords.for_restore(other, password, prompt, ctx.settings)
 
+            if dry_run:
+                return current.finish(plan_backup_chain(
+                    ctx, row, secret_of, where, include=patterns, overwrite=overwrite, wait=wait, progress=progress
+                ))
             try:
                 restore_backup_chain(
                     ctx, row, secret_of, where, include=patterns, overwrite=overwrite, wait=wait, progress=progress

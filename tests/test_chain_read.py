@@ -227,3 +227,20 @@ def test_deleting_a_backup_deletes_its_index(chain, home):
     bakthat.delete(rows[3].stored_filename)
     left = sorted(path.name for path in (home / ".bakthat_store").iterdir() if path.name.startswith(rows[3].stored_filename))
     assert left == []
+
+
+def test_a_dry_run_of_a_chain_reads_it_and_lists_the_state_without_writing(chain, home, tmp_path):
+    rows, states = chain
+    target = tmp_path / "out"
+    plan = bakthat.restore(rows[3].stored_filename, target=target, prompt="no", dry_run=True)
+    assert plan.dry_run and not plan.refused and not target.exists()
+    assert "www/new-name.txt" in plan.would_write and "www/old-name.txt" not in plan.would_write
+    assert plan.entries == len(states[3])
+    partial = bakthat.restore("www", include=["added.txt"], target=target, prompt="no", dry_run=True)
+    assert partial.would_write == ["www", "www/added.txt"]
+    flip = home / ".bakthat_store" / rows[2].stored_filename
+    data = bytearray(flip.read_bytes())
+    data[len(data) // 2] ^= 1
+    flip.write_bytes(bytes(data))
+    with pytest.raises((BrokenChainError, IntegrityError)):
+        bakthat.restore(rows[3].stored_filename, target=target, prompt="no", dry_run=True)
