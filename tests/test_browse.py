@@ -116,3 +116,13 @@ def test_files_works_for_a_glacier_class_backup_without_a_restore_request(aws, t
     assert "cold storage" in result.backups[0].problems[0]
     assert retrieval.retrievals(include_done=True) == []
     assert client.head_object(Bucket="cold-bucket", Key=row.stored_filename).get("Restore") is None
+
+
+def test_files_prints_a_name_that_is_not_utf8_with_escapes(tree):
+    (tree / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name")
+    bakthat.backup(str(tree), password="")
+    listed = run_cli("files", "mydir")
+    assert listed.returncode == 0, listed.stderr
+    assert "mydir/caf\\xe9.txt" in listed.stdout
+    entries = json.loads(run_cli("files", "mydir", "--json").stdout)
+    assert os.fsencode(next(e["path"] for e in entries if e["path"].startswith("mydir/caf"))) == b"mydir/caf\xe9.txt"

@@ -41,5 +41,12 @@ def run(args: argparse.Namespace) -> int:
         mode = _LETTERS.get(entry.type, "?") + stat.filemode(entry.mode)[1:]
         owner = f"{entry.user or entry.uid}/{entry.group or entry.gid}"
         target = f" -> {entry.link}" if entry.link is not None else ""
-        print(f"{mode} {owner:>12} {entry.size:>12} {local_time(entry.mtime_ns // 10**9)} {entry.path}{target}")
+        print(f"{mode} {owner:>12} {entry.size:>12} {local_time(entry.mtime_ns // 10**9)} {shown(entry.path)}"
+              f"{shown(target)}")
     return 0
+
+
+def shown(path: str) -> str:
+    """Return a path (surrogateescape text) printable on any terminal: bytes that are not
+    UTF-8 as backslash escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
+    from bakthat.commands.files import shown
     from bakthat.utils import local_time
 
     found = bakthat.find(
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     for item in found:
         print(f"{local_time(item.backup_date)}  {item.stored_filename} ({item.level}): {len(item.paths)} path(s)")
         for path in item.paths:
-            print(f"    {path}")
+            print(f"    {shown(path)}")
     if not found:
         print(f"no backup holds a path matching {args.pattern!r}")
     return 0
