@@ -116,6 +116,9 @@ def test_files_works_for_a_glacier_class_backup_without_a_restore_request(aws, t
     assert "cold storage" in result.backups[0].problems[0]
     assert retrieval.retrievals(include_done=True) == []
     assert client.head_object(Bucket="cold-bucket", Key=row.stored_filename).get("Restore") is None
+    # with wait, check requests the retrieval, waits for it and reads the archive
+    waited = bakthat.check(destination="glacier", conf=conf, read_data=True, wait=True)
+    assert [(backup.status, backup.data_read) for backup in waited.backups] == [("ok", True)]
 
 
 def test_files_prints_a_name_that_is_not_utf8_with_escapes(tree):
