@@ -19,13 +19,12 @@ open it: ``age -d FILE | zstd -d > app.pgdump``.  The catalog row says what it i
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bakthat.atomic import save_file
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
 from bakthat.sources.base import CHUNK, Source
@@ -130,19 +129,7 @@ def restore_dump(
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise TargetExistsError(f"{path} exists: restore elsewhere (--target), or overwrite")
     target.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".bakthat-restore-", dir=target)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            while chunk := checked.read(CHUNK):
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    with save_file(path, prefix=".bakthat-restore-", mode=0o600) as handle:
+        while chunk := checked.read(CHUNK):
+            handle.write(chunk)
     return str(path)
