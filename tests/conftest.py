@@ -101,3 +101,11 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, cwd=N
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def cli_ok(*args: str, env: dict | None = None, input: str | None = None, cwd=None, timeout: int = 120):
+    """Run ``python -m bakthat ARGS`` like :func:`run_cli` and assert it exited 0 (its stderr
+    in the failure message), so a test reading the output reads a command that worked."""
+    result = run_cli(*args, env=env, input=input, cwd=cwd, timeout=timeout)
+    assert result.returncode == 0, f"bakthat {' '.join(args)} exited {result.returncode}: {result.stderr}"
+    return result

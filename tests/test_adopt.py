@@ -15,7 +15,7 @@ from bakthat import models
 from bakthat.errors import IntegrityError, RetrievalPendingError, WrongPasswordError
 from bakthat.sync import sync
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401
-from tests.conftest import run_cli, snapshot
+from tests.conftest import cli_ok, run_cli, snapshot
 from tests.legacy_writer import backup_object, raw_object
 
 JUNE = datetime(2013, 6, 4, 19, 10, 55, tzinfo=timezone.utc)
@@ -91,7 +91,7 @@ def test_a_dry_run_adopts_nothing_and_sync_writes_nothing_to_the_store(store):
 
 def test_adopted_backups_show_restore_and_delete_like_others(store, source, tmp_path):
     assert run_cli("sync").returncode == 0
-    shown = json.loads(run_cli("show", "--json").stdout)
+    shown = json.loads(cli_ok("show", "--json").stdout)
     assert [row["stored_filename"] for row in shown] == [
         "mydir.20130704080000.tgz.enc",
         "mydir.20130604191055.tgz",

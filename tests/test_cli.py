@@ -10,7 +10,7 @@ import json
 import pytest
 
 from bakthat.errors import EXIT_CODES
-from tests.conftest import make_tree, run_cli, snapshot
+from tests.conftest import cli_ok, make_tree, run_cli, snapshot
 
 
 @pytest.fixture
@@ -30,12 +30,12 @@ def test_backup_show_restore_delete_round_trip(data, tmp_path):
     assert snapshot(tmp_path / "out" / "mydir") == snapshot(data)
     delete = run_cli("delete", "mydir")
     assert delete.returncode == 0, delete.stderr
-    assert run_cli("show", "--json").stdout.strip() == "[]"
+    assert cli_ok("show", "--json").stdout.strip() == "[]"
 
 
 def test_show_json_is_a_list_of_rows(data):
     run_cli("backup", str(data), "--prompt", "no", "-t", "x")
-    rows = json.loads(run_cli("show", "--json").stdout)
+    rows = json.loads(cli_ok("show", "--json").stdout)
     assert len(rows) == 1
     assert rows[0]["filename"] == "mydir" and rows[0]["tags"] == "x" and rows[0]["backend"] == "local"
 
@@ -91,7 +91,7 @@ def test_profile_config_and_destination_are_accepted_before_the_command(data, ho
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (tmp_path / "work-store").iterdir() if p.name.startswith("mydir.")]
     assert not (home / ".bakthat_store").exists()
-    shown = run_cli("-p", "work", "show", "--json")
+    shown = cli_ok("-p", "work", "show", "--json")
     assert [row["filename"] for row in json.loads(shown.stdout)] == ["mydir"]
 
 

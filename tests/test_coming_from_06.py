@@ -166,6 +166,13 @@ def cli(*args: str, password: str | None = None):
     return done
 
 
+def cli_json(*args: str):
+    """Run a command that must succeed and return its JSON output."""
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_the_walk_through_restores_every_06_backup_byte_for_byte(store_06, tmp_path):
     objects, states, list_store = store_06
     stored_before = {name: data for name, data in objects.items()}
@@ -178,13 +185,13 @@ def test_the_walk_through_restores_every_06_backup_byte_for_byte(store_06, tmp_p
     dry = cli("sync", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert sorted(row["stored_filename"] for row in json.loads(dry.stdout)) == sorted(objects)
-    assert json.loads(cli("show", "--json").stdout) == []
+    assert cli_json("show", "--json") == []
     done = cli("sync")
     assert done.returncode == 0, done.stderr
     assert f"{len(objects)} backup(s) added" in done.stdout
 
     # 4. show them, and restore each, by its stored name, into its own target
-    shown = json.loads(cli("show", "--json").stdout)
+    shown = cli_json("show", "--json")
     assert sorted(row["stored_filename"] for row in shown) == sorted(objects)
     assert {row["filename"] for row in shown} == {"www", "db", "notes.txt"}
     for stored, state in states.items():
@@ -268,7 +275,7 @@ def test_the_walk_through_with_the_06_catalog_kept_in_place(store_06, tmp_path, 
     listed = {row["stored_filename"]: row for row in json.loads(shown.stdout)}
     assert sorted(listed) == sorted(objects)
     assert {stored: row["tags"] for stored, row in listed.items()} == {row["stored_filename"]: row["tags"] for row in rows}
-    by_tag = json.loads(cli("show", "-t", "www-0.6", "--json").stdout)
+    by_tag = cli_json("show", "-t", "www-0.6", "--json")
     assert sorted(row["stored_filename"] for row in by_tag) == sorted(stored for stored in objects if stored.startswith("www"))
 
     # 3. sync has nothing to add: the catalog already lists every 0.6 backup
@@ -285,5 +292,5 @@ def test_the_walk_through_with_the_06_catalog_kept_in_place(store_06, tmp_path, 
     deleted = cli("delete", "db.20130801033000.tgz.enc")
     assert deleted.returncode == 0, deleted.stderr
     assert list_store() == sorted(stored for stored in objects if stored != "db.20130801033000.tgz.enc")
-    remaining = {row["stored_filename"] for row in json.loads(cli("show", "--json").stdout)}
+    remaining = {row["stored_filename"] for row in cli_json("show", "--json")}
     assert remaining == set(objects) - {"db.20130801033000.tgz.enc"}

@@ -266,7 +266,7 @@ def test_bakhelper_minimal_example(configured, caplog, tmp_path):
 def test_bakhelper_like_a_normal_class(home, tmp_path):
     # --- the guide --------------------------------------------------------------------------------
     import logging
-    import sh
+    import sh  # noqa: F401 - imported by the guide, unused there too
     logging.basicConfig(level=logging.INFO)
 
     from bakthat.helper import BakHelper
@@ -293,7 +293,6 @@ def test_bakhelper_like_a_normal_class(home, tmp_path):
     assert row.filename == "myfile.txt" and row.backend == "local"
     bakthat.restore("myfile.txt", conf=bakthat_conf, target=str(tmp_path / "out"))
     assert (tmp_path / "out" / "myfile.txt").read_text() == "mydata"
-    assert sh is not None
 
 
 # -- the MySQL backup script --------------------------------------------------------------------------------

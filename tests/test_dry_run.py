@@ -12,7 +12,7 @@ import bakthat
 from bakthat import models
 from bakthat.errors import IntegrityError, WrongPasswordError
 from bakthat.eventing import current_session, events
-from tests.conftest import run_cli, snapshot
+from tests.conftest import cli_ok, run_cli, snapshot
 
 FAST = {"scrypt_work_factor": 10}
 
@@ -137,7 +137,7 @@ def test_the_commands_take_dry_run_and_change_nothing(tree, home, tmp_path):
     assert len(backup.stdout.splitlines()) == 1
     plan = json.loads(backup.stdout)
     assert plan["dry_run"] is True and plan["filename"] == "mydir" and plan["file_count"] > 5
-    text = run_cli("backup", str(tree), "--prompt", "no", "--dry-run")
+    text = cli_ok("backup", str(tree), "--prompt", "no", "--dry-run")
     assert "would store mydir." in text.stdout and "dry run: nothing was stored" in text.stdout
 
     restore = run_cli("restore", "mydir", "--target", str(target), "--dry-run", "--json")
@@ -151,7 +151,7 @@ def test_the_commands_take_dry_run_and_change_nothing(tree, home, tmp_path):
 
     delete = run_cli("delete", "mydir", "--dry-run", "--json")
     assert delete.returncode == 0 and json.loads(delete.stdout)["dry_run"] is True
-    assert "would delete mydir." in run_cli("delete", "mydir", "--dry-run").stdout
+    assert "would delete mydir." in cli_ok("delete", "mydir", "--dry-run").stdout
 
     after = everything(home)
     assert after == before

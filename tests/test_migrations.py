@@ -24,7 +24,7 @@ import bakthat
 from bakthat import migrations, models
 from bakthat.errors import CatalogError
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401 - fixtures
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_ok, run_cli
 
 ACCESS_KEY = "AKIAOLDBAKTHAT"
 BUCKET = "old-bakthat-bucket"
@@ -163,7 +163,7 @@ def test_a_backup_into_a_0_6_catalog_succeeds_and_leaves_no_orphan(home, tree):
     assert sorted(p.name for p in (home / ".bakthat_store").iterdir() if p.is_file()) == [
         stored, stored + ".index.jsonl.zst", stored + ".manifest.json"
     ]
-    names = [row["filename"] for row in json.loads(run_cli("show", "--json").stdout)]
+    names = [row["filename"] for row in json.loads(cli_ok("show", "--json").stdout)]
     assert names.count("mydir") == 1 and "www" in names
 
 

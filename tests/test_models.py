@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -76,7 +76,7 @@ def test_two_processes_backing_up_at_once_both_get_their_row(tmp_path, home):
     assert names == ["one", "one", "two", "two"]
 
 
-def test_listing_while_a_backup_writes_neither_blocks_nor_errors(tmp_path, home):
+def test_listing_while_a_backup_writes_neither_errors_nor_waits(tmp_path, home):
     big = tmp_path / "big"
     big.mkdir()
     for index in range(40):
@@ -87,9 +87,30 @@ def test_listing_while_a_backup_writes_neither_blocks_nor_errors(tmp_path, home)
     )
     listings = []
     while writer.poll() is None and len(listings) < 5:
-        started = time.monotonic()
         result = run_cli("show", "--json")
-        listings.append((result.returncode, time.monotonic() - started, result.stderr))
+        # (exit code, stderr, whether the backup was still running when the listing ended)
+        listings.append((result.returncode, result.stderr, writer.poll() is None))
     writer.communicate(timeout=120)
     assert writer.returncode == 0
     assert listings and all(code == 0 for code, _, _ in listings), listings
+    assert any(still_writing for _, _, still_writing in listings), "no listing overlapped the backup"
+
+
+def test_listing_succeeds_while_another_process_holds_the_catalog_write_lock(tree, home):
+    import sqlite3
+
+    import bakthat
+
+    row = bakthat.backup(str(tree), password="")
+    models.unbind()
+    holder = sqlite3.connect(str(home / ".bakthat.sqlite"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # a writer mid-transaction, as a backup recording its row
+        holder.execute("UPDATE backups SET tags = 'held' WHERE id = ?", (row.id,))
+        result = run_cli("show", "--json")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 0, result.stderr
+    assert [shown["stored_filename"] for shown in json.loads(result.stdout)] == [row.stored_filename]
+    assert json.loads(result.stdout)[0]["tags"] != "held"  # a reader sees the last committed state

@@ -18,7 +18,7 @@ from bakthat import models
 from bakthat.errors import ConfigError, EncryptionRequiredError
 from bakthat.helper import BakHelper
 from tests.backends.conftest import aws, moto_server  # noqa: F401 - fixtures
-from tests.conftest import ROOT, run_cli, snapshot
+from tests.conftest import ROOT, cli_ok, run_cli, snapshot
 
 SECRET = "correct horse battery staple"
 FAST = {"scrypt_work_factor": 10}
@@ -132,7 +132,7 @@ def test_require_encryption_from_the_command_line_exits_2_and_stores_nothing(tre
     assert result.returncode == 2, result.stderr
     assert "require_encryption: true" in result.stderr and "nothing was stored" in result.stderr
     assert stored(home) == []
-    assert json.loads(run_cli("show", "--json").stdout) == []
+    assert json.loads(cli_ok("show", "--json").stdout) == []
 
 
 def test_require_encryption_applies_to_keyvalue(aws):

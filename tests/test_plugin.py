@@ -15,7 +15,7 @@ import bakthat
 from bakthat import eventing, models, plugin
 from bakthat.errors import ConfigError, VetoedError
 from bakthat.plugin import HookError, Param, Plugin, PluginError, call_hook, unload_plugins
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_ok, run_cli
 
 EXAMPLES = ROOT / "plugins_example"
 
@@ -475,7 +475,7 @@ def test_a_missing_parameter_is_a_usage_error_and_nothing_runs(with_commands, ca
 
 
 def test_plugin_commands_from_a_subprocess(with_commands):
-    assert "say hello [plugin commands_plugin.Commands]" in " ".join(run_cli("--help").stdout.split())
+    assert "say hello [plugin commands_plugin.Commands]" in " ".join(cli_ok("--help").stdout.split())
     result = run_cli("greet", "--target", "you", "--loud")
     assert result.returncode == 0 and result.stdout == "HELLO YOU\n", result.stderr
     missing = run_cli("greet")
@@ -683,7 +683,7 @@ def test_the_commands_sample_of_the_plugin_guide(plugins_dir, home, tmp_path):
     volume = tmp_path / "srv"
     volume.mkdir()
     (volume / "f").write_text("x")
-    assert "snapshot a volume and back it up [plugin snapshots.Snapshots]" in " ".join(run_cli("--help").stdout.split())
+    assert "snapshot a volume and back it up [plugin snapshots.Snapshots]" in " ".join(cli_ok("--help").stdout.split())
     dry = run_cli("snapshot", "--volume", str(volume), "--keep", "3", "--dry-run")
     assert dry.returncode == 0 and dry.stdout == f"would back up {volume}\n", dry.stderr
     real = run_cli("snapshot", "--volume", str(volume))

@@ -8,7 +8,7 @@ import stat
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import cli_ok, run_cli
 from tests.test_conf import CONFIG_06
 
 
@@ -145,10 +145,10 @@ def test_show_masks_secrets_and_reports_the_effective_values(home):
     path = home / ".bakthat.yml"
     path.write_text(CONFIG_06)
     path.chmod(0o600)
-    shown = json.loads(run_cli("configure", "--show", "--json", env={"BAKTHAT_COMPRESSION": "gzip"}).stdout)
+    shown = json.loads(cli_ok("configure", "--show", "--json", env={"BAKTHAT_COMPRESSION": "gzip"}).stdout)
     assert shown["secret_key"] == "********" and shown["bakmanager_token"] == "********"
     assert shown["s3_bucket"] == "mybucket" and shown["compression"] == "gzip"
-    human = run_cli("configure", "--show")
+    human = cli_ok("configure", "--show")
     assert "wJalrXUtnFEMI" not in human.stdout and "mybucket" in human.stdout
 
 
@@ -157,11 +157,11 @@ def test_check_validates_every_profile(home):
     path.write_text(CONFIG_06)
     path.chmod(0o600)
     expect(run_cli("configure", "--check"), 0)
-    assert run_cli("configure", "--check").stdout == "~/.bakthat.yml: 3 profile(s) valid\n"
+    assert cli_ok("configure", "--check").stdout == "~/.bakthat.yml: 3 profile(s) valid\n"
     path.write_text("a:\n  compresion: zstd\n")
     result = run_cli("configure", "--check")
     expect(result, 2, "bakthat: error: ~/.bakthat.yml: profile 'a': unknown key 'compresion' (did you mean 'compression'?)")
-    report = json.loads(run_cli("configure", "--check", "--json").stdout)
+    report = json.loads(cli_ok("configure", "--check", "--json").stdout)
     assert report["valid"] is False and len(report["problems"]) == 1
 
 
@@ -187,7 +187,7 @@ def test_a_readable_06_config_warns_without_printing_secrets(home):
 def test_list_keys_names_every_collected_key(home):
     from bakthat.conf import collect_settings
 
-    entries = json.loads(run_cli("configure", "--list-keys", "--json").stdout)
+    entries = json.loads(cli_ok("configure", "--list-keys", "--json").stdout)
     assert sorted(e["key"] for e in entries) == sorted(collect_settings())
     compression = next(e for e in entries if e["key"] == "compression")
     assert compression["choices"] == ["zstd", "gzip", "none"] and compression["environment"] == "BAKTHAT_COMPRESSION"
@@ -234,10 +234,10 @@ def test_rotation_into_a_missing_profile_creates_it_and_keeps_the_file(home):
 def test_show_redacts_the_heartbeat_url_as_periodic_backups_does(home):
     url = "https://hc-ping.com/5c0f4f2e-secret-check-uuid"
     (home / ".bakthat.yml").write_text(f"default:\n  heartbeat_url: {url}\n")
-    shown = run_cli("configure", "--show", "--json")
+    shown = cli_ok("configure", "--show", "--json")
     assert json.loads(shown.stdout)["heartbeat_url"] == "https://hc-ping.com/…"
-    human = run_cli("configure", "--show")
-    periodic = run_cli("periodic_backups")
+    human = cli_ok("configure", "--show")
+    periodic = cli_ok("periodic_backups")
     for output in (shown.stdout, human.stdout, periodic.stdout):
         assert "secret-check-uuid" not in output
     assert "https://hc-ping.com/…" in human.stdout

@@ -23,7 +23,7 @@ import time
 import pytest
 
 from bakthat.errors import EXIT_CODES
-from tests.conftest import ROOT, make_tree, run_cli
+from tests.conftest import ROOT, cli_ok, make_tree, run_cli
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_7_unsafe_archive(home, tmp_path):
     good.mkdir()
     (good / "f").write_text("x")
     expect(run_cli("backup", str(good), "--prompt", "no", "--compression", "none"), 0)
-    row = json.loads(run_cli("show", "--json").stdout)[0]
+    row = json.loads(cli_ok("show", "--json").stdout)[0]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("../evil")
@@ -191,7 +191,7 @@ def test_8_target_exists(data, tmp_path):
 def test_9_storage_error(data):
     result = run_cli("backup", str(data), "--prompt", "no", env={"BAKTHAT_LOCAL_PATH": "/proc/bakthat-store"})
     expect(result, 9, "local store")
-    assert json.loads(run_cli("show", "--json").stdout) == []
+    assert json.loads(cli_ok("show", "--json").stdout) == []
 
 
 def test_10_vetoed(tmp_path, data):
@@ -203,7 +203,7 @@ def test_10_vetoed(tmp_path, data):
     result = run_harness(tmp_path, setup, "backup", str(data), "--prompt", "no")
     expect(result, 10, "refused by before_backup handler")
     assert "not during business hours" in result.stderr
-    assert json.loads(run_cli("show", "--json").stdout) == []
+    assert json.loads(cli_ok("show", "--json").stdout) == []
 
 
 def test_11_retrieval_pending(tmp_path, data):
@@ -262,4 +262,4 @@ def test_130_interrupted_keeps_nothing(tmp_path, data, home, signum):
     assert process.returncode == 130, stderr
     assert "bakthat: interrupted" in stderr and "Traceback" not in stderr
     assert [p.name for p in (home / ".bakthat_store").iterdir() if p.name != ".bakthat-tmp"] == []
-    assert json.loads(run_cli("show", "--json").stdout) == []
+    assert json.loads(cli_ok("show", "--json").stdout) == []

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from bakthat import heartbeat
-from tests.conftest import make_tree, run_cli
+from tests.conftest import cli_ok, make_tree, run_cli
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
@@ -53,7 +53,7 @@ def test_a_successful_backup_pings_the_url(home, monitor, data):
     result = run_cli("backup", str(data), "--prompt", "no")
     assert result.returncode == 0, result.stderr
     assert monitor.paths == ["/ping/s3cr3t-uuid"]
-    state = json.loads(run_cli("periodic_backups", "--json").stdout)
+    state = json.loads(cli_ok("periodic_backups", "--json").stdout)
     assert state["heartbeat_url"] == f"http://127.0.0.1:{monitor.server_address[1]}/…"
     assert state["last_ping"]["status"] == "success" and state["last_ping"]["delivered"] is True
 
@@ -82,9 +82,9 @@ def test_an_unreachable_monitor_is_a_warning_naming_only_the_host(home, data):
     assert result.returncode == 0, result.stderr
     assert f"warning: heartbeat ping (success) to http://127.0.0.1:{port}/… failed" in result.stderr
     assert "s3cr3t" not in result.stderr
-    state = json.loads(run_cli("periodic_backups", "--json").stdout)
+    state = json.loads(cli_ok("periodic_backups", "--json").stdout)
     assert state["last_ping"]["delivered"] is False
-    assert "NOT delivered" in run_cli("periodic_backups").stdout
+    assert "NOT delivered" in cli_ok("periodic_backups").stdout
 
 
 def test_an_http_error_is_a_warning(home, monitor, data):
@@ -96,7 +96,7 @@ def test_an_http_error_is_a_warning(home, monitor, data):
 
 
 def test_periodic_backups_explains_the_successor():
-    result = run_cli("periodic_backups", "--help")
+    result = cli_ok("periodic_backups", "--help")
     assert "BakManager" in result.stdout and "heartbeat_url" in result.stdout
     shown = run_cli("periodic-backups")
     assert shown.returncode == 0 and "heartbeat_url: not set" in shown.stdout

@@ -16,7 +16,7 @@ import pytest
 
 from bakthat.errors import EXIT_CODES
 from tests.commands.test_exit_codes import run_harness
-from tests.conftest import ROOT, make_tree, run_cli
+from tests.conftest import ROOT, cli_ok, make_tree, run_cli
 from tests.services import unavailable
 
 
@@ -186,7 +186,7 @@ def test_a_catalog_failure_after_the_store_committed_removes_what_was_stored(hom
     expect(result, 13, "the catalog ~/.bakthat.sqlite cannot be written: no space left", "the backup was not recorded, so mydir.")
     assert "was removed from local" in result.stderr
     assert stored(home) == []
-    assert json.loads(run_cli("show", "--json").stdout) == []
+    assert json.loads(cli_ok("show", "--json").stdout) == []
 
 
 # -- Ctrl-C in an on_backup handler ------------------------------------------------------------
@@ -216,4 +216,4 @@ def test_ctrl_c_in_an_on_backup_handler_after_the_backup_was_stored_says_it_is_k
     assert "nothing" not in stderr.lower().replace("nothing was", "")  # never "nothing kept"
     assert "Traceback" not in stderr
     assert stored_name in stored(home)
-    assert [row["stored_filename"] for row in json.loads(run_cli("show", "--json").stdout)] == [stored_name]
+    assert [row["stored_filename"] for row in json.loads(cli_ok("show", "--json").stdout)] == [stored_name]

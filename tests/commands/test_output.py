@@ -13,7 +13,7 @@ import termios
 
 import pytest
 
-from tests.conftest import ROOT, make_tree, run_cli
+from tests.conftest import ROOT, cli_ok, make_tree, run_cli
 
 #: The keys of a catalog row in --json output (show, backup, restore, delete, info).
 ROW_KEYS = {
@@ -36,7 +36,7 @@ def test_version():
 
 
 def test_info_messages_go_to_stderr_and_quiet_hides_them(data):
-    loud = run_cli("backup", str(data), "--prompt", "no")
+    loud = cli_ok("backup", str(data), "--prompt", "no")
     assert loud.stdout == "" and "Backing up" in loud.stderr and "Stored mydir." in loud.stderr
     quiet = run_cli("-q", "backup", str(data), "--prompt", "no")
     assert quiet.returncode == 0 and quiet.stderr == ""
@@ -49,8 +49,8 @@ def test_verbose_shows_debug_messages():
 
     verbose = run_cli("show", "-v")
     assert verbose.returncode == 0 and f"bakthat {__version__} on Python" in verbose.stderr
-    assert run_cli("-v", "show").stderr == verbose.stderr
-    assert run_cli("show").stderr == ""
+    assert cli_ok("-v", "show").stderr == verbose.stderr
+    assert cli_ok("show").stderr == ""
 
 
 def test_verbose_and_quiet_exclude_each_other():
@@ -59,22 +59,22 @@ def test_verbose_and_quiet_exclude_each_other():
 
 
 def test_json_rows_have_the_documented_keys(data, tmp_path):
-    backup = json.loads(run_cli("backup", str(data), "--prompt", "no", "--json").stdout)
+    backup = json.loads(cli_ok("backup", str(data), "--prompt", "no", "--json").stdout)
     assert set(backup) == ROW_KEYS
-    assert set(json.loads(run_cli("show", "--json").stdout)[0]) == ROW_KEYS
-    restored = json.loads(run_cli("restore", "mydir", "--target", str(tmp_path / "out"), "--json").stdout)
+    assert set(json.loads(cli_ok("show", "--json").stdout)[0]) == ROW_KEYS
+    restored = json.loads(cli_ok("restore", "mydir", "--target", str(tmp_path / "out"), "--json").stdout)
     assert set(restored) == ROW_KEYS
-    assert set(json.loads(run_cli("info", "mydir", "--json").stdout)) == {"backup", "versions"}
-    entries = json.loads(run_cli("ls", "--json").stdout)
+    assert set(json.loads(cli_ok("info", "mydir", "--json").stdout)) == {"backup", "versions"}
+    entries = json.loads(cli_ok("ls", "--json").stdout)
     assert set(entries[0]) == {"key", "size", "modified", "in_store", "in_catalog", "state", "name", "manifest"}
-    assert set(json.loads(run_cli("periodic_backups", "--json").stdout)) == {"heartbeat_url", "last_ping", "keys"}
-    deleted = json.loads(run_cli("delete", "mydir", "--json").stdout)
+    assert set(json.loads(cli_ok("periodic_backups", "--json").stdout)) == {"heartbeat_url", "last_ping", "keys"}
+    deleted = json.loads(cli_ok("delete", "mydir", "--json").stdout)
     assert set(deleted) == ROW_KEYS and deleted["is_deleted"] is True
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(data, tmp_path):
-    backup = run_cli("backup", str(data), "--prompt", "no")
-    restore = run_cli("restore", "mydir", "--target", str(tmp_path / "out"))
+    backup = cli_ok("backup", str(data), "--prompt", "no")
+    restore = cli_ok("restore", "mydir", "--target", str(tmp_path / "out"))
     assert "B/s" not in backup.stderr + restore.stderr and "\r" not in backup.stderr + restore.stderr
 
 
@@ -167,7 +167,7 @@ def test_s3_reduced_redundancy_takes_effect(home, data, request):
     stored = json.loads(result.stdout)["stored_filename"]
     head = s3_client().head_object(Bucket="rrs-bucket", Key=stored)
     assert head.get("StorageClass") == "REDUCED_REDUNDANCY"
-    listed = json.loads(run_cli("ls", "-d", "s3", "--json").stdout)
+    listed = json.loads(cli_ok("ls", "-d", "s3", "--json").stdout)
     assert [(e["key"], e["state"]) for e in listed] == [(stored, "catalog")]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bakthat.plugin import unload_plugins
-from tests.conftest import ROOT, make_tree, run_cli
+from tests.conftest import ROOT, cli_ok, make_tree, run_cli
 
 EXAMPLES = ROOT / "plugins_example"
 
@@ -213,7 +213,7 @@ def test_an_entry_point_plugin_is_discovered_and_used(installed_package, home, t
     assert (home / "hello-plugin.log").read_text() == "hello mydir\n"
     greeted = run_cli("hello", "--name", "world", env=env)
     assert greeted.returncode == 0 and greeted.stdout == "hello world\n", greeted.stderr
-    assert "say hello [plugin hello]" in " ".join(run_cli("--help", env=env).stdout.split())
+    assert "say hello [plugin hello]" in " ".join(cli_ok("--help", env=env).stdout.split())
     # without the package on the path, enabling it is a named error
     missing = run_cli("backup", str(data), "--prompt", "no")
     assert missing.returncode == 2

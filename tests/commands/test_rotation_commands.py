@@ -12,7 +12,7 @@ import pytest
 
 from bakthat import models
 from bakthat.errors import EXIT_CODES
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_ok, run_cli
 from tests.test_rotation import DAY, NOW, hold_lock, make_history, state, write_config
 
 
@@ -61,7 +61,7 @@ def test_delete_older_than_under_both_names(home, command):
 
 
 def test_help_lists_both_commands():
-    result = run_cli("--help")
+    result = cli_ok("--help")
     assert "rotate_backups" in result.stdout and "delete_older_than" in result.stdout
 
 
