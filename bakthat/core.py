@@ -46,6 +46,7 @@ from bakthat.errors import (
     NotFoundError,
     TargetExistsError,
     TargetFullError,
+    UnsafeArchiveError,
     WrongPasswordError,
 )
 from bakthat.eventing import current_session, session
@@ -875,10 +876,22 @@ checks the chain and reads every archive it would read).  ``include``
                         f"{row.stored_filename}: SHA-256 mismatch ({exc}); nothing was restored"
                     ) from exc
                 raise
+        except (IntegrityError, WrongPasswordError, UnsafeArchiveError) as exc:
+            if row.stored_filename in str(exc):
+                raise
+            raise _named(exc, row.stored_filename) from exc
         finally:
             raw.close()
         return current.finish(result)
     raise AssertionError("unreachable")
+
+
+def _named(error: BakthatError, stored_filename: str) -> BakthatError:
+    """Given an error about an archive's content, return a copy naming the archive in
+    front of its message, of the same class (so it keeps its exit code)."""
+    named = type(error)(f"{stored_filename}: {error}")
+    named.__dict__.update(error.__dict__)
+    return named
 
 
 def _drain_for_damage(stream: Any, cause: BaseException) -> None:

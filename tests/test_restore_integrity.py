@@ -1,0 +1,113 @@
+"""A damaged archive is refused by restore, naming the archive, and nothing is written;
+through both integrity paths.
+
+The local store reads cheaply, so restore first hashes the whole stored file and refuses
+a damaged one before decrypting or unpacking anything.  S3 and Glacier do not (a read
+costs a transfer, or a retrieval): there, damage is found while the archive streams
+through decryption (age's per-chunk authentication), decompression (zstd's checksum,
+gzip's CRC-32), the tar reader and the SHA-256 compared before the staged files are
+moved into the target.  Each test runs on both: the local store and S3 on a moto server.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import bakthat
+from bakthat.backends import get_backend
+from bakthat.errors import IntegrityError, WrongPasswordError
+from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401 - fixtures
+
+FAST = {"scrypt_work_factor": 10}
+BUCKET = "damaged-archives"
+
+
+class Store:
+    """Where the archive is stored, and how a test damages it there."""
+
+    def __init__(self, name: str, home):
+        self.name = name
+        self.home = home
+        self.conf = dict(FAST) if name == "local" else {**FAST, "s3_bucket": BUCKET}
+
+    @property
+    def streams(self) -> bool:
+        """True when restore has no whole-file pre-check on this store."""
+        return not get_backend(self.name, self.conf).cheap_reads
+
+    def read(self, row) -> bytes:
+        if self.name == "local":
+            return (self.home / ".bakthat_store" / row.stored_filename).read_bytes()
+        return s3_client().get_object(Bucket=BUCKET, Key=row.stored_filename)["Body"].read()
+
+    def write(self, row, data: bytes) -> None:
+        if self.name == "local":
+            (self.home / ".bakthat_store" / row.stored_filename).write_bytes(data)
+        else:
+            s3_client().put_object(Bucket=BUCKET, Key=row.stored_filename, Body=data)
+
+    def flip(self, row, offset: int) -> None:
+        """Flip one byte (XOR 0xFF: never a no-op) at offset (negative counts from the end)."""
+        data = bytearray(self.read(row))
+        data[offset] ^= 0xFF
+        self.write(row, bytes(data))
+
+    def backup(self, tree, password: str, compression: str = "zstd"):
+        return bakthat.backup(str(tree), destination=self.name, password=password, compression=compression, conf=self.conf)
+
+    def restore(self, target, password: str | None):
+        bakthat.restore("mydir", destination=self.name, password=password, target=target, conf=self.conf)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, home):
+    if request.param == "s3":
+        request.getfixturevalue("aws")
+    return Store(request.param, home)
+
+
+def test_the_two_stores_take_the_two_paths(store):
+    assert store.streams is (store.name == "s3")
+
+
+def refused(store, target, password, error=IntegrityError, row=None):
+    """Restore must raise ``error`` naming the archive, and leave the target empty."""
+    target.mkdir()
+    with pytest.raises(error, match=re.escape(row.stored_filename)) as raised:
+        store.restore(target, password)
+    assert list(target.iterdir()) == []
+    return raised.value
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_flipped_byte_in_an_unencrypted_archive_is_an_integrity_error(store, tree, tmp_path, where, compression):
+    row = store.backup(tree, password="", compression=compression)
+    store.flip(row, {"start": 10, "middle": row.size // 2, "end": -3}[where])
+    refused(store, tmp_path / "out", None, row=row)
+
+
+@pytest.mark.parametrize("where", ["header", "nonce", "middle", "end"])
+def test_a_flipped_byte_in_an_encrypted_archive_is_an_integrity_error(store, tree, tmp_path, where):
+    row = store.backup(tree, password="pw")
+    header_end = store.read(row).index(b"\n---") + 48  # the MAC line, then the 16-byte nonce
+    offset = {"header": 40, "nonce": header_end + 3, "middle": row.size // 2, "end": -3}[where]
+    store.flip(row, offset)
+    refused(store, tmp_path / "out", "pw", row=row)
+
+
+@pytest.mark.parametrize("change", ["truncate", "extend", "empty"])
+@pytest.mark.parametrize("password", ["", "pw"])
+def test_a_truncated_or_extended_archive_is_an_integrity_error(store, tree, tmp_path, change, password):
+    row = store.backup(tree, password=password)
+    data = store.read(row)
+    store.write(row, {"truncate": data[: len(data) - 1000], "extend": data + b"extra bytes", "empty": b""}[change])
+    refused(store, tmp_path / "out", password or None, row=row)
+
+
+def test_a_wrong_password_names_the_archive(store, tree, tmp_path):
+    row = store.backup(tree, password="right")
+    error = refused(store, tmp_path / "out", "wrong", WrongPasswordError, row=row)
+    assert "wrong" in str(error) and "right" not in str(error)
