@@ -150,7 +150,7 @@ EXIT_CODES: dict[int, str] = {
     4: "not found: no backup matches",
     5: "wrong password or missing password/identity",
     6: "integrity error: checksum or authentication failed, archive damaged or truncated",
-    7: "unsafe archive: a member would escape the target or is a device/FIFO",
+    7: "unsafe archive: a member would be written outside the target, through a link, or is malformed",
     8: "target exists: restore would overwrite files (use --overwrite)",
     9: "storage error: the destination could not store, read or delete",
     10: "vetoed: a before_ event handler (plugin) refused the action",

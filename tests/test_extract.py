@@ -84,6 +84,29 @@ class OneWayStream(io.RawIOBase):
         return False
 
 
+def without_hanging(function, *args, limit: float = 120):
+    """Call ``function(*args)`` in a thread and return or raise what it does; fail the test
+    if it is still running after ``limit`` seconds (a reader that misses the end of its
+    stream loops forever: that must fail the suite, not stall it)."""
+    import threading
+
+    outcome: dict = {}
+
+    def call():
+        try:
+            outcome["result"] = function(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert not worker.is_alive(), f"{function.__name__} did not return within {limit} s: it does not notice the stream ended"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
 def stream(*members):
     return OneWayStream(tar_bytes(*members))
 
@@ -404,6 +427,28 @@ def test_a_restore_never_writes_through_a_symlink_in_the_target(target_with_link
     assert os.readlink(target / "dir") == str(outside)
 
 
+def test_a_directory_swapped_for_a_link_after_the_check_is_not_followed(target_with_link_out, monkeypatch):
+    """The race the commit step guards against: ``dir`` is seen as a directory when the
+    target is examined, and is a link to elsewhere when it is opened."""
+    from bakthat import extract_commit
+
+    target, outside = target_with_link_out
+    real_lstat = extract_commit._lstat
+
+    def seen_before_the_swap(name, dir_fd):
+        found = real_lstat(name, dir_fd)
+        return os.stat(target.parent) if name == "dir" else found
+
+    monkeypatch.setattr(extract_commit, "_lstat", seen_before_the_swap)
+    members = [directory("dir"), regular("dir/file", b"evil\n"), regular("dir/new", b"evil\n")]
+    with pytest.raises(OSError):
+        safe_extract(stream(*members), target, overwrite=True)
+    assert os.listdir(outside) == ["file"]
+    assert (outside / "file").read_bytes() == b"outside\n"
+    assert os.readlink(target / "dir") == str(outside)
+    assert_no_staging(target)
+
+
 def test_overwrite_replaces_a_symlink_in_the_target_itself_not_the_file_it_points_to(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"outside\n")
@@ -638,7 +683,7 @@ def truncated_variants():
 def test_a_truncated_or_damaged_archive_is_an_integrity_error_and_changes_nothing(target, data):
     before = snapshot(target)
     with pytest.raises(IntegrityError, match="truncated or damaged archive"):
-        safe_extract(OneWayStream(data), target)
+        without_hanging(safe_extract, OneWayStream(data), target)
     assert snapshot(target) == before
     assert_no_staging(target)
 
@@ -756,3 +801,25 @@ def test_safe_write_file_replaces_a_link_itself_never_writing_through_it(tmp_pat
 def test_every_error_is_a_bakthat_error():
     for error in (UnsafeArchiveError, IntegrityError, TargetExistsError):
         assert issubclass(error, BakthatError)
+
+
+def test_a_tar_error_that_is_not_damage_is_a_bakthat_error_naming_the_step():
+    from bakthat.extract import _TrackingReader, _tar_errors
+
+    with pytest.raises(BakthatError, match="could not restore the archive: seeking backwards is not allowed") as raised:
+        with _tar_errors(_TrackingReader(io.BytesIO(b"")), "restore"):
+            raise tarfile.StreamError("seeking backwards is not allowed")
+    assert type(raised.value) is BakthatError
+
+
+def test_the_tracking_reader_returns_what_it_still_holds_and_refuses_what_it_dropped():
+    from bakthat.extract import _KEEP, _TrackingReader
+
+    reader = _TrackingReader(io.BytesIO(bytes(range(256)) * (4 * _KEEP // 256)))
+    assert reader.read(10) == bytes(range(10))
+    assert reader.since(4) == bytes(range(4, 10)) and reader.since(10) == b""
+    while reader.read(1 << 16):
+        pass
+    with pytest.raises(RuntimeError, match="from offset 4 are no longer available"):
+        reader.since(4)
+    assert reader.since(reader.position - 3) == bytes([253, 254, 255])

@@ -192,6 +192,36 @@ def test_the_disk_layer_never_creates_below_a_file(staging):
         tree.add(*unchecked(info, ["f", "l"]))
 
 
+def test_the_disk_layer_makes_a_hard_link_to_a_symlink_itself_never_to_what_it_points_to(staging):
+    root, victim, tree = staging
+    os.symlink(victim / "passwd", root / "l")
+    info = tarfile.TarInfo("h")
+    info.type, info.linkname, info.mtime = tarfile.LNKTYPE, "l", 1_600_000_000
+    tree.add(*unchecked(info, ["h"]))
+    assert (root / "h").is_symlink()  # a second name of the link, not of the victim's file
+    assert os.lstat(root / "h").st_ino == os.lstat(root / "l").st_ino != os.stat(victim / "passwd").st_ino
+    assert os.stat(victim / "passwd").st_nlink == 1
+
+
+def test_a_member_named_like_the_staging_directory_is_refused(tmp_path, monkeypatch):
+    """The staging directory's name is random; a member that has it anyway (here: the
+    name is made predictable) must not be moved onto the staging directory."""
+    from bakthat import extract
+
+    def predictable_mkdtemp(prefix, dir):
+        path = os.path.join(dir, prefix + "guessed")
+        os.mkdir(path, 0o700)
+        return path
+
+    monkeypatch.setattr(extract.tempfile, "mkdtemp", predictable_mkdtemp)
+    target = tmp_path / "target"
+    target.mkdir()
+    members = [directory(".bakthat-restore-guessed"), regular(".bakthat-restore-guessed/x", b"x")]
+    with pytest.raises(UnsafeArchiveError, match="has the name of this restore's staging directory"):
+        safe_extract(stream(*members), target)
+    assert os.listdir(target) == []
+
+
 def test_the_disk_layer_replaces_a_symlink_at_a_files_name_instead_of_opening_it(staging):
     root, victim, tree = staging
     os.symlink(victim / "passwd", root / "f")

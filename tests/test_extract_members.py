@@ -71,6 +71,32 @@ def test_a_sparse_map_with_too_many_segments_is_refused_before_it_is_read(target
     assert_refused_and_untouched(target, [(info, payload)], match="segments")
 
 
+def test_a_sparse_map_holding_something_else_than_numbers_is_refused(target):
+    info, payload = sparse_member("s", 10, [(0, 1)], b"x")
+    payload = b"1\n0\nrm -rf\n" + payload[len(b"1\n0\n1\n"):]
+    assert_refused_and_untouched(target, [(info, payload)], match="holds b'rm -rf', not a number")
+
+
+def test_a_sparse_map_line_longer_than_any_valid_map_is_refused_before_it_is_all_read(target):
+    from bakthat.fsmeta import MAX_SPARSE_SEGMENTS
+
+    info, _ = sparse_member("s", 10, [(0, 1)], b"x")
+    payload = b"1" * (64 + 48 * MAX_SPARSE_SEGMENTS + 4096)  # no newline: one endless number
+    info.size = len(payload)
+    assert_refused_and_untouched(target, [(info, payload)], match="its sparse map is too long")
+
+
+def test_a_stream_that_ends_inside_a_sparse_map_is_an_integrity_error(target):
+    from bakthat.errors import IntegrityError
+    from tests.test_extract import OneWayStream, tar_bytes, without_hanging
+
+    data = tar_bytes(sparse_member("s", 10, [(0, 1)], b"x"))
+    map_start = data.index(b"1\n0\n1\n")  # the map starts the member's data
+    with pytest.raises(IntegrityError, match="ends inside a sparse map"):
+        without_hanging(safe_extract, OneWayStream(data[: map_start + 4]), target)
+    assert_no_staging(target)
+
+
 # ---------------------------------------------------------------------------------------
 # Rule 9: header sizes (a small compressed archive must not cost gigabytes of memory)
 
