@@ -449,6 +449,26 @@ def test_a_directory_swapped_for_a_link_after_the_check_is_not_followed(target_w
     assert_no_staging(target)
 
 
+def test_a_conflict_is_found_before_anything_is_moved_into_the_target(tmp_path, monkeypatch):
+    from bakthat import extract_commit
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "b").write_bytes(b"mine\n")
+    moves = []
+    real_rename = os.rename
+
+    def recording_rename(*args, **kwargs):
+        moves.append(args)
+        return real_rename(*args, **kwargs)
+
+    monkeypatch.setattr(extract_commit.os, "rename", recording_rename)
+    with pytest.raises(TargetExistsError, match="b already exists"):
+        safe_extract(stream(regular("a", b"new\n"), regular("b", b"theirs\n")), target)
+    assert moves == []  # 'a' was not moved in and back out: the target was never touched
+    assert sorted(os.listdir(target)) == ["b"] and (target / "b").read_bytes() == b"mine\n"
+
+
 def test_overwrite_replaces_a_symlink_in_the_target_itself_not_the_file_it_points_to(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"outside\n")

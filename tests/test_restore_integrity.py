@@ -57,8 +57,8 @@ class Store:
     def backup(self, tree, password: str, compression: str = "zstd"):
         return bakthat.backup(str(tree), destination=self.name, password=password, compression=compression, conf=self.conf)
 
-    def restore(self, target, password: str | None):
-        bakthat.restore("mydir", destination=self.name, password=password, target=target, conf=self.conf)
+    def restore(self, target, password: str | None, name: str = "mydir"):
+        bakthat.restore(name, destination=self.name, password=password, target=target, conf=self.conf)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -111,3 +111,20 @@ def test_a_wrong_password_names_the_archive(store, tree, tmp_path):
     row = store.backup(tree, password="right")
     error = refused(store, tmp_path / "out", "wrong", WrongPasswordError, row=row)
     assert "wrong" in str(error) and "right" not in str(error)
+
+
+def test_an_archive_replaced_by_another_valid_one_is_refused_by_its_checksum(store, tree, tmp_path):
+    """Every layer reads the replacement as a sound archive: only the SHA-256 recorded at
+    backup time tells it is not the one asked for (the pre-check on the local store, the
+    check before anything is moved into the target on S3)."""
+    older = store.backup(tree, password="")
+    (tree / "text.txt").write_text("changed since\n")
+    newer = store.backup(tree, password="")
+    store.write(older, store.read(newer))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(IntegrityError, match=re.escape(older.stored_filename)) as raised:
+        store.restore(target, None, name=older.stored_filename)
+    expected = "does not match its SHA-256 (damaged or altered)" if store.name == "local" else "SHA-256 mismatch"
+    assert expected in str(raised.value)
+    assert list(target.iterdir()) == []

@@ -161,7 +161,9 @@ def test_check_validates_every_profile(home):
     path.write_text("a:\n  compresion: zstd\n")
     result = run_cli("configure", "--check")
     expect(result, 2, "bakthat: error: ~/.bakthat.yml: profile 'a': unknown key 'compresion' (did you mean 'compression'?)")
-    report = json.loads(cli_ok("configure", "--check", "--json").stdout)
+    checked = run_cli("configure", "--check", "--json")
+    assert checked.returncode == 2, checked.stderr
+    report = json.loads(checked.stdout)
     assert report["valid"] is False and len(report["problems"]) == 1
 
 
