@@ -504,9 +504,13 @@ def test_reading_again_after_an_integrity_error_raises_again():
     damaged = flip(archive, chunk_offset(header, 1))
     reader = DecryptingReader(io.BytesIO(damaged), passphrase=PASSWORD)
     assert reader.read(CHUNK) == data[:CHUNK]
-    for _ in range(2):
-        with pytest.raises(IntegrityError):
+    messages = []
+    for _ in range(3):
+        with pytest.raises(IntegrityError) as raised:
             reader.read(1)
+        messages.append(str(raised.value))
+    # the same error each time: the reader does not go on past the damaged chunk
+    assert messages == ["archive is damaged: chunk 1 failed authentication"] * 3
 
 
 def test_data_that_is_not_an_age_archive_raises_integrity_error():
@@ -898,3 +902,98 @@ def test_we_decrypt_an_archive_the_age_binary_encrypted_with_a_passphrase(tmp_pa
     assert decrypt(archive) == data
     with pytest.raises(WrongPasswordError):
         decrypt(archive, passphrase="wrong")
+
+
+def test_a_single_identity_string_is_refused_rather_than_read_as_a_sequence_of_characters():
+    identity, recipient = generate_identity()
+    archive, _ = encrypt(b"data", recipients=[recipient])
+    with pytest.raises(TypeError, match="identities must be a sequence of strings, not a single string"):
+        DecryptingReader(io.BytesIO(archive), identities=identity)
+    assert decrypt(archive, identities=[identity]) == b"data"
+
+
+def test_an_archive_cut_inside_the_payload_nonce_says_the_nonce_is_missing():
+    archive, header = encrypt(b"data")
+    for cut in (len(header), len(header) + 15):
+        with pytest.raises(IntegrityError, match="payload nonce is missing"):
+            decrypt(archive[:cut])
+
+
+def test_a_low_order_x25519_share_is_damage_not_a_crash():
+    identity, _ = generate_identity()
+    stanza = crypto._Stanza("X25519", (crypto._b64encode(bytes(32)).decode("ascii"),), bytes(32))
+    archive = craft(os.urandom(16), [stanza], [(b"data", True)])
+    with pytest.raises(IntegrityError, match="invalid X25519 share"):
+        DecryptingReader(io.BytesIO(archive), identities=[identity])
+
+
+def test_a_stream_that_is_not_age_is_refused_after_its_first_bytes_not_after_a_megabyte():
+    class Endless(io.RawIOBase):
+        def __init__(self):
+            self.bytes_read = 0
+
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            size = 4096 if size < 0 else size
+            self.bytes_read += size
+            return b"x" * size
+
+    source = Endless()
+    with pytest.raises(IntegrityError, match="missing age v1 magic line"):
+        DecryptingReader(source, passphrase=PASSWORD)
+    assert source.bytes_read <= 2 * 4096
+
+
+def test_a_header_that_never_ends_is_refused_once_it_passes_a_mebibyte():
+    class EndlessHeader(io.RawIOBase):
+        def __init__(self):
+            self.bytes_read = 0
+
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            size = 4096 if size < 0 else size
+            assert self.bytes_read < 4 << 20, "the reader keeps reading a header that never ends"
+            chunk = (AGE_MAGIC if self.bytes_read == 0 else b"") + b"-> stanza argument\n" * (size // 19 + 1)
+            chunk = chunk[:size]
+            self.bytes_read += len(chunk)
+            return chunk
+
+    source = EndlessHeader()
+    with pytest.raises(IntegrityError, match="header too large"):
+        DecryptingReader(source, passphrase=PASSWORD)
+    assert source.bytes_read <= (1 << 20) + 2 * 4096
+
+
+def test_a_header_cut_short_is_refused_as_truncated_without_reading_past_the_end():
+    class Finite(io.RawIOBase):
+        def __init__(self, data):
+            self.data = io.BytesIO(data)
+            self.reads_after_the_end = 0
+
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            chunk = self.data.read(size)
+            if not chunk:
+                self.reads_after_the_end += 1
+                assert self.reads_after_the_end < 100, "the reader keeps reading after the end of the stream"
+            return chunk
+
+    archive, header = encrypt(b"data")
+    source = Finite(archive[: len(header) - 20])
+    with pytest.raises(IntegrityError, match="header is truncated"):
+        DecryptingReader(source, passphrase=PASSWORD)
+
+
+def test_an_archive_cut_within_a_chunk_s_tag_says_it_ends_in_the_middle_of_a_chunk():
+    data = plaintext(CHUNK + 100)
+    archive, header = encrypt(data)
+    reader = DecryptingReader(io.BytesIO(archive[: chunk_offset(header, 1) + 10]), passphrase=PASSWORD)
+    assert reader.read(CHUNK) == data[:CHUNK]
+    with pytest.raises(IntegrityError, match="^archive is truncated: it ends in the middle of a chunk$"):
+        reader.read(1)

@@ -128,3 +128,59 @@ def test_an_archive_replaced_by_another_valid_one_is_refused_by_its_checksum(sto
     expected = "does not match its SHA-256 (damaged or altered)" if store.name == "local" else "SHA-256 mismatch"
     assert expected in str(raised.value)
     assert list(target.iterdir()) == []
+
+
+def test_a_header_altered_into_another_valid_one_is_damage_not_a_wrong_password(store, tree, tmp_path):
+    """A changed scrypt salt still parses: the header's SHA-256 recorded at backup time is
+    what tells damage from a wrong password."""
+    row = store.backup(tree, password="pw")
+    data = bytearray(store.read(row))
+    salt = data.index(b"-> scrypt ") + len(b"-> scrypt ")
+    data[salt] = ord("B") if data[salt] != ord("B") else ord("C")
+    store.write(row, bytes(data))
+    error = refused(store, tmp_path / "out", "pw", row=row)
+    expected = "does not match its SHA-256" if store.name == "local" else "SHA-256 differs from the one recorded"
+    assert expected in str(error)
+
+
+def test_an_archive_replaced_by_a_hostile_one_is_reported_as_altered_and_writes_nothing(store, tree, tmp_path):
+    """On S3 the member check refuses the '..' member first; the rest of the stream is then
+    read and compared with the recorded SHA-256, so the error says what happened: the
+    stored archive is not the one backed up."""
+    import io
+    import tarfile
+
+    row = store.backup(tree, password="", compression="none")
+    hostile = io.BytesIO()
+    with tarfile.open(fileobj=hostile, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        member = tarfile.TarInfo("mydir/../../escaped")
+        member.size = 5
+        tar.addfile(member, io.BytesIO(b"evil\n"))
+    store.write(row, hostile.getvalue())
+    error = refused(store, tmp_path / "out", None, row=row)
+    expected = "does not match its SHA-256" if store.name == "local" else "SHA-256 mismatch (refusing to restore"
+    assert expected in str(error)
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_without_a_recorded_checksum_the_stream_s_own_check_tells_damage_from_hostility(store, tree, tmp_path):
+    """A row without a SHA-256 (as bakthat 0.6's, adopted): after the member check refuses
+    a member, the rest of the stream is read, and gzip's CRC-32 reports the damage."""
+    import gzip
+    import io
+    import tarfile
+
+    from bakthat import models
+
+    row = store.backup(tree, password="", compression="gzip")
+    models.Backups.update(sha256=None).where(models.Backups.id == row.id).execute()
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        member = tarfile.TarInfo("mydir/../../escaped")
+        member.size = 5
+        tar.addfile(member, io.BytesIO(b"evil\n"))
+    damaged = bytearray(gzip.compress(plain.getvalue(), mtime=0))
+    damaged[-8] ^= 0xFF  # the CRC-32 of the gzip trailer
+    store.write(row, bytes(damaged))
+    error = refused(store, tmp_path / "out", None, row=row)
+    assert "damaged gzip data" in str(error) and "CRC" in str(error)
