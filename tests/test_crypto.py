@@ -997,3 +997,12 @@ def test_an_archive_cut_within_a_chunk_s_tag_says_it_ends_in_the_middle_of_a_chu
     assert reader.read(CHUNK) == data[:CHUNK]
     with pytest.raises(IntegrityError, match="^archive is truncated: it ends in the middle of a chunk$"):
         reader.read(1)
+
+
+def test_an_archive_cut_after_a_whole_chunk_says_it_ends_before_its_last_chunk():
+    data = plaintext(2 * CHUNK + 5)
+    archive, header = encrypt(data)
+    reader = DecryptingReader(io.BytesIO(archive[: chunk_offset(header, 2)]), passphrase=PASSWORD)
+    assert reader.read(CHUNK) == data[:CHUNK]
+    with pytest.raises(IntegrityError, match="^archive is truncated: it ends before its last chunk$"):
+        reader.read(CHUNK)
