@@ -35,7 +35,7 @@ def test_a_backup_to_the_sqlite_store_restores_byte_for_byte(registered, bakthat
     (source / "a.txt").write_bytes(b"dear reader\n" * 1000)
     row = bakthat.backup(str(source), prompt="no")
     assert [info.key for info in SqliteStore({"sqlitestore_path": str(store)}).list()] == sorted(
-        [row.stored_filename, row.stored_filename + ".manifest.json"]
+        [row.stored_filename, row.stored_filename + ".index.jsonl.zst", row.stored_filename + ".manifest.json"]
     )
     target = bakthat_catalog.work / "restored"
     bakthat.restore("letters", target=str(target), prompt="no")
