@@ -11,6 +11,7 @@ moved into the target.  Each test runs on both: the local store and S3 on a moto
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -179,6 +180,9 @@ def test_without_a_recorded_checksum_the_stream_s_own_check_tells_damage_from_ho
         member = tarfile.TarInfo("mydir/../../escaped")
         member.size = 5
         tar.addfile(member, io.BytesIO(b"evil\n"))
+        filler = tarfile.TarInfo("mydir/filler")  # the CRC-32 comes megabytes after the refusal
+        filler.size = 8 << 20
+        tar.addfile(filler, io.BytesIO(os.urandom(8 << 20)))
     damaged = bytearray(gzip.compress(plain.getvalue(), mtime=0))
     damaged[-8] ^= 0xFF  # the CRC-32 of the gzip trailer
     store.write(row, bytes(damaged))
