@@ -116,7 +116,9 @@ def test_retention_rotates_adopted_backups_with_the_others(store, source):
         "mydir.20130704080000.tgz.enc",
         "mydir20120101000000.tgz",
     ]
-    assert sorted(listing(store)) == sorted([mine.stored_filename, mine.stored_filename + ".manifest.json"])
+    assert sorted(listing(store)) == sorted(
+        [mine.stored_filename, mine.stored_filename + ".index.jsonl.zst", mine.stored_filename + ".manifest.json"]
+    )
 
 
 def test_write_manifests_describes_each_adopted_backup_for_other_hosts(store, home, tmp_path, source):
