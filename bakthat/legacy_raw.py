@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ __all__ = ["check", "file_name", "restore"]
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _READ = 1 << 20
+#: The longest file name Linux file systems take (bytes).
+_NAME_MAX = 255
 
 
 def file_name(row: Any) -> str:
@@ -55,7 +58,7 @@ def file_name(row: Any) -> str:
     Raise UnsafeArchiveError if its stored name does not give one path component.
     """
     parsed = legacy.parse_name(str(row.stored_filename))
-    if parsed is None or not parsed.raw:
+    if parsed is None or not parsed.raw or len(os.fsencode(parsed.name)) > _NAME_MAX:
         raise UnsafeArchiveError(
             f"refusing to restore {row.stored_filename!r}: as a bakthat 0.6 file uploaded without "
             "compression it would be written under a name that is not a single file name; nothing was restored"
@@ -107,13 +110,13 @@ def _md5_of(etag: Any) -> str | None:
     return value if _MD5.fullmatch(value) else None
 
 
-def _verifier(row: Any, stored: Any, hashed: HashingReader, md5: _MD5Reader, plain: Any) -> Any:
-    """Return the before-commit check: read to the end, then compare size, MD5s and SHA-256."""
+def _verifier(row: Any, stored: Any, hashed: HashingReader, md5: _MD5Reader, plain: Any) -> tuple[Any, Any]:
+    """Return ``(check_stored, verify)``: the checks of the stored bytes (read the rest,
+    then compare size, MD5s and SHA-256), and the before-commit check (read ``plain``
+    to its end, then those)."""
     key = row.stored_filename
 
-    def verify() -> None:
-        while plain.read(_READ):
-            pass
+    def check_stored() -> None:
         while md5.read(_READ):
             pass
         if hashed.size != row.size:
@@ -131,7 +134,35 @@ def _verifier(row: Any, stored: Any, hashed: HashingReader, md5: _MD5Reader, pla
                 "replaced or damaged since); nothing was restored"
             )
 
-    return verify
+    def verify() -> None:
+        while plain.read(_READ):
+            pass
+        check_stored()
+
+    return check_stored, verify
+
+
+class _DamageFirst:
+    """Read ``plain``; when it reports a wrong password (the padding), first run the
+    checks of the stored bytes: a truncated, extended or altered object is damage, and
+    is reported as such."""
+
+    def __init__(self, plain: Any, check_stored: Any) -> None:
+        self._plain = plain
+        self._check_stored = check_stored
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return bytes(self._plain.read(n))
+        except WrongPasswordError as wrong:
+            try:
+                self._check_stored()
+            except IntegrityError as damaged:
+                raise damaged from wrong
+            raise
 
 
 def restore(
@@ -166,8 +197,11 @@ def restore(
     try:
         hashed = HashingReader(stored, progress)
         md5 = _MD5Reader(hashed)
-        plain: Any = md5 if password is None else legacy.BlowfishReader(md5, password, bad_padding=WrongPasswordError)
-        verify = _verifier(row, stored, hashed, md5, plain)
+        plain: Any = md5
+        if password is not None:
+            decrypted = legacy.BlowfishReader(md5, password, bad_padding=WrongPasswordError)
+            plain = _DamageFirst(decrypted, lambda: check_stored())
+        check_stored, verify = _verifier(row, stored, hashed, md5, plain)
         if dry_run:
             size = 0
             while chunk := plain.read(_READ):

@@ -144,17 +144,51 @@ def test_a_wrong_password_with_a_plausible_padding_gives_garbage_which_is_why_un
     assert (tmp_path / "target" / "dump.sql").read_bytes() != dump.read_bytes()
 
 
-@pytest.mark.parametrize("change", ["truncated by a block", "truncated by 3 bytes", "extended by a block"])
+def cut_to_an_impossible_padding(stored: bytes) -> int:
+    """Return how many whole blocks' bytes to cut from ``stored`` so that its new last
+    block decrypts (with the right password) to a last byte beefish never writes."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import Blowfish
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    for cut in range(8, len(stored) - 16, 8):
+        end = len(stored) - cut
+        decryptor = Cipher(Blowfish(PASSWORD.encode()), modes.CBC(stored[end - 16 : end - 8])).decryptor()
+        last = (decryptor.update(stored[end - 8 : end]) + decryptor.finalize())[-1]
+        if not 1 <= last <= 248:
+            return cut
+    raise AssertionError("no such cut")
+
+
+@pytest.mark.parametrize("change", ["truncated by a block", "truncated to an impossible padding", "truncated by 3 bytes", "extended by a block"])
 @pytest.mark.parametrize("stored", [PLAIN, ENCRYPTED])
-def test_a_06_file_whose_size_changed_is_refused_and_nothing_written(store, tmp_path, stored, change):
+def test_a_06_file_whose_size_changed_is_refused_as_damage_and_nothing_written(store, tmp_path, stored, change):
     data = (store / stored).read_bytes()
-    changed = {"truncated by a block": data[:-8], "truncated by 3 bytes": data[:-3], "extended by a block": data + os.urandom(8)}[change]
+    changed = {
+        "truncated by a block": data[:-8],
+        "truncated to an impossible padding": data[: -cut_to_an_impossible_padding(data)],  # not a wrong password
+        "truncated by 3 bytes": data[:-3],
+        "extended by a block": data + os.urandom(8),
+    }[change]
     (store / stored).write_bytes(changed)
     target = tmp_path / "target"
     target.mkdir()
     with pytest.raises(IntegrityError, match=f"{stored}: read {len(changed)} bytes, the catalog recorded {len(data)}|multiple of 8"):
         bakthat.restore(stored, password=PASSWORD, target=target, unverified=True)
     assert os.listdir(target) == []
+
+
+def test_a_stored_name_longer_than_a_file_name_can_be_is_refused(aws, tmp_path):
+    client = s3_client()
+    client.create_bucket(Bucket="bucket-06")
+    stored = "n" * 256 + ".20130604191055"
+    client.put_object(Bucket="bucket-06", Key=stored, Body=b"payload")
+    conf = {"s3_bucket": "bucket-06", "default_destination": "s3"}
+    assert [row.stored_filename for row in sync(conf=conf)] == [stored]
+    from bakthat.errors import UnsafeArchiveError
+
+    with pytest.raises(UnsafeArchiveError, match="not a single file name"):
+        bakthat.restore(stored, target=tmp_path / "target", conf=conf)
+    assert not (tmp_path / "target").exists()
 
 
 @pytest.mark.parametrize("stored", [PLAIN, ENCRYPTED])
@@ -288,7 +322,7 @@ def test_the_bytes_read_must_match_the_etag_the_store_sends_with_them():
         stored = SimpleNamespace(etag=f'"{etag}"')
         hashed = HashingReader(io.BytesIO(data))
         md5 = legacy_raw._MD5Reader(hashed)
-        verify = legacy_raw._verifier(row, stored, hashed, md5, md5)
+        _, verify = legacy_raw._verifier(row, stored, hashed, md5, md5)
         if damaged:
             with pytest.raises(IntegrityError, match="do not match the store's ETag"):
                 verify()
