@@ -247,6 +247,7 @@ def _check_objects(ctx: Any, row: Any, objects: Mapping[str, Any]) -> BackupChec
 
 def _read_data(ctx: Any, row: Any, outcome: BackupCheck, password: str | None, prompt: Any, wait: bool) -> None:
     """Read one archive (and its index) end to end, writing nothing."""
+    from bakthat import legacy, legacy_raw
     from bakthat.chain_read import ArchiveStream
     from bakthat.extract import list_members
     from bakthat.index_store import index_info, read_index
@@ -270,13 +271,17 @@ def _read_data(ctx: Any, row: Any, outcome: BackupCheck, password: str | None, p
         return
     members = 0
     try:
-        stream = ArchiveStream(ctx.backend, row, secret)
-        try:
-            for _ in list_members(stream):
-                members += 1
-            stream.verify()
-        finally:
-            stream.close()
+        if legacy.is_raw(row):  # a file bakthat 0.6 stored with compress: false: no tar to walk
+            legacy_raw.read_and_check(ctx.backend, row, (secret or {}).get("passphrase"))
+            members = 1
+        else:
+            stream = ArchiveStream(ctx.backend, row, secret)
+            try:
+                for _ in list_members(stream):
+                    members += 1
+                stream.verify()
+            finally:
+                stream.close()
         if index_info(row) is not None:
             read_index(ctx.backend, row, secret)
     except WrongPasswordError as exc:

@@ -44,7 +44,7 @@ from bakthat.errors import IntegrityError, TargetFullError, UnsafeArchiveError, 
 
 log = logging.getLogger("bakthat")
 
-__all__ = ["check", "file_name", "restore"]
+__all__ = ["check", "file_name", "read_and_check", "restore"]
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _READ = 1 << 20
@@ -165,6 +165,37 @@ class _DamageFirst:
             raise
 
 
+def _read_all(plain: Any, verify: Any) -> int:
+    """Read ``plain`` to its end, run ``verify``; return the number of bytes read."""
+    size = 0
+    while chunk := plain.read(_READ):
+        size += len(chunk)
+    verify()
+    return size
+
+
+def read_and_check(backend: Any, row: Any, password: str | None) -> int:
+    """Given a backend, a raw 0.6 row and its password (None if not encrypted), read
+    the object to its end with every check :func:`restore` makes, writing nothing;
+    return the size of the file it holds (``bakthat check --read-data``).
+
+    Raise UnsafeArchiveError, WrongPasswordError or IntegrityError as restore does.
+    An encrypted one that passes is still unverified (see the module docstring).
+    """
+    file_name(row)
+    stored = backend.open_read(row.stored_filename)
+    try:
+        hashed = HashingReader(stored)
+        md5 = _MD5Reader(hashed)
+        plain: Any = md5
+        if password is not None:
+            plain = _DamageFirst(legacy.BlowfishReader(md5, password, bad_padding=WrongPasswordError), lambda: check_stored())
+        check_stored, verify = _verifier(row, stored, hashed, md5, plain)
+        return _read_all(plain, verify)
+    finally:
+        stored.close()
+
+
 def restore(
     ctx: Any,
     row: Any,
@@ -203,10 +234,7 @@ def restore(
             plain = _DamageFirst(decrypted, lambda: check_stored())
         check_stored, verify = _verifier(row, stored, hashed, md5, plain)
         if dry_run:
-            size = 0
-            while chunk := plain.read(_READ):
-                size += len(chunk)
-            verify()
+            size = _read_all(plain, verify)
             plan = dryrun.plan_entry(row, where / name, overwrite)
             plan.bytes = size
             plan.verified = password is None

@@ -241,6 +241,17 @@ def test_a_dry_run_reads_and_checks_the_file_and_writes_nothing(store, dump, tmp
     assert (target / "dump.sql").read_text() == "mine" and not (tmp_path / "t2").exists()
 
 
+def test_check_read_data_reads_06_files_with_the_checks_of_restore(store, tmp_path):
+    result = bakthat.check(read_data=True, password=PASSWORD)
+    assert result.ok and {outcome.stored_filename: outcome.data_read for outcome in result.backups} == {PLAIN: True, ENCRYPTED: True}
+    data = (store / PLAIN).read_bytes()
+    (store / PLAIN).write_bytes(data + b"more")
+    damaged = bakthat.check(PLAIN, read_data=True)
+    assert not damaged.ok and [outcome.stored_filename for outcome in damaged.damaged] == [PLAIN]
+    done = run_cli("check", "--read-data", env={"BAKTHAT_PASSWORD": PASSWORD})
+    assert done.returncode == 6 and PLAIN in done.stdout + done.stderr, done.stderr
+
+
 def test_a_hostile_stored_name_from_a_store_is_refused_before_anything_is_read(aws, tmp_path):
     """A store (or its manifests) is not trusted: a name that is not one file name never reaches the disk."""
     client = s3_client()
