@@ -225,10 +225,11 @@ def test_12_locked(home):
 
     (home / ".bakthat.yml").write_text("default:\n  rotation: {keep_last: 1}\n")
     make_history("web", [int(time.time()) - k * 86400 for k in range(3)])
-    holder = hold_lock("web", 3)
+    holder = hold_lock("web", 120)  # held until terminated: a slow machine must not outlast it
     try:
         expect(run_cli("rotate_backups", "web", "--lock-timeout", "0"), 12, "another bakthat process")
     finally:
+        holder.terminate()
         holder.wait(timeout=30)
 
 

@@ -140,11 +140,12 @@ def test_pinned_backups_need_force(home):
 def test_a_held_lock_exits_12(home):
     write_config(home, "default:\n  rotation: {keep_last: 1}\n")
     make_history("web", recent(3))
-    holder = hold_lock("web", 3)
+    holder = hold_lock("web", 120)  # held until terminated: a slow machine must not outlast it
     try:
         expect(run_cli("rotate_backups", "web", "--lock-timeout", "0.3"), 12, "another bakthat process is deleting backups of 'web'")
         expect(run_cli("delete_older_than", "web", "1h", "--lock-timeout", "0"), 12, "lock")
     finally:
+        holder.terminate()
         holder.wait(timeout=30)
     assert live() == 3
 
