@@ -661,20 +661,6 @@ def _match_at(ctx: Context, filename: str, at: Any) -> Any:
     return by_name[link.stored_filename]
 
 
-def _verify_stored_object(backend: Backend, row: Any) -> None:
-    """Hash the whole stored object and compare with the catalog before anything else."""
-    reader = HashingReader(backend.open_read(row.stored_filename))
-    try:
-        reader.drain()
-    finally:
-        reader.close()
-    if row.sha256 and (reader.hexdigest() != row.sha256 or reader.size != row.size):
-        raise IntegrityError(
-            f"{row.stored_filename}: the stored archive does not match its SHA-256 "
-            "(damaged or altered); nothing was restored"
-        )
-
-
 @strict_keywords(ignored={"job_check": "a cold-storage retrieval in progress raises RetrievalPendingError (bakthat retrievals lists them)"})
 def restore(
     filename: str,
@@ -734,6 +720,7 @@ checks the chain and reads every archive it would read).  ``include``
     """
     from bakthat import archive, crypto, dryrun, legacy, legacy_raw
     from bakthat.extract import safe_extract
+    from bakthat.streams import ReadAhead
 
     from bakthat.context import RunContext
 
@@ -806,8 +793,6 @@ checks the chain and reads every archive it would read).  ``include``
             )
             return current.finish(dryrun.plan_entry(row, path, overwrite) if dry_run else row)
         ctx.backend.prepare_read(row.stored_filename, wait=wait)
-        if ctx.backend.cheap_reads and row.sha256:  # nothing to compare for an adopted 0.6 backup
-            _verify_stored_object(ctx.backend, row)
         publisher = None if dry_run else _publisher(session_id, "restore", row.source_path, row.filename)
         if publisher is not None:
             progress = _advancing(publisher, progress)
@@ -815,6 +800,7 @@ checks the chain and reads every archive it would read).  ``include``
             publisher.update(phase="restore", bytes_total=row.size)
         raw = ctx.backend.open_read(row.stored_filename)
         hashed = HashingReader(raw, progress)
+        ahead = None
         try:
             decrypted = None
             if secret and legacy.is_legacy_encrypted(row):
@@ -827,6 +813,11 @@ checks the chain and reads every archive it would read).  ``include``
                         hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
                     )
                 plain = archive.decompressor(decrypted or hashed, row.compression or "gzip")
+            # Reading, hashing, decryption and decompression run in a thread of their
+            # own, ahead of the tar parser.  The archive is read once: its SHA-256 is
+            # compared after the last member, before anything leaves the staging
+            # directory (the target is untouched until then).
+            ahead = plain = ReadAhead(plain)
 
             def verify() -> None:
                 for stream in (plain, decrypted):
@@ -856,7 +847,7 @@ checks the chain and reads every archive it would read).  ``include``
                 else:
                     safe_extract(plain, where, overwrite=overwrite, before_commit=verify)
                     result = row
-            except (WrongPasswordError, TargetExistsError, IntegrityError):
+            except (WrongPasswordError, TargetExistsError):
                 raise
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -866,21 +857,26 @@ checks the chain and reads every archive it would read).  ``include``
                     "nothing was restored and the target is as it was"
                 ) from exc
             except Exception as exc:
-                # A damaged archive can look hostile or malformed: if the rest of the
-                # stream fails its own checks (a checksum, gzip's CRC-32), or the bytes do
-                # not match the recorded SHA-256, report it as what it is.
+                # Damage can look like anything downstream (a codec error, a malformed
+                # or hostile header): read the rest of the archive, and if its bytes do
+                # not match the recorded SHA-256, say that the stored archive is damaged.
                 _drain_for_damage(plain, exc)
                 hashed.drain()
-                if row.sha256 and hashed.hexdigest() != row.sha256:
+                if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
                     raise IntegrityError(
-                        f"{row.stored_filename}: SHA-256 mismatch ({exc}); nothing was restored"
+                        f"{row.stored_filename}: SHA-256 mismatch, the stored archive is damaged or altered ({exc}); "
+                        "nothing was restored"
                     ) from exc
+                if isinstance(exc, IntegrityError) and row.stored_filename not in str(exc):
+                    raise IntegrityError(f"{row.stored_filename}: {exc}") from exc
                 raise
         except (IntegrityError, WrongPasswordError, UnsafeArchiveError) as exc:
             if row.stored_filename in str(exc):
                 raise
             raise _named(exc, row.stored_filename) from exc
         finally:
+            if ahead is not None:
+                ahead.close()
             raw.close()
         return current.finish(result)
     raise AssertionError("unreachable")
@@ -896,12 +892,14 @@ def _named(error: BakthatError, stored_filename: str) -> BakthatError:
 
 def _drain_for_damage(stream: Any, cause: BaseException) -> None:
     """Read ``stream`` to its end after ``cause`` stopped a restore; raise the
-    IntegrityError its own checks raise on the way, if any, instead of ``cause``."""
+    IntegrityError its own checks raise on the way, if any, instead of ``cause``
+    (unless ``cause`` is that error)."""
     try:
         while stream.read(1 << 20):
             pass
     except IntegrityError as damaged:
-        raise damaged from cause
+        if damaged is not cause:
+            raise damaged from cause
     except Exception:  # noqa: BLE001 - the restore's own error is the one to report
         log.debug("could not read the rest of a refused archive", exc_info=True)
 

@@ -33,7 +33,6 @@ itself (``./``) is skipped: the target directory's own mode and times are left a
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -47,20 +46,14 @@ from typing import BinaryIO
 from bakthat.errors import BakthatError, IntegrityError, TargetExistsError, UnsafeArchiveError
 from bakthat.extract_commit import Commit
 from bakthat.extract_disk import StagingTree, privileged
-from bakthat.extract_members import CappedTarInfo, MemberChecker
+from bakthat.extract_members import MemberChecker
+from bakthat.tarreader import TarReader
 
 __all__ = ["list_members", "safe_extract", "safe_write_file"]
 
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".bakthat-restore-"
-# tarfile's stream reader copies what is left of its buffer on every read (a 512-byte
-# header included), so a large buffer makes many small members slow; 64 KiB measured
-# 2.5x faster than 1 MiB on 8,000 small files.
-_BUFSIZE = 64 << 10
-# Bytes of the stream kept in memory so the block after the last member can be looked
-# at; tarfile's stream reader is never more than one buffer ahead of its position.
-_KEEP = 2 * _BUFSIZE + 4 * tarfile.BLOCKSIZE
 _DIR_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
 
 
@@ -201,126 +194,42 @@ def list_members(stream: BinaryIO) -> Iterator[tarfile.TarInfo]:
     would refuse, and IntegrityError when it reaches damage or the end of a truncated
     archive; members before that point have already been yielded.
     """
-    reader = _TrackingReader(stream)
+    reader = TarReader(stream)
     checker = MemberChecker()
-    with _tar_errors(reader, "read"), _open_tar(reader) as tar:
-        for member, _ in checker.members(tar):
+    with _tar_errors(reader, "read"):
+        for member, _ in checker.members(reader):
             yield member
-        _read_to_end(tar, reader)
-
-
-def _open_tar(reader: _TrackingReader) -> tarfile.TarFile:
-    return tarfile.open(fileobj=reader, mode="r|", bufsize=_BUFSIZE, errorlevel=2, tarinfo=CappedTarInfo)
 
 
 def _extract_to_staging(
     stream: BinaryIO, root: str, checker: MemberChecker, select: Callable[[str], bool] | None = None
 ) -> StagingTree:
-    reader = _TrackingReader(stream)
+    reader = TarReader(stream)
     root_fd = os.open(root, _DIR_FLAGS)
     try:
-        with _tar_errors(reader, "restore"), _open_tar(reader) as tar:
-            tree = StagingTree(root_fd, tar.fileobj)
+        with _tar_errors(reader, "restore"):
+            tree = StagingTree(root_fd, reader)
             try:
-                for member, parts in checker.members(tar):
+                for member, parts in checker.members(reader):
                     if select is None or select("/".join(parts)):
                         tree.add(member, parts)
                 tree.finish()
             finally:
                 tree.close()
-            _read_to_end(tar, reader)
     finally:
         os.close(root_fd)
     return tree
 
 
-# ---------------------------------------------------------------------------------------
-# Reading the stream
-
-
-class _TrackingReader:
-    """Read-through wrapper counting bytes and keeping the most recent ones."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.position = 0
-        self._recent: collections.deque[tuple[int, bytes]] = collections.deque()
-        self._recent_size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        if data:
-            self._recent.append((self.position, data))
-            self.position += len(data)
-            self._recent_size += len(data)
-            while self._recent_size - len(self._recent[0][1]) >= _KEEP:
-                self._recent_size -= len(self._recent.popleft()[1])
-        return data
-
-    def since(self, offset: int) -> bytes:
-        """Return the bytes already read from ``offset`` on."""
-        if offset >= self.position:
-            return b""
-        if not self._recent or offset < self._recent[0][0]:
-            raise RuntimeError(f"stream bytes from offset {offset} are no longer available")
-        return b"".join(
-            data[max(0, offset - start) :]
-            for start, data in self._recent
-            if start + len(data) > offset
-        )
-
-
-def _is_zero(data: bytes) -> bool:
-    return data.count(0) == len(data)
-
-
-def _drain(reader: _TrackingReader) -> bool:
-    """Read ``reader`` to its end and return whether everything read was NUL bytes."""
-    clean = True
-    while chunk := reader.read(_BUFSIZE):
-        if clean and not _is_zero(chunk):
-            clean = False
-    return clean
-
-
-def _drain_for_upstream(reader: _TrackingReader) -> None:
-    """Read to the end so an upstream checksum wrapper can raise its own, more precise
-    bakthat error; other failures are left to the caller's error."""
-    try:
-        _drain(reader)
-    except BakthatError:
-        raise
-    except Exception:  # noqa: BLE001 - the archive error being raised is the one to report
-        log.debug("could not read the rest of a damaged archive", exc_info=True)
-
-
-def _read_to_end(tar: tarfile.TarFile, reader: _TrackingReader) -> None:
-    """After the last member: check the end-of-archive marker, then read the stream to
-    its end.  Raise IntegrityError if the marker is missing or damaged, or if non-zero
-    bytes follow it."""
-    tail = reader.since(tar.offset)
-    problem = None
-    if len(tail) < tarfile.BLOCKSIZE:
-        problem = f"the stream ends at byte {reader.position} without an end-of-archive marker"
-    elif not _is_zero(tail[: tarfile.BLOCKSIZE]):
-        problem = f"unreadable member header at byte {tar.offset}"
-    elif not _is_zero(tail[tarfile.BLOCKSIZE :]):
-        problem = "data follows the end-of-archive marker"
-    if not _drain(reader) and problem is None:
-        problem = "data follows the end-of-archive marker"
-    if problem is not None:
-        raise IntegrityError(f"truncated or damaged archive: {problem}")
-
-
 @contextlib.contextmanager
-def _tar_errors(reader: _TrackingReader, verb: str) -> Iterator[None]:
-    """Turn tarfile's errors into bakthat's: a truncated or unreadable stream is an
-    IntegrityError (after reading the rest, so an upstream checksum can speak first)."""
+def _tar_errors(reader: TarReader, verb: str) -> Iterator[None]:
+    """Turn the errors of reading member data into bakthat's: a member whose data ends
+    early is an IntegrityError (raised after reading the rest of the stream, so an
+    upstream checksum can speak first)."""
     try:
         yield
     except (tarfile.ReadError, EOFError) as exc:
-        _drain_for_upstream(reader)
-        raise IntegrityError(f"truncated or damaged archive: {exc}") from exc
+        raise reader.damaged(str(exc)) from exc
     except tarfile.TarError as exc:
         raise BakthatError(f"could not {verb} the archive: {exc}") from exc
 

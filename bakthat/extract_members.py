@@ -25,17 +25,18 @@ Each rule below has a test of its own in tests/test_extract.py.
 8. Sparse maps: segments in order, inside the file's size, and no more data than the
    member holds.
 9. Header sizes: a PAX header or GNU long name larger than a sane limit is refused
-   before it is read into memory, as are old-style GNU sparse members (see
-   :class:`CappedTarInfo`).
+   before it is read into memory, as are old-style GNU sparse members and sparse maps
+   with too many segments (the limits are enforced by restore's header parser,
+   :mod:`bakthat.tarreader`, the only code that reads headers).
 """
 
 from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
+from typing import Any
 
 from bakthat.errors import UnsafeArchiveError
-from bakthat.fsmeta import MAX_SPARSE_SEGMENTS
 
 FILE, DIR, SYMLINK, HARDLINK = "regular file", "directory", "symbolic link", "hard link"
 FIFO, CHAR_DEVICE, BLOCK_DEVICE = "FIFO", "character device", "block device"
@@ -60,53 +61,6 @@ MAX_LONG_NAME = 64 << 10
 def unsafe(name: str, why: str) -> UnsafeArchiveError:
     """Return the error refusing member ``name`` for reason ``why``."""
     return UnsafeArchiveError(f"refusing to restore archive member {name!r}: {why}")
-
-
-class CappedTarInfo(tarfile.TarInfo):
-    """tarfile's header parser with limits (rule 9), so a small archive cannot make a
-    restore or a listing read gigabytes of header into memory."""
-
-    # tarfile calls these hooks positionally, with the TarFile as last argument.
-
-    def _proc_pax(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.size > MAX_PAX_HEADER:
-            raise unsafe(self.name, f"its PAX extended header is {self.size} bytes long (the limit is {MAX_PAX_HEADER})")
-        return super()._proc_pax(archive)  # type: ignore[misc]
-
-    def _proc_gnulong(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.size > MAX_LONG_NAME:
-            raise unsafe(self.name, f"its GNU long name is {self.size} bytes long (the limit is {MAX_LONG_NAME})")
-        return super()._proc_gnulong(archive)  # type: ignore[misc]
-
-    def _proc_sparse(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
-        raise unsafe(self.name, "it is an old-style GNU sparse file, which bakthat does not write or restore")
-
-    def _proc_gnusparse_10(self, next: tarfile.TarInfo, pax_headers: dict, archive: tarfile.TarFile) -> None:
-        """Read a GNU sparse 1.0 map (decimal numbers, one per line, at the start of the
-        member's data) with a limit on its length."""
-        numbers: list[int] = []
-        buffer = b""
-        wanted = None
-        while wanted is None or len(numbers) < wanted:
-            if b"\n" not in buffer:
-                block = archive.fileobj.read(tarfile.BLOCKSIZE)
-                if len(block) < tarfile.BLOCKSIZE:
-                    raise tarfile.ReadError("the archive ends inside a sparse map")
-                buffer += block
-                if len(buffer) > 64 + 48 * MAX_SPARSE_SEGMENTS:
-                    raise unsafe(next.name, "its sparse map is too long")
-                continue
-            line, buffer = buffer.split(b"\n", 1)
-            if not line.isdigit():
-                raise unsafe(next.name, f"its sparse map holds {line[:40]!r}, not a number")
-            if wanted is None:
-                if int(line) > MAX_SPARSE_SEGMENTS:
-                    raise unsafe(next.name, f"its sparse map has {int(line)} segments (the limit is {MAX_SPARSE_SEGMENTS})")
-                wanted = 2 * int(line)
-            else:
-                numbers.append(int(line))
-        next.offset_data = archive.fileobj.tell()
-        next.sparse = list(zip(numbers[::2], numbers[1::2]))
 
 
 def path_parts(member_name: str, path: str, what: str) -> list[str]:
@@ -209,9 +163,9 @@ class MemberChecker:
         if member.sparse is not None and sum(length for _, length in member.sparse) > stored:
             raise unsafe(member.name, "its sparse map lists more data than the member holds")
 
-    def members(self, tar: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, list[str]]]:
-        """Yield ``(member, path components)`` for the members of ``tar`` to restore,
-        each checked first."""
+    def members(self, tar: Any) -> Iterator[tuple[tarfile.TarInfo, list[str]]]:
+        """Yield ``(member, path components)`` for the members of ``tar`` (a TarFile or
+        a :class:`bakthat.tarreader.TarReader`) to restore, each checked first."""
         for member in tar:
             # tarfile keeps every header it reads in ``tar.members``; nothing here needs
             # them again, and keeping them would make memory grow with the number of
