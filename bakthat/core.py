@@ -718,7 +718,7 @@ checks the chain and reads every archive it would read).  ``include``
     overwritten and ``overwrite`` is false, TargetFullError if the target's disk fills
     up.  On any error the target directory is left exactly as it was.
     """
-    from bakthat import archive, crypto, dryrun, legacy, legacy_raw
+    from bakthat import archive, dryrun, legacy, legacy_raw
     from bakthat.extract import safe_extract
     from bakthat.streams import ReadAhead
 
@@ -809,6 +809,8 @@ checks the chain and reads every archive it would read).  ``include``
                 plain = legacy.open_archive(hashed, secret["passphrase"])
             else:
                 if secret:
+                    from bakthat import crypto  # not imported for plain archives: it costs memory
+
                     decrypted = crypto.DecryptingReader(
                         hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
                     )

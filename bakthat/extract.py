@@ -45,7 +45,7 @@ from typing import BinaryIO
 
 from bakthat.errors import BakthatError, IntegrityError, TargetExistsError, UnsafeArchiveError
 from bakthat.extract_commit import Commit
-from bakthat.extract_disk import StagingTree, privileged
+from bakthat.extract_disk import BackgroundStaging, StagingTree, privileged
 from bakthat.extract_members import MemberChecker
 from bakthat.tarreader import TarReader
 
@@ -54,6 +54,7 @@ __all__ = ["list_members", "safe_extract", "safe_write_file"]
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".bakthat-restore-"
+_PIECE = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
 
 
@@ -204,21 +205,42 @@ def list_members(stream: BinaryIO) -> Iterator[tarfile.TarInfo]:
 def _extract_to_staging(
     stream: BinaryIO, root: str, checker: MemberChecker, select: Callable[[str], bool] | None = None
 ) -> StagingTree:
+    """Parse and check members in this thread; create them (those ``select`` keeps, when
+    given) in another (see :class:`BackgroundStaging`), so parsing, disk writes and
+    whatever produces ``stream`` overlap.  Return the finished tree."""
     reader = TarReader(stream)
     root_fd = os.open(root, _DIR_FLAGS)
     try:
-        with _tar_errors(reader, "restore"):
-            tree = StagingTree(root_fd, reader)
-            try:
-                for member, parts in checker.members(reader):
-                    if select is None or select("/".join(parts)):
-                        tree.add(member, parts)
-                tree.finish()
-            finally:
-                tree.close()
+        staging = BackgroundStaging(root_fd)
+        try:
+            with _tar_errors(reader, "restore"):
+                try:
+                    for member, parts in checker.members(reader):
+                        if select is None or select("/".join(parts)):
+                            staging.add(member, parts)
+                            _hand_over_data(reader, member, staging)
+                except BaseException as exc:
+                    staging.stop(exc)
+                    raise
+            staging.finish()
+        finally:
+            staging.close()
     finally:
         os.close(root_fd)
-    return tree
+    return staging.tree
+
+
+def _hand_over_data(reader: TarReader, member: tarfile.TarInfo, staging: BackgroundStaging) -> None:
+    left = StagingTree.data_length(member)
+    if not left:
+        return
+    reader.seek(member.offset_data)
+    while left:
+        piece = reader.read(min(left, _PIECE))
+        if not piece:
+            raise tarfile.ReadError(f"unexpected end of data in {member.name!r}")
+        staging.data(piece)
+        left -= len(piece)
 
 
 @contextlib.contextmanager

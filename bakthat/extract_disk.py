@@ -24,12 +24,14 @@ import copy
 import errno
 import logging
 import os
+import queue
 import stat
 import tarfile
+import threading
 from typing import Any
 
 from bakthat import fsmeta
-from bakthat.extract_members import BLOCK_DEVICE, CHAR_DEVICE, DIR, FIFO, HARDLINK, KINDS, SYMLINK, unsafe
+from bakthat.extract_members import BLOCK_DEVICE, CHAR_DEVICE, DIR, FIFO, FILE, HARDLINK, KINDS, SYMLINK, unsafe
 
 log = logging.getLogger("bakthat")
 
@@ -203,6 +205,16 @@ class StagingTree:
             if target_fd is not None:
                 os.close(target_fd)
 
+    @staticmethod
+    def data_length(member: tarfile.TarInfo) -> int:
+        """Return how many bytes of stream data :meth:`add` reads for ``member``
+        (checked: the member check has verified a sparse map against the stored data)."""
+        if KINDS[member.type] != FILE:
+            return 0
+        if member.sparse is None:
+            return member.size
+        return sum(length for _, length in member.sparse)
+
     def _file(self, member: tarfile.TarInfo, name: str, parent: int) -> None:
         fd = _create(lambda: os.open(name, _CREATE_FLAGS, 0o600, dir_fd=parent), name, parent)
         try:
@@ -285,3 +297,163 @@ class StagingTree:
                 os.close(fd)
         for xattr, count in sorted(self.refused_xattrs.items()):
             log.warning("Extended attribute %s of %d entries not restored: the target file system refused it", xattr, count)
+
+
+class _MissingData(Exception):
+    """The reading thread stopped (with an error of its own) in the middle of a member's data."""
+
+
+class _Feed:
+    """The stream a background StagingTree reads member data from: the data pieces the
+    reading thread queued right after their member."""
+
+    def __init__(self, items: Any):
+        self._items = items
+        self._view: Any = b""
+
+    def seek(self, offset: int) -> None:
+        """Data always follows its member: nothing to do."""
+
+    def read(self, n: int) -> Any:
+        if not self._view:
+            item = next(self._items, None)
+            if item is None:
+                raise _MissingData()
+            if isinstance(item, tuple):
+                raise RuntimeError("restore pipeline out of step: member data missing")
+            self._view = memoryview(item)
+        data, self._view = self._view[:n], self._view[n:]
+        return data
+
+
+class BackgroundStaging:
+    """Create members in a thread of their own, while the caller reads the stream on.
+
+    The caller hands over each checked member with :meth:`add` and its data with
+    :meth:`data` (as many bytes as :meth:`StagingTree.data_length` says, in order);
+    a :class:`StagingTree` running in the thread creates them exactly as it would
+    have in the caller's thread, in archive order.  Work is passed in batches through
+    a bounded queue, so at most a few MiB of data wait.  :meth:`finish` waits for the
+    thread, then applies the directory attributes.
+
+    An error in the thread is raised by the next :meth:`add`, :meth:`data` or
+    :meth:`finish`.  When the caller fails itself, :meth:`stop` lets the thread
+    create what was handed over before the failing member and raises the thread's
+    error if there was one (it comes first in the archive), so an archive fails with
+    the same error whether or not its members are created in a thread.
+    """
+
+    BATCH_ITEMS = 256
+    BATCH_BYTES = 1 << 20
+    DEPTH = 2
+
+    def __init__(self, root_fd: int):
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(self.DEPTH)
+        self._batch: list[Any] = []
+        self._batch_bytes = 0
+        self._error: BaseException | None = None
+        self._abandon = False
+        self._pending = self._items()
+        self.tree = StagingTree(root_fd, _Feed(self._pending))
+        self._thread = threading.Thread(target=self._run, name="bakthat-restore-writer", daemon=True)
+        self._thread.start()
+
+    def _items(self) -> Any:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None or self._abandon:
+                continue  # keep emptying the queue after a failure
+            yield from batch
+
+    def _run(self) -> None:
+        items = self._pending
+        try:
+            for item in items:
+                if isinstance(item, tuple):
+                    self.tree.add(*item)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            self._error = exc
+            for _ in items:
+                pass
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _put(self, batch: list[Any] | None) -> None:
+        while True:
+            try:
+                self._queue.put(batch, timeout=0.1)
+                return
+            except queue.Full:
+                self._raise()
+                if not self._thread.is_alive():
+                    raise RuntimeError("the restore writer thread has stopped")
+
+    def _flush(self) -> None:
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._put(batch)
+
+    def add(self, member: tarfile.TarInfo, parts: list[str]) -> None:
+        """Queue a checked member (its path components ``parts``)."""
+        self._raise()
+        self._batch.append((member, parts))
+        self._batch_bytes += tarfile.BLOCKSIZE
+        if len(self._batch) >= self.BATCH_ITEMS or self._batch_bytes >= self.BATCH_BYTES:
+            self._flush()
+
+    def data(self, piece: Any) -> None:
+        """Queue the next piece of the current member's data."""
+        self._batch.append(piece)
+        self._batch_bytes += len(piece)
+        if self._batch_bytes >= self.BATCH_BYTES:
+            self._flush()
+
+    def _join(self) -> None:
+        self._flush()
+        self._put(None)
+        self._thread.join()
+
+    def finish(self) -> None:
+        """Wait until every member is created, then apply directory attributes."""
+        self._join()
+        self._raise()
+        self.tree.finish()
+
+    def stop(self, cause: BaseException) -> None:
+        """After the caller failed with ``cause``: let the thread finish what came
+        before, and raise its error if it failed (else return; the caller re-raises)."""
+        if not self._thread.is_alive():
+            self._raise_before(cause)
+            return
+        if not isinstance(cause, Exception):  # KeyboardInterrupt and the like: quickly
+            self._abandon = True
+        try:
+            self._join()
+        except BaseException:  # noqa: BLE001 - the caller's error is raised instead
+            self._abandon = True
+            self._thread.join()
+        self._raise_before(cause)
+
+    def _raise_before(self, cause: BaseException) -> None:
+        if self._error is not None and self._error is not cause and not isinstance(self._error, _MissingData):
+            raise self._error from cause
+
+    def close(self) -> None:
+        """Close the directory descriptors (once the thread is done)."""
+        if self._thread.is_alive():
+            self._abandon = True
+            while self._thread.is_alive():
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+                try:
+                    self._queue.put_nowait(None)
+                except queue.Full:
+                    pass
+                self._thread.join(0.1)
+        self.tree.close()

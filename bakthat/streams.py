@@ -25,7 +25,7 @@ from typing import Any
 __all__ = ["ReadAhead", "WriteBehind"]
 
 CHUNK = 1 << 20
-DEPTH = 8
+DEPTH = 4
 _POLL = 0.1
 
 
