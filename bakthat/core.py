@@ -559,22 +559,29 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     The upload is aborted (nothing left under any final name) if anything fails before
     the store confirms it.  Return the new row.
     """
-    from bakthat import archive, crypto
+    from bakthat import archive
+    from bakthat.streams import WriteBehind
 
     log.info("Backing up %s", plan.source_path)
     upload = ctx.backend.open_upload(plan.stored_filename, {"storage_class": plan.storage_class} if plan.storage_class else None)
+    behind = None
     try:
         counted = HashingWriter(upload)
         encrypter = None
         if plan.encryption != "none":
+            from bakthat import crypto  # not imported for plain backups: it costs memory
+
             encrypter = crypto.EncryptingWriter(
                 counted,
                 passphrase=plan.passphrase,
                 recipients=plan.recipients,
                 work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
             )
+        # Encryption, hashing and the store's writes run in a thread of their own, so
+        # the walk (this thread) and zstd's workers keep the cores busy.
+        behind = WriteBehind(encrypter or counted)
         compressing = archive.compressor(
-            encrypter or counted,
+            behind,
             plan.compression,
             ctx.settings.get("compression_level"),
             int(ctx.settings.get("compression_threads", -1)),
@@ -591,11 +598,14 @@ def _store(ctx: Context, plan: _Plan) -> Any:
                 planner=plan.planner,
             )
         compressing.close()
+        behind.close()
         if encrypter is not None:
             encrypter.close()
         stored = upload.commit()
         plan.committed = True
     except BaseException:
+        if behind is not None:
+            behind.abandon()
         upload.abort()
         raise
     if stored.size != counted.size:

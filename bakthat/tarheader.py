@@ -12,6 +12,8 @@ under ``hdrcharset=BINARY``, as POSIX specifies and tarfile does.
 
 from __future__ import annotations
 
+import functools
+import struct
 import tarfile
 
 from bakthat.fsmeta import format_ns
@@ -19,6 +21,10 @@ from bakthat.fsmeta import format_ns
 _PAX_NAME = b"././@PaxHeader".ljust(100, b"\0")
 _MAGIC = tarfile.POSIX_MAGIC  # b"ustar\x0000"
 _ZERO8 = b"0000000\0"
+# name mode uid gid size mtime checksum (spaces while it is computed) type linkname
+# magic+version uname gname devmajor devminor, then prefix and padding left as NULs
+_CHECKSUM_SPACES = 8 * ord(" ")
+_USTAR = struct.Struct("100s8s8s8s12s12s8x1s100s8s32s32s8s8s167x")
 
 
 def _text_field(value: str, width: int, keyword: str, records: dict[str, str]) -> bytes:
@@ -62,26 +68,29 @@ def _pax_record(keyword: str, value: bytes) -> bytes:
     return str(length).encode("ascii") + body
 
 
+@functools.lru_cache(maxsize=256)
+def _pax_header(length: int) -> bytes:
+    """Return the ustar block announcing a PAX extended header of ``length`` bytes (the
+    same for every member but for its size field, so it is built once per length)."""
+    return _ustar(_PAX_NAME, 0, b"0000000\0", b"0000000\0", _number_field(length, 11, "size", {}),
+                  b"00000000000\0", tarfile.XHDTYPE, b"", b"", b"", _ZERO8, _ZERO8)
+
+
 def _pax_block(records: dict[str, str]) -> bytes:
     try:
         encoded = [(key, value.encode("utf-8")) for key, value in records.items()]
-        data = b"".join(_pax_record(key, value) for key, value in encoded)
+        data = b"".join([_pax_record(key, value) for key, value in encoded])
     except UnicodeEncodeError:  # bytes that are not UTF-8: write them raw
         encoded = [(key, value.encode("utf-8", "surrogateescape")) for key, value in records.items()]
         data = _pax_record("hdrcharset", b"BINARY") + b"".join(_pax_record(key, value) for key, value in encoded)
-    header = _ustar(_PAX_NAME, 0, b"0000000\0", b"0000000\0", _number_field(len(data), 11, "size", {}),
-                    b"00000000000\0", tarfile.XHDTYPE, b"", b"", b"", _ZERO8, _ZERO8)
-    return header + data + bytes(-len(data) % tarfile.BLOCKSIZE)
+    return _pax_header(len(data)) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
 
 
 def _ustar(name: bytes, mode: int, uid: bytes, gid: bytes, size: bytes, mtime: bytes, kind: bytes,
            linkname: bytes, uname: bytes, gname: bytes, devmajor: bytes, devminor: bytes) -> bytes:
-    block = b"".join((
-        name.ljust(100, b"\0"), b"%07o\0" % mode, uid, gid, size, mtime, b" " * 8, kind,
-        linkname.ljust(100, b"\0"), _MAGIC, uname.ljust(32, b"\0"), gname.ljust(32, b"\0"),
-        devmajor, devminor, bytes(167),
-    ))
-    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
+    block = _USTAR.pack(name, b"%07o\0" % mode, uid, gid, size, mtime, kind, linkname, _MAGIC, uname, gname,
+                        devmajor, devminor)
+    return block[:148] + b"%06o\0 " % (sum(block) + _CHECKSUM_SPACES) + block[156:]
 
 
 def encode(
@@ -103,21 +112,22 @@ def encode(
     """Given a member's fields (``kind`` a tarfile type such as ``tarfile.REGTYPE``;
     ``records`` extra PAX records, kept in their order and first), return its header
     blocks."""
-    pax = dict(records or {})
+    pax = dict(records) if records else {}
     if kind == tarfile.DIRTYPE and not name.endswith("/"):
         name += "/"
     name_field = _text_field(name, 100, "path", pax)
-    link_field = _text_field(linkname, 100, "linkpath", pax)
+    link_field = _text_field(linkname, 100, "linkpath", pax) if linkname else b""
     uname_field = _text_field(uname, 32, "uname", pax)
     gname_field = _text_field(gname, 32, "gname", pax)
-    seconds = mtime_ns // 1_000_000_000
-    if mtime_ns % 1_000_000_000 or not 0 <= seconds < 8**11:
+    seconds, fraction = divmod(mtime_ns, 1_000_000_000)
+    in_range = 0 <= seconds < 8**11
+    if fraction or not in_range:
         pax.setdefault("mtime", format_ns(mtime_ns))
     block = _ustar(
         name_field, mode & 0o7777,
         _number_field(uid, 7, "uid", pax), _number_field(gid, 7, "gid", pax),
         _size_field(size, pax),
-        b"%011o\0" % seconds if 0 <= seconds < 8**11 else b"00000000000\0",
+        b"%011o\0" % seconds if in_range else b"00000000000\0",
         kind, link_field, uname_field, gname_field,
         b"%07o\0" % devmajor if 0 <= devmajor < 8**7 else _ZERO8,
         b"%07o\0" % devminor if 0 <= devminor < 8**7 else _ZERO8,
