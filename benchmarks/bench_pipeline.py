@@ -712,10 +712,44 @@ class TarZstdSync(TarZstd):
         return super().backup_steps() + [[["sync", str(self.out)]]]
 
 
+def age_identity(path: Path) -> str:
+    """Create an age identity file at ``path`` (with age-keygen) unless it exists;
+    return its public key (``age1...``)."""
+    if not path.exists():
+        subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    for line in path.read_text().splitlines():
+        if line.startswith("# public key: "):
+            return line.split(": ", 1)[1].strip()
+    raise BenchError(f"no public key in {path}")
+
+
+class TarZstdAge(TarZstd):
+    """The baseline encrypted to an age recipient with the age CLI."""
+
+    name = "tar|zstd|age"
+    restores = True
+
+    def __init__(self, ctx: "Context"):
+        super().__init__(ctx)
+        self.out = self.base / f"{DATA_NAME}.tar.zst.age"
+        self.identity = self.base / "identity.txt"
+        self.recipient = age_identity(self.identity)
+
+    def backup_steps(self):
+        return [[["tar", "cf", "-", "-C", str(self.ctx.data.root.parent), DATA_NAME],
+                 ["zstd", "-3", "-T0", "-q", "-c"], ["age", "-r", self.recipient, "-o", str(self.out)]]]
+
+    def restore_steps(self, dest):
+        return [[["age", "-d", "-i", str(self.identity), str(self.out)], ["zstd", "-d", "-q", "-c"],
+                 ["tar", "xf", "-", "-C", str(dest)]]]
+
+
 class Bakthat(Tool):
     name = "bakthat"
     full_verify = True
+    restores = True
     encrypted = False
+    password = False
 
     def __init__(self, ctx: "Context"):
         super().__init__(ctx)
@@ -733,7 +767,7 @@ class Bakthat(Tool):
         env: dict[str, str | None] = {"HOME": str(self.ctx.home), "PYTHONPATH": self.ctx.pythonpath,
                                       "PYTHONDONTWRITEBYTECODE": None,
                                       "PYTHONPYCACHEPREFIX": str(self.ctx.pycache)}
-        if self.encrypted:
+        if self.password:
             env["BAKTHAT_PASSWORD"] = PASSWORD
         return env
 
@@ -765,8 +799,45 @@ class Bakthat(Tool):
 
 
 class BakthatAge(Bakthat):
+    """bakthat with a password (age's scrypt recipient)."""
+
     name = "bakthat+age"
     encrypted = True
+    password = True
+
+
+class BakthatRecipient(Bakthat):
+    """bakthat encrypting to an age recipient (X25519), restoring with its identity."""
+
+    name = "bakthat+recipient"
+    encrypted = True
+    restores = True
+
+    def __init__(self, ctx: "Context"):
+        super().__init__(ctx)
+        identity = self.base / "identity.txt"
+        recipient = age_identity(identity)
+        with open(self.config, "a") as config:
+            config.write(f"  encryption_recipients: [{json.dumps(recipient)}]\n"
+                         f"  identity_file: {json.dumps(str(identity))}\n")
+
+
+def rooted(cls: type[Tool], root: Path, label: str) -> type[Tool]:
+    """Return a variant of a bakthat tool that runs the bakthat found in ``root`` (a
+    checkout of another commit), named ``<name>@<label>``."""
+
+    class Rooted(cls):  # type: ignore[valid-type,misc]
+        name = f"{cls.name}@{label}"
+
+        def env(self):
+            env = super().env()
+            env["PYTHONPATH"] = str(root)
+            env["PYTHONPYCACHEPREFIX"] = str(self.ctx.pycache / label)
+            return env
+
+    Rooted.root, Rooted.label = root, label  # type: ignore[attr-defined]
+    Rooted.__name__ = Rooted.__qualname__ = f"{cls.__name__}At{label.capitalize()}"
+    return Rooted
 
 
 class Restic(Tool):
@@ -838,7 +909,7 @@ class Borg(Tool):
         return [[["borg", "extract", f"{self.repo}::a"]]]
 
 
-TOOLS = [TarZstd, TarZstdSync, Bakthat, BakthatAge, Restic, Borg]
+TOOLS = [TarZstd, TarZstdSync, TarZstdAge, Bakthat, BakthatRecipient, BakthatAge, Restic, Borg]
 RESTORE_TOOLS = {"tar|zstd", "bakthat", "bakthat+age", "restic", "borg"}
 
 
@@ -870,7 +941,8 @@ def available_tools(selected: set[str] | None) -> list[type[Tool]]:
 
 
 def bench_one_size(args: argparse.Namespace, size: int, workdir: Path, pool: Any,
-                   bakthat_cmd: list[str], pythonpath: str) -> dict[str, Any]:
+                   bakthat_cmd: list[str], pythonpath: str,
+                   extra_tools: list[type[Tool]] = ()) -> dict[str, Any]:
     print(f"\n##### data set {fmt_size(size)} ({size} bytes), seed {args.seed}", flush=True)
     data_base = workdir / f"data-{size}-{args.seed}"
     data_base.mkdir(parents=True, exist_ok=True)
@@ -893,7 +965,11 @@ def bench_one_size(args: argparse.Namespace, size: int, workdir: Path, pool: Any
         # would be; the repo itself is left untouched.
         subprocess.run([bakthat_cmd[0], "-m", "compileall", "-q", str(REPO_ROOT / "bakthat")], check=True,
                        env={**os.environ, "PYTHONPYCACHEPREFIX": str(pycache)}, stdout=subprocess.DEVNULL)
-    tools = [cls(ctx) for cls in available_tools(args.tools)]
+    for root, label in {(getattr(t, "root", None), getattr(t, "label", None)) for t in extra_tools}:
+        if root is not None:  # byte-compile the other checkout too, into its own cache
+            subprocess.run([bakthat_cmd[0], "-m", "compileall", "-q", str(Path(root) / "bakthat")], check=True,
+                           env={**os.environ, "PYTHONPYCACHEPREFIX": str(pycache / label)}, stdout=subprocess.DEVNULL)
+    tools = [cls(ctx) for cls in [*available_tools(args.tools), *extra_tools]]
     results: dict[tuple[str, str], Result] = {}
     load_before = os.getloadavg()
     print(f"  load average before: {' '.join(f'{x:.2f}' for x in load_before)}", flush=True)
@@ -927,7 +1003,8 @@ def bench_one_size(args: argparse.Namespace, size: int, workdir: Path, pool: Any
             return rec
 
         for op, action, chosen in (("backup", backup, tools),
-                                   ("restore", restore, [t for t in tools if t.name in RESTORE_TOOLS])):
+                                   ("restore", restore, [t for t in tools if t.name in RESTORE_TOOLS
+                                                         or getattr(t, "restores", False)])):
             # rep-major order, so slow drift hits every tool alike; restores use the last backup
             for n in range(1, args.reps + 1):
                 for tool in chosen:

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Every row of issue 15's performance table against its peer, in one run.
+
+    python benchmarks/bench_targets.py                       # 1 GB set, 3 runs each
+    python benchmarks/bench_targets.py --base-root /path/to/checkout-of-the-old-commit
+    python benchmarks/bench_targets.py --size 200M --small 50M --reps 1 --s3-size 64M   # quick
+
+What runs, all in this one process's run, side by side (medians of ``--reps`` runs):
+
+1. ``bench_pipeline.py``'s backups and restores of its generated data set (``--size``):
+   ``tar | zstd -3 -T0``, the same piped into ``age -r``, ``bakthat backup`` plain, to an
+   age recipient and with a password; restores by ``zstd -d | tar x``,
+   ``age -d | zstd -d | tar x``, restic and each bakthat variant.
+2. The same plain backup and restore on a set 4x smaller (``--small``; 4x fewer files
+   too): peak memory must stay flat when data and file count grow 4x.
+3. A moto S3 server (``--s3-size`` data set): ``bakthat backup -d s3`` against boto3's
+   ``upload_file`` and ``aws s3 cp`` of the same archive bytes (throughput, client RSS);
+   ``bakthat restore -d s3`` against ``aws s3 cp s3://... - | zstd -d | tar x``.
+4. ``bakthat --help`` and ``bakthat show`` on a catalog of 1,000 rows (``--runs`` each).
+
+With ``--base-root DIR`` every bakthat command also runs with the bakthat of DIR (a
+checkout of an older commit, e.g. ``git worktree add --detach /tmp/base <commit>``),
+interleaved with the current one, so before and after are measured in the same run.
+
+The last table prints each target, bakthat's figure, its peer's, the ratio and whether
+the target is met.  Medians are used throughout; peak RSS is the largest of all runs
+(GNU time, per process; a pipeline is the sum of its stages).  Requires what
+``bench_pipeline.py`` requires, plus ``age``/``age-keygen``, restic, moto and boto3
+(the test extras), and optionally the AWS CLI (``aws``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_pipeline as bp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Figures:
+    """Runs of one command: wall seconds, peak RSS (KiB), CPU seconds."""
+
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self.peaks: list[int] = []
+        self.cpus: list[float] = []
+
+    def add(self, rec: bp.RunRecord) -> None:
+        self.walls.append(rec.wall)
+        self.peaks.append(rec.peak_kib)
+        self.cpus.append(rec.cpu)
+
+    @property
+    def wall(self) -> float:
+        return median(self.walls)
+
+    @property
+    def peak_mib(self) -> float:
+        return max(self.peaks) / 1024 if self.peaks else float("nan")
+
+
+def from_result(result: dict[str, Any]) -> Figures:
+    figures = Figures()
+    figures.walls = list(result["runs"])
+    figures.peaks = list(result["peaks_kib"])
+    figures.cpus = list(result["cpu"])
+    return figures
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+            return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise bp.BenchError("moto server did not start")
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def pipeline_part(args: argparse.Namespace, size: int, workdir: Path, tools: set[str],
+                  extra: list[type[bp.Tool]], reps: int, pool: Any, bakthat_cmd: list[str]) -> dict[str, Figures]:
+    """Run bench_pipeline at ``size``; return {"tool op": Figures}."""
+    ns = argparse.Namespace(seed=args.seed, timeout=0, reps=reps, extra_reps=0, tools=tools,
+                            keep_data=True)
+    out = bp.bench_one_size(ns, size, workdir, pool, bakthat_cmd, str(ROOT), extra)
+    return {f"{r['tool']} {r['op']}": from_result(r) for r in out["results"]}
+
+
+def s3_part(args: argparse.Namespace, workdir: Path, pool: Any, roots: dict[str, Path]) -> dict[str, Figures]:
+    """Upload and restore through a moto server; return {"label": Figures}."""
+    data_base = workdir / f"data-{args.s3_size}-{args.seed}"
+    data_base.mkdir(parents=True, exist_ok=True)
+    data = bp.make_dataset(data_base, args.s3_size, args.seed, pool)
+    run = workdir / "s3-run"
+    bp.rmtree(run)
+    (run / "logs").mkdir(parents=True)
+    runner = bp.Runner(run / "logs", 180 + 900 * args.s3_size / 10**9)
+    moto, url = start_moto()
+    figures: dict[str, Figures] = {}
+    try:
+        home = run / "home"
+        home.mkdir()
+        config = run / "bakthat.yml"
+        config.write_text("default:\n  s3_bucket: bench-bucket\n"
+                          f"  database: {json.dumps(str(run / 'catalog.sqlite'))}\n")
+        env = {"HOME": str(home), "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench",
+               "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(run / "aws-config"),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        (run / "aws-config").write_text("[default]\nregion = us-east-1\n")
+        py = sys.executable
+        subprocess.run([py, "-c", "import boto3; boto3.client('s3').create_bucket(Bucket='bench-bucket')"],
+                       env={**os.environ, **env}, check=True)
+        # The archive the restores read: bakthat's own backup of the data set (zstd).
+        renv = {**env, "PYTHONPATH": str(ROOT)}
+        runner.run("bakthat backup -d s3 (archive to restore)",
+                   [[[py, "-m", "bakthat", "backup", str(data.root), "-d", "s3", "--prompt", "no", "-c", str(config)]]],
+                   env=renv, measured=False)
+        archive = run / "archive.tar.zst"
+        get = ("import sys, boto3; c = boto3.client('s3'); "
+               "k = [o['Key'] for o in c.list_objects_v2(Bucket='bench-bucket')['Contents'] "
+               "if o['Key'].endswith('.tar.zst')][0]; c.download_file('bench-bucket', k, sys.argv[1]); "
+               "c.upload_file(sys.argv[1], 'bench-bucket', 'peer.tar.zst')")
+        subprocess.run([py, "-c", get, str(archive)], env={**os.environ, **env}, check=True)
+        # Uploads of the same bytes: bakthat stores the archive file uncompressed (a tar
+        # of one incompressible file), boto3 and the AWS CLI upload the file itself.
+        for rep in range(1, args.reps + 1):
+            for label, root in roots.items():
+                rec = runner.run(f"bakthat{label} upload #{rep}",
+                                 [[[py, "-m", "bakthat", "backup", str(archive), "-d", "s3", "--prompt", "no", "-c",
+                                    str(config), "--compression", "none", "--name", f"up{rep}{label.strip('@')}"]]],
+                                 env={**env, "PYTHONPATH": str(root)})
+                figures.setdefault(f"bakthat{label} upload", Figures()).add(rec)
+            boto_up = "import sys, boto3; boto3.client('s3').upload_file(sys.argv[1], 'bench-bucket', sys.argv[2])"
+            rec = runner.run(f"boto3 upload_file #{rep}", [[[py, "-c", boto_up, str(archive), f"boto{rep}.tar.zst"]]],
+                             env=env)
+            figures.setdefault("boto3 upload_file", Figures()).add(rec)
+            if shutil.which("aws"):
+                rec = runner.run(f"aws s3 cp up #{rep}", [[["aws", "s3", "cp", str(archive),
+                                                             f"s3://bench-bucket/aws{rep}.tar.zst", "--no-progress",
+                                                             "--endpoint-url", url]]], env=env)
+                figures.setdefault("aws s3 cp upload", Figures()).add(rec)
+        name = data.root.name
+        for rep in range(1, args.reps + 1):
+            for label, root in roots.items():
+                dest = run / "restore" / f"bakthat{label.replace('@', '-')}-{rep}"
+                dest.mkdir(parents=True)
+                rec = runner.run(f"bakthat{label} restore -d s3 #{rep}",
+                                 [[[py, "-m", "bakthat", "restore", name, "-d", "s3", "--target", str(dest),
+                                    "--prompt", "no", "-c", str(config)]]], env={**env, "PYTHONPATH": str(root)})
+                bp.verify_restore(pool, data, dest / name, False)
+                figures.setdefault(f"bakthat{label} restore s3", Figures()).add(rec)
+            dest = run / "restore" / f"peer-{rep}"
+            dest.mkdir(parents=True)
+            if shutil.which("aws"):
+                fetch = ["aws", "s3", "cp", "s3://bench-bucket/peer.tar.zst", "-", "--endpoint-url", url]
+            else:
+                fetch = [py, "-c", "import sys, boto3; boto3.client('s3').download_fileobj('bench-bucket', "
+                         "'peer.tar.zst', sys.stdout.buffer)"]
+            rec = runner.run(f"s3 cp | zstd -d | tar x #{rep}",
+                             [[fetch, ["zstd", "-d", "-q", "-c"], ["tar", "xf", "-", "-C", str(dest)]]], env=env)
+            bp.verify_restore(pool, data, dest / data.root.name, False)
+            figures.setdefault("s3 cp | zstd -d | tar x", Figures()).add(rec)
+    finally:
+        runner.kill_all()
+        moto.kill()
+        moto.wait()
+        bp.rmtree(run)
+    return figures
+
+
+def startup_part(args: argparse.Namespace, workdir: Path, roots: dict[str, Path]) -> dict[str, Figures]:
+    """Median wall time of ``--help`` and ``show`` on a catalog of ``--rows`` rows."""
+    figures: dict[str, Figures] = {}
+    home = workdir / "startup-home"
+    bp.rmtree(home)
+    home.mkdir(parents=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BAKTHAT_")}
+    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
+    code = (
+        "import time\nfrom bakthat import models\n"
+        f"models.bind({str(home / '.bakthat.sqlite')!r})\nnow = int(time.time())\n"
+        "with models.database.atomic():\n"
+        f"    for i in range({args.rows}):\n"
+        "        models.Backups.create(backend='local', backend_hash='0' * 128, backup_date=now - i * 3600,\n"
+        "            filename=f'name{i % 7}', is_deleted=False, last_updated=now, metadata={'is_enc': False},\n"
+        "            size=1000 * (i + 1), stored_filename=f'name{i % 7}.{i:014d}.tar.zst', tags='daily db',\n"
+        "            sha256='0' * 64, compression='zstd', encryption='none', host='bench', profile='default')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    commands = {"--help": ["--help"], "show": ["show"]}
+    for _ in range(args.runs + 2):
+        for label, root in roots.items():
+            for what, argv in commands.items():
+                started = time.perf_counter()
+                result = subprocess.run([sys.executable, "-m", "bakthat", *argv], env={**env, "PYTHONPATH": str(root)},
+                                        cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                elapsed = time.perf_counter() - started
+                if result.returncode != 0:
+                    raise bp.BenchError(f"bakthat {what} failed: {result.stderr.decode()[-500:]}")
+                figures.setdefault(f"bakthat{label} {what}", Figures()).walls.append(elapsed)
+    for item in figures.values():
+        item.walls = item.walls[2:]  # warm-up runs
+    return figures
+
+
+# --------------------------------------------------------------------------- report
+
+
+def targets_table(f: dict[str, Figures], label: str, args: argparse.Namespace) -> list[tuple[str, ...]]:
+    """Return (target, bakthat, peer, ratio, limit, verdict) rows for the bakthat of ``label``."""
+    rows: list[tuple[str, ...]] = []
+
+    def get(key: str) -> Figures | None:
+        return f.get(key)
+
+    def ratio_row(what: str, mine: str, peer: str, peer_name: str, limit: float, lower_better: bool = True) -> None:
+        a, b = get(mine), get(peer)
+        if a is None or b is None or not a.walls or not b.walls:
+            rows.append((what, "-", "-", "-", f"{limit:g}", "not measured"))
+            return
+        ratio = a.wall / b.wall
+        ok = ratio <= limit if lower_better else ratio >= limit
+        sign = "<=" if lower_better else ">="
+        rows.append((what, f"{a.wall:.2f} s", f"{b.wall:.2f} s ({peer_name})", f"{ratio:.2f}x", f"{sign} {limit:g}x",
+                     "met" if ok else f"NOT met by {abs(ratio - limit) / limit * 100:.0f} %"))
+
+    def absolute_row(what: str, value: float | None, unit: str, limit: float) -> None:
+        if value is None or value != value:
+            rows.append((what, "-", "", "", f"<= {limit:g} {unit}", "not measured"))
+            return
+        ok = value <= limit
+        rows.append((what, f"{value:.3g} {unit}", "", "", f"<= {limit:g} {unit}",
+                     "met" if ok else f"NOT met by {(value - limit) / limit * 100:.0f} %"))
+
+    b = f"bakthat{label}"
+    ratio_row("backup, zstd", f"{b} backup", "tar|zstd backup", "tar|zstd", 1.15)
+    ratio_row("backup, zstd, age recipient", f"bakthat+recipient{label} backup", "tar|zstd|age backup",
+              "tar|zstd|age", 1.15)
+    ratio_row("backup, zstd, password", f"bakthat+age{label} backup", "tar|zstd backup", "tar|zstd", 1.3)
+    ratio_row("restore, local store vs restic", f"{b} restore", "restic restore", "restic", 0.8)
+    ratio_row("restore, local store vs zstd -d | tar x", f"{b} restore", "tar|zstd restore", "zstd -d|tar x", 1.3)
+    ratio_row("restore, age recipient vs age -d | zstd -d | tar x", f"bakthat+recipient{label} restore",
+              "tar|zstd|age restore", "age|zstd|tar", 1.3)
+    ratio_row("restore from S3 (moto)", f"{b} restore s3", "s3 cp | zstd -d | tar x", "s3 cp|zstd -d|tar x", 1.1)
+    backup, small = get(f"{b} backup"), get(f"{b} backup small")
+    absolute_row("peak RSS, backup", backup.peak_mib if backup else None, "MiB", 100)
+    if backup and small:
+        rows.append(("  ... at 4x data and 4x files", f"{backup.peak_mib:.0f} MiB", f"{small.peak_mib:.0f} MiB (1/4 set)",
+                     f"{backup.peak_mib / small.peak_mib:.2f}x", "flat (<= 1.1x)",
+                     "met" if backup.peak_mib <= 1.1 * small.peak_mib else "NOT met"))
+    restore, small_restore = get(f"{b} restore"), get(f"{b} restore small")
+    absolute_row("peak RSS, restore", restore.peak_mib if restore else None, "MiB", 64)
+    if restore and small_restore:
+        rows.append(("  ... at 4x data and 4x files", f"{restore.peak_mib:.0f} MiB",
+                     f"{small_restore.peak_mib:.0f} MiB (1/4 set)", f"{restore.peak_mib / small_restore.peak_mib:.2f}x",
+                     "flat (<= 1.1x)", "met" if restore.peak_mib <= 1.1 * small_restore.peak_mib else "NOT met"))
+    helpf, show = get(f"{b} --help"), get(f"{b} show")
+    absolute_row("bakthat --help (median)", helpf.wall if helpf else None, "s", 0.15)
+    absolute_row(f"bakthat show, {args.rows} rows (median)", show.wall if show else None, "s", 0.3)
+    up, boto = get(f"{b} upload"), get("boto3 upload_file")
+    if up and boto and up.walls and boto.walls:
+        ratio = boto.wall / up.wall
+        rows.append(("S3 upload throughput vs boto3 upload_file", f"{up.wall:.2f} s", f"{boto.wall:.2f} s (boto3)",
+                     f"{ratio:.2f}x", ">= 1x", "met" if ratio >= 1 else f"NOT met by {(1 - ratio) * 100:.0f} %"))
+        absolute_row("  client peak RSS during S3 backup", up.peak_mib, "MiB", 128)
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, ...]]) -> str:
+    head = ("target", "bakthat", "peer", "ratio", "limit", "verdict")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    text = "\n".join(lines)
+    print("\n" + text, flush=True)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=bp.parse_size, default=bp.parse_size("1G"))
+    parser.add_argument("--small", type=bp.parse_size, default=0, help="the 1/4 set for memory (default size/4)")
+    parser.add_argument("--s3-size", type=bp.parse_size, default=bp.parse_size("250M"))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=20, help="runs of --help and show")
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--base-root", type=Path, help="also run the bakthat of this checkout (before/after)")
+    parser.add_argument("--skip", type=lambda s: set(s.split(",")), default=set(),
+                        help="parts to leave out: small,s3,startup")
+    parser.add_argument("--no-quiet-wait", action="store_true", help="see bench_pipeline.py")
+    parser.add_argument("--no-settle", action="store_true", help="see bench_pipeline.py")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.no_quiet_wait:
+        bp.QUIET_MAX_WAIT = 0.0
+    if args.no_settle:
+        bp.SETTLE_SECONDS = 0.0
+    args.small = args.small or args.size // 4
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="bakthat-targets-", dir="/tmp"))).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    roots = {"": ROOT}
+    extra: list[type[bp.Tool]] = []
+    if args.base_root:
+        roots["@base"] = args.base_root.resolve()
+        extra = [bp.rooted(cls, roots["@base"], "base") for cls in (bp.Bakthat, bp.BakthatRecipient, bp.BakthatAge)]
+    bakthat_cmd = [sys.executable, "-m", "bakthat"]
+    info = bp.machine_info(bakthat_cmd, str(ROOT), workdir)
+    print("bakthat issue 15 targets benchmark")
+    for key, value in info.items():
+        print(f"  {key + ':':<14} {value}")
+    if args.base_root:
+        base = subprocess.run(["git", "-C", str(args.base_root), "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True).stdout.strip()
+        print(f"  base:          {args.base_root} ({base[:90]})")
+    print(f"  reps:          {args.reps} (medians)", flush=True)
+    bp._build_vocab(args.seed)
+    figures: dict[str, Figures] = {}
+    pool = multiprocessing.get_context("fork").Pool(len(os.sched_getaffinity(0)))
+    try:
+        tools = {"tar|zstd", "tar|zstd|age", "bakthat", "bakthat+recipient", "bakthat+age", "restic"}
+        figures.update(pipeline_part(args, args.size, workdir, tools, extra, args.reps, pool, bakthat_cmd))
+        if "small" not in args.skip:
+            small_extra = [cls for cls in extra if cls.name == "bakthat@base"]
+            part = pipeline_part(args, args.small, workdir, {"tar|zstd", "bakthat"}, small_extra, 1, pool, bakthat_cmd)
+            figures.update({f"{key} small": value for key, value in part.items()})
+        if "s3" not in args.skip:
+            figures.update(s3_part(args, workdir, pool, roots))
+        if "startup" not in args.skip:
+            figures.update(startup_part(args, workdir, roots))
+    except bp.BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        pool.terminate()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("\nAll medians (s) and peak RSS (MiB):")
+    for key, item in figures.items():
+        runs = "/".join(f"{w:.2f}" for w in item.walls)
+        print(f"  {key:<42} median {item.wall:7.3f} s  peak {item.peak_mib:7.1f} MiB  runs {runs}")
+    tables = [print_table(f"Issue 15 targets, bakthat{label or ' (this checkout)'}:", targets_table(figures, label, args))
+              for label in roots]
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "figures": {k: vars(v) for k, v in figures.items()},
+                                         "tables": tables}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
