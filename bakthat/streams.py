@@ -146,7 +146,12 @@ class WriteBehind:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
             if item is None or self._stop.is_set():
                 return
             if self._error is not None:

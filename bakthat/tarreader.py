@@ -280,6 +280,7 @@ class TarReader:
                         if sum(len(key) + len(value) for key, value in records.items()) > MAX_PAX_HEADER:
                             raise unsafe(_text(fields[0]), f"its PAX global headers hold more than {MAX_PAX_HEADER} bytes")
                         self._globals = records
+                        first = self.position  # a member starts after the global header
                     else:
                         extended = {} if extended is None else extended
                         _pax_records(data, extended, sparse_00)
@@ -352,8 +353,9 @@ class TarReader:
                 stored = self._apply_pax(info, pax, size)
             except ValueError:
                 raise _Damaged("malformed PAX record value") from None
-        self.offset = data_start + _blocks(stored) if kind in _DATA_TYPES else data_start
-        self._data_end = self.offset
+        has_data = kind in _DATA_TYPES
+        self.offset = data_start + _blocks(stored) if has_data else data_start
+        self._data_end = data_start + stored if has_data else data_start
         if pax:
             self._sparse(info, pax, sparse_00)
         return info

@@ -229,3 +229,37 @@ def test_the_disk_layer_replaces_a_symlink_at_a_files_name_instead_of_opening_it
     tree.add(*unchecked(info, ["f"]))
     assert not (root / "f").is_symlink() and (root / "f").read_bytes() == b"evil\n"
     assert (victim / "passwd").read_bytes() == b"root:x:0:0\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Members are created in a writer thread: errors still come in archive order
+
+
+def test_a_disk_error_on_an_earlier_member_wins_over_a_refusal_of_a_later_one(tmp_path, monkeypatch):
+    import errno
+    import threading
+
+    from bakthat.extract_disk import StagingTree
+
+    original = StagingTree.add
+
+    def failing_add(self, member, parts):
+        if member.name == "b":
+            raise OSError(errno.EIO, "disk failed on b")
+        return original(self, member, parts)
+
+    monkeypatch.setattr(StagingTree, "add", failing_add)
+    members = [regular("a", b"1"), regular("b", b"2" * 100_000), *(regular(f"c{i}", b"3") for i in range(50)),
+               regular("../escape", b"x")]
+    with pytest.raises(OSError, match="disk failed on b"):
+        safe_extract(stream(*members), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [t for t in threading.enumerate() if t.name == "bakthat-restore-writer"]
+
+
+def test_the_writer_thread_is_gone_after_a_refused_archive(tmp_path):
+    import threading
+
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(stream(regular("a", b"1"), regular("../escape", b"x")), tmp_path / "out")
+    assert not [t for t in threading.enumerate() if t.name == "bakthat-restore-writer"]
