@@ -16,7 +16,10 @@ A restore has three steps, and the target is touched only by the last one:
    (:mod:`bakthat.extract_members`: names, kinds, parents, links, sizes) before
    anything of a member is written, then the creation itself
    (:mod:`bakthat.extract_disk`), relative to directory descriptors opened without
-   following links.  The first bad member stops the restore.
+   following links.  The first bad member stops the restore.  Headers are parsed by
+   :mod:`bakthat.tarreader` and checked in the calling thread while the members
+   before them are created in a writer thread (:class:`BackgroundStaging`), in
+   archive order; an error keeps that order too.
 2. **Verify.**  After the last member the end-of-archive marker must be present, the
    rest of the stream is read to its end (so that a checksum or authentication wrapper
    upstream sees every byte and can raise), and then the caller's ``before_commit`` hook
@@ -54,7 +57,7 @@ __all__ = ["list_members", "safe_extract", "safe_write_file"]
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".bakthat-restore-"
-_PIECE = 1 << 20
+_PIECE = 1 << 20  # bytes of member data handed over (or copied) at a time
 _DIR_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
 
 
@@ -165,7 +168,7 @@ def safe_write_file(
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
             fd = os.open(name, flags, 0o666, dir_fd=root_fd)
             with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(_BUFSIZE):
+                while chunk := stream.read(_PIECE):
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
