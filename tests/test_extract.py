@@ -824,22 +824,10 @@ def test_every_error_is_a_bakthat_error():
 
 
 def test_a_tar_error_that_is_not_damage_is_a_bakthat_error_naming_the_step():
-    from bakthat.extract import _TrackingReader, _tar_errors
+    from bakthat.extract import _tar_errors
+    from bakthat.tarreader import TarReader
 
     with pytest.raises(BakthatError, match="could not restore the archive: seeking backwards is not allowed") as raised:
-        with _tar_errors(_TrackingReader(io.BytesIO(b"")), "restore"):
+        with _tar_errors(TarReader(io.BytesIO(b"")), "restore"):
             raise tarfile.StreamError("seeking backwards is not allowed")
     assert type(raised.value) is BakthatError
-
-
-def test_the_tracking_reader_returns_what_it_still_holds_and_refuses_what_it_dropped():
-    from bakthat.extract import _KEEP, _TrackingReader
-
-    reader = _TrackingReader(io.BytesIO(bytes(range(256)) * (4 * _KEEP // 256)))
-    assert reader.read(10) == bytes(range(10))
-    assert reader.since(4) == bytes(range(4, 10)) and reader.since(10) == b""
-    while reader.read(1 << 16):
-        pass
-    with pytest.raises(RuntimeError, match="from offset 4 are no longer available"):
-        reader.since(4)
-    assert reader.since(reader.position - 3) == bytes([253, 254, 255])
