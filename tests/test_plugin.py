@@ -402,7 +402,8 @@ def test_a_backend_class_replaced_in_the_registry_is_used_and_restored(plugins_d
                 self.patch(backends.registry, "local", SpyBackend)
     """)
     row = bakthat.backup(str(data), conf=conf_for(plugins_dir, "spy.Spy"), prompt="no")
-    assert sys.modules["spy"].stored == [row.stored_filename + ".manifest.json"]
+    # put() carries the small objects beside the archive: its file index, then its manifest
+    assert sys.modules["spy"].stored == [row.stored_filename + ".index.jsonl.zst", row.stored_filename + ".manifest.json"]
     unload_plugins()
     assert backends.registry["local"] is original
 
@@ -697,7 +698,7 @@ def test_the_monkey_patching_sample_of_the_plugin_guide(plugins_dir, data, capsy
     (plugins_dir / "change_things.py").write_text(doc_block("class ChangeThings(Plugin)"))
     row = bakthat.backup(str(data), conf=conf_for(plugins_dir, "change_things.ChangeThings"), prompt="no")
     assert type(row).my_custom_method() is True and row.describe() == f"mydir ({row.size} bytes)"
-    assert capsys.readouterr().out == f"writing {row.stored_filename}.manifest.json\n"
+    assert capsys.readouterr().out == f"writing {row.stored_filename}.index.jsonl.zst\nwriting {row.stored_filename}.manifest.json\n"
 
 
 def test_the_hooks_sample_of_the_plugin_guide(plugins_dir, data, caplog):
