@@ -782,7 +782,8 @@ class Bakthat(Tool):
     def archive(self) -> Path:
         if not self.store.is_dir():
             raise BenchError(f"{self.name}: the backup left no store at {self.store}")
-        archives = [p for p in self.store.iterdir() if ".tar.zst" in p.name and not p.name.endswith(".manifest.json")]
+        # (the store also holds the manifest and, since issue 13, the file index)
+        archives = [p for p in self.store.iterdir() if p.name.endswith((".tar.zst", ".tar.zst.age"))]
         if len(archives) != 1:
             raise BenchError(f"{self.name}: expected one archive in {self.store}, found {[p.name for p in archives]}")
         want = ".tar.zst.age" if self.encrypted else ".tar.zst"
