@@ -830,6 +830,12 @@ def rooted(cls: type[Tool], root: Path, label: str) -> type[Tool]:
     class Rooted(cls):  # type: ignore[valid-type,misc]
         name = f"{cls.name}@{label}"
 
+        def backup_cwd(self):  # not the current checkout: python -m puts the cwd first on sys.path
+            return super().backup_cwd() or self.base
+
+        def restore_cwd(self, dest):
+            return super().restore_cwd(dest) or self.base
+
         def env(self):
             env = super().env()
             env["PYTHONPATH"] = str(root)

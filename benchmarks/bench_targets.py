@@ -210,29 +210,32 @@ def s3_part(args: argparse.Namespace, workdir: Path, pool: Any, roots: dict[str,
 def startup_part(args: argparse.Namespace, workdir: Path, roots: dict[str, Path]) -> dict[str, Figures]:
     """Median wall time of ``--help`` and ``show`` on a catalog of ``--rows`` rows."""
     figures: dict[str, Figures] = {}
-    home = workdir / "startup-home"
-    bp.rmtree(home)
-    home.mkdir(parents=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith("BAKTHAT_")}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    code = (
-        "import time\nfrom bakthat import models\n"
-        f"models.bind({str(home / '.bakthat.sqlite')!r})\nnow = int(time.time())\n"
-        "with models.database.atomic():\n"
-        f"    for i in range({args.rows}):\n"
-        "        models.Backups.create(backend='local', backend_hash='0' * 128, backup_date=now - i * 3600,\n"
-        "            filename=f'name{i % 7}', is_deleted=False, last_updated=now, metadata={'is_enc': False},\n"
-        "            size=1000 * (i + 1), stored_filename=f'name{i % 7}.{i:014d}.tar.zst', tags='daily db',\n"
-        "            sha256='0' * 64, compression='zstd', encryption='none', host='bench', profile='default')\n"
-    )
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    homes = {}
+    for label, root in roots.items():  # one catalog per checkout: schemas differ between commits
+        home = homes[label] = workdir / f"startup-home{label.replace('@', '-')}"
+        bp.rmtree(home)
+        home.mkdir(parents=True)
+        code = (
+            "import time\nfrom bakthat import models\n"
+            f"models.bind({str(home / '.bakthat.sqlite')!r})\nnow = int(time.time())\n"
+            "with models.database.atomic():\n"
+            f"    for i in range({args.rows}):\n"
+            "        models.Backups.create(backend='local', backend_hash='0' * 128, backup_date=now - i * 3600,\n"
+            "            filename=f'name{i % 7}', is_deleted=False, last_updated=now, metadata={'is_enc': False},\n"
+            "            size=1000 * (i + 1), stored_filename=f'name{i % 7}.{i:014d}.tar.zst', tags='daily db',\n"
+            "            sha256='0' * 64, compression='zstd', encryption='none', host='bench', profile='default')\n"
+        )
+        subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(home), "PYTHONPATH": str(root)},
+                       cwd=home, check=True)
     commands = {"--help": ["--help"], "show": ["show"]}
     for _ in range(args.runs + 2):
         for label, root in roots.items():
             for what, argv in commands.items():
                 started = time.perf_counter()
-                result = subprocess.run([sys.executable, "-m", "bakthat", *argv], env={**env, "PYTHONPATH": str(root)},
-                                        cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                result = subprocess.run([sys.executable, "-m", "bakthat", *argv],
+                                        env={**env, "HOME": str(homes[label]), "PYTHONPATH": str(root)},
+                                        cwd=homes[label], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 elapsed = time.perf_counter() - started
                 if result.returncode != 0:
                     raise bp.BenchError(f"bakthat {what} failed: {result.stderr.decode()[-500:]}")
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--base-root", type=Path, help="also run the bakthat of this checkout (before/after)")
     parser.add_argument("--skip", type=lambda s: set(s.split(",")), default=set(),
-                        help="parts to leave out: small,s3,startup")
+                        help="parts to leave out: pipeline,small,s3,startup")
     parser.add_argument("--no-quiet-wait", action="store_true", help="see bench_pipeline.py")
     parser.add_argument("--no-settle", action="store_true", help="see bench_pipeline.py")
     parser.add_argument("--json", type=Path)
@@ -359,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = multiprocessing.get_context("fork").Pool(len(os.sched_getaffinity(0)))
     try:
         tools = {"tar|zstd", "tar|zstd|age", "bakthat", "bakthat+recipient", "bakthat+age", "restic"}
-        figures.update(pipeline_part(args, args.size, workdir, tools, extra, args.reps, pool, bakthat_cmd))
+        if "pipeline" not in args.skip:
+            figures.update(pipeline_part(args, args.size, workdir, tools, extra, args.reps, pool, bakthat_cmd))
         if "small" not in args.skip:
             small_extra = [cls for cls in extra if cls.name == "bakthat@base"]
             part = pipeline_part(args, args.small, workdir, {"tar|zstd", "bakthat"}, small_extra, 1, pool, bakthat_cmd)
