@@ -548,6 +548,7 @@ def write_tar(
     skip: Iterable[str] = (),
     progress: Callable[[int], None] | None = None,
     planner: Any = None,
+    stats: TarStats | None = None,
 ) -> TarStats:
     """Given a file or directory, write it as a PAX tar stream to ``fileobj``.
 
@@ -558,8 +559,10 @@ def write_tar(
     with the byte count of each chunk of file data read.  Return the counts (see
     :class:`TarStats`).  With a ``planner`` (:class:`bakthat.changes.ChangeSet`), only
     the entries it wants are written, then what its tail lists (the caller then calls
-    its ``finish()``).  Raise SourceError if the source is missing, a socket, or cannot
-    be read at all.
+    its ``finish()``).  The counts go into ``stats`` if given (a fresh TarStats), so
+    another thread can read ``files`` and ``bytes`` while the walk runs (progress you
+    can poll, without a call per member).  Raise SourceError if the source is missing,
+    a socket, or cannot be read at all.
     """
     root = os.fspath(source)
     try:
@@ -570,7 +573,7 @@ def write_tar(
         raise SourceError(f"nothing to back up: {root} does not exist") from None
     except OSError as exc:
         raise SourceError(f"cannot read {root}: {exc.strerror}") from None
-    stats = TarStats()
+    stats = TarStats() if stats is None else stats
     # A buffered sink: writing each 512-byte header straight into the compressor is slow.
     sink = io.BufferedWriter(_CountingSink(fileobj), buffer_size=BUFFER_SIZE)
     writer = _Writer(sink, stats, progress)

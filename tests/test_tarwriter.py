@@ -122,3 +122,17 @@ def test_progress_counts_every_byte_of_file_data(tree):
     seen = []
     stats, _ = archive_of(tree, progress=seen.append)
     assert sum(seen) == stats.bytes
+
+
+def test_counts_given_to_the_walk_can_be_read_while_it_runs(tmp_path):
+    from bakthat.tarwriter import TarStats
+
+    source = tmp_path / "tree"
+    source.mkdir()
+    for index in range(5):
+        (source / f"f{index}").write_bytes(b"x" * 100)
+    counts = TarStats()
+    seen = []  # files counted so far, sampled each time a file's data is read
+    returned = write_tar(source, "t", io.BytesIO(), progress=lambda _: seen.append(counts.files), stats=counts)
+    assert returned is counts and counts.files == 6 and counts.bytes == 500
+    assert seen == [2, 3, 4, 5, 6]  # the directory, then one more header before each file's data
