@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,6 +62,54 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: ``--prompt``'s help where the password is asked for only if an archive needs one.
+PROMPT_WHEN_NEEDED = "ask for the password when needed (default: yes)"
+
+
+def add_prompt(parser: argparse.ArgumentParser, help: str = PROMPT_WHEN_NEEDED, default: str = "yes") -> None:
+    """Add ``--prompt yes|no``: whether a missing password is asked for on the terminal."""
+    parser.add_argument("--prompt", choices=["yes", "no"], default=default, help=help)
+
+
+def add_progress_and_json(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--progress/--no-progress`` then ``--json`` (the last options of backup and restore)."""
+    add_progress(parser)
+    add_json(parser, what)
+
+
+def add_index_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add the options of the commands that read backup indexes (files, find): ``--prompt``
+    (default yes), the scope options and ``--json`` printing ``what``."""
+    add_prompt(parser)
+    add_scope(parser)
+    add_json(parser, what)
+
+
+def shown(path: str) -> str:
+    """Return a path (surrogateescape text) printable on any terminal: bytes that are not
+    UTF-8 as backslash escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def print_items(items: Sequence[Any], as_json: bool, lines: Callable[[Any], Iterable[str]]) -> None:
+    """Given objects with ``to_dict`` (files' entries, find's matches), print them as one
+    JSON list, or each as the text lines ``lines(item)`` returns."""
+    if as_json:
+        print_json([item.to_dict() for item in items])
+        return
+    for item in items:
+        for line in lines(item):
+            print(line)
+
+
+def print_plan(plan: Any, as_json: bool) -> None:
+    """Print a dry run's plan (backup, restore): as JSON, or its ``describe()`` text."""
+    if as_json:
+        print_json(plan)
+    else:
+        print(plan.describe())
+
+
 def plain(item: Any) -> Any:
     """Return a catalog row as a dict; anything else unchanged."""
     return item.to_dict() if hasattr(item, "to_dict") else item
@@ -91,6 +139,18 @@ def want_progress(args: argparse.Namespace) -> bool:
     if getattr(args, "progress", None) is not None:
         return bool(args.progress)
     return not getattr(args, "quiet", False) and sys.stderr is not None and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_for(
+    args: argparse.Namespace, total: Callable[[], int | None], description: str
+) -> Iterator[Callable[[int], None] | None]:
+    """Yield the progress callback of a transfer (backup, restore), or None when no bar is
+    wanted (:func:`want_progress`).  ``total()`` (the bytes expected, or None if unknown)
+    is called only when a bar is drawn, so a command without a bar never pays for it."""
+    show = want_progress(args)
+    with progress_bar(show, total() if show else None, description) as progress:
+        yield progress
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from bakthat.commands._common import add_json, add_progress, add_scope, print_json
+from bakthat.commands._common import add_progress_and_json, add_prompt, add_scope, print_json
 
 NAME = "backup"
 HELP = "back up a file, a directory or a database"
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("filename", nargs="?",
                         help="file, directory or database URL (default: the current directory)")
     add_scope(parser)
-    parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for a password when none is given (default: yes)")
+    add_prompt(parser, help="ask for a password when none is given (default: yes)")
     parser.add_argument("-t", "--tags", default="", help='space-separated tags, for example "daily db"')
     parser.add_argument("-k", "--key", help="a key recorded with the backup (0.6's BakManager key; fills {key} in heartbeat_url)")
     parser.add_argument("--name", help="backup name (default: the last component of the source's absolute path, root for /)")
@@ -58,22 +58,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true",
         help="walk the source and report what would be stored (entries, bytes, excluded entries, stored name); store nothing",
     )
-    add_progress(parser)
-    add_json(parser, "the new catalog row (with --dry-run: the plan)")
+    add_progress_and_json(parser, "the new catalog row (with --dry-run: the plan)")
 
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
     from bakthat import heartbeat
-    from bakthat.commands._common import progress_bar, source_size, want_progress
+    from bakthat.commands._common import print_plan, progress_for, source_size
     from bakthat.conf import get_profile
     from bakthat.errors import PartialFailure
 
     settings = get_profile(args.profile, args.config)
     source = os.getcwd() if args.filename is None else os.path.expanduser(args.filename)
-    show_bar = want_progress(args)
     with heartbeat.subscribed(settings, args.key, dry_run=args.dry_run), \
-            progress_bar(show_bar, source_size(source) if show_bar else None, os.path.basename(os.path.normpath(source))) as progress:
+            progress_for(args, lambda: source_size(source), os.path.basename(os.path.normpath(source))) as progress:
         row = bakthat.backup(
             args.filename,
             destination=args.destination,
@@ -92,10 +90,7 @@ def run(args: argparse.Namespace) -> int:
             level=args.level,
         )
     if args.dry_run:
-        if args.json:
-            print_json(row)
-        else:
-            print(row.describe())
+        print_plan(row, args.json)
         return PartialFailure.exit_code if row.skipped else 0
     if args.json:
         print_json(row)

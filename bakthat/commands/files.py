@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import stat
 
-from bakthat.commands._common import add_json, add_scope, print_json
+from bakthat.commands._common import add_index_options, print_items, shown
 
 NAME = "files"
 HELP = "list the paths a backup holds, from its index, without reading the archive"
@@ -21,9 +21,7 @@ _LETTERS = {"f": "-", "d": "d", "l": "l", "p": "p", "c": "c", "b": "b", "s": "s"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="backup name, or an exact stored filename")
     parser.add_argument("--at", metavar="DATE", help="the newest backup at or before DATE (ISO 8601, or a backup_date)")
-    parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
-    add_scope(parser)
-    add_json(parser, "one object per entry (path, type, size, mtime_ns, mode, owner, link, holder...)")
+    add_index_options(parser, "one object per entry (path, type, size, mtime_ns, mode, owner, link, holder...)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,19 +32,13 @@ def run(args: argparse.Namespace) -> int:
         args.name, destination=args.destination, profile=args.profile, config=args.config, at=args.at,
         prompt=args.prompt,
     )
-    if args.json:
-        print_json([entry.to_dict() for entry in entries])
-        return 0
-    for entry in entries:
+
+    def lines(entry):
         mode = _LETTERS.get(entry.type, "?") + stat.filemode(entry.mode)[1:]
         owner = f"{entry.user or entry.uid}/{entry.group or entry.gid}"
         target = f" -> {entry.link}" if entry.link is not None else ""
-        print(f"{mode} {owner:>12} {entry.size:>12} {local_time(entry.mtime_ns // 10**9)} {shown(entry.path)}"
-              f"{shown(target)}")
+        yield (f"{mode} {owner:>12} {entry.size:>12} {local_time(entry.mtime_ns // 10**9)} {shown(entry.path)}"
+               f"{shown(target)}")
+
+    print_items(entries, args.json, lines)
     return 0
-
-
-def shown(path: str) -> str:
-    """Return a path (surrogateescape text) printable on any terminal: bytes that are not
-    UTF-8 as backslash escapes."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

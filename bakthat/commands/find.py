@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bakthat.commands._common import add_json, add_scope, print_json
+from bakthat.commands._common import add_index_options, print_items, shown
 
 NAME = "find"
 HELP = "list the backups holding paths that match a pattern, newest first (from the indexes)"
@@ -17,27 +17,24 @@ a gitignore-style pattern matched below each backup's top-level entry (docs/*.md
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", metavar="PATTERN", help="gitignore-style pattern")
     parser.add_argument("--name", help="only backups of this name")
-    parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
-    add_scope(parser)
-    add_json(parser, "one object per backup: name, stored_filename, backup_date, level, paths")
+    add_index_options(parser, "one object per backup: name, stored_filename, backup_date, level, paths")
 
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
-    from bakthat.commands.files import shown
     from bakthat.utils import local_time
 
     found = bakthat.find(
         args.pattern, name=args.name, destination=args.destination, profile=args.profile, config=args.config,
         prompt=args.prompt,
     )
-    if args.json:
-        print_json([item.to_dict() for item in found])
-        return 0
-    for item in found:
-        print(f"{local_time(item.backup_date)}  {item.stored_filename} ({item.level}): {len(item.paths)} path(s)")
+
+    def lines(item):
+        yield f"{local_time(item.backup_date)}  {item.stored_filename} ({item.level}): {len(item.paths)} path(s)"
         for path in item.paths:
-            print(f"    {shown(path)}")
-    if not found:
+            yield f"    {shown(path)}"
+
+    print_items(found, args.json, lines)
+    if not found and not args.json:
         print(f"no backup holds a path matching {args.pattern!r}")
     return 0

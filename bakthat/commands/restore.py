@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bakthat.commands._common import add_json, add_progress, add_scope, print_json
+from bakthat.commands._common import add_progress_and_json, add_prompt, add_scope, print_json
 
 NAME = "restore"
 HELP = "restore the newest backup of a name"
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--include", action="append", default=[], metavar="PATTERN",
         help="restore only the paths this gitignore-style pattern matches, below the backup's top entry (repeatable)",
     )
-    parser.add_argument("--prompt", choices=["yes", "no"], default="yes", help="ask for the password when needed (default: yes)")
+    add_prompt(parser)
     parser.add_argument("--wait", action="store_true", help="cold storage: wait for the retrieval instead of exiting 11")
     parser.add_argument(
         "--dry-run", action="store_true",
@@ -40,8 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept restoring a file bakthat 0.6 stored without compression and Blowfish-encrypted, "
         "which nothing can verify (a wrong password or damage may give garbage)",
     )
-    add_progress(parser)
-    add_json(parser, "the restored backup's row (with --dry-run: the plan)")
+    add_progress_and_json(parser, "the restored backup's row (with --dry-run: the plan)")
 
 
 def _stored_size(args: argparse.Namespace) -> int | None:
@@ -61,10 +60,9 @@ def _stored_size(args: argparse.Namespace) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     import bakthat
-    from bakthat.commands._common import progress_bar, want_progress
+    from bakthat.commands._common import print_plan, progress_for
 
-    show_bar = want_progress(args)
-    with progress_bar(show_bar, _stored_size(args) if show_bar else None, args.filename) as progress:
+    with progress_for(args, lambda: _stored_size(args), args.filename) as progress:
         row = bakthat.restore(
             args.filename,
             destination=args.destination,
@@ -84,10 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from bakthat.errors import TargetExistsError
 
-        if args.json:
-            print_json(row)
-        else:
-            print(row.describe())
+        print_plan(row, args.json)
         return TargetExistsError.exit_code if row.refused else 0
     if args.json:
         print_json(row)
