@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import logging
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -337,99 +335,38 @@ class S3Upload(base.Upload):
             self.upload_id = None
 
 
-class S3Reader(io.RawIOBase):
+class S3Reader(base.VerifiedReader):
     """A verified, resumable read of one object.
 
     Counts and hashes every byte; at the end of the stream checks the length against
     the object's and the SHA-256 against the one recorded at upload (metadata or tag),
-    raising IntegrityError on a mismatch.  A connection that breaks mid-stream is
-    resumed with a ranged GET pinned to the same ETag.
+    raising IntegrityError on a mismatch (:class:`~bakthat.backends.base.VerifiedReader`).
+    A connection that breaks mid-stream is resumed with a ranged GET pinned to the same ETag.
     """
 
     def __init__(self, backend: Backend, key: str, response: dict[str, Any], progress: Callable[[int], None] | None = None):
-        super().__init__()
+        size = int(response.get("ContentLength") or 0)
+        super().__init__(backend.describe(key), size, Progress("Download", size or None, progress or backend.progress))
         self.backend = backend
         self.key = key
         self._body = response["Body"]
         self.etag: str = response.get("ETag", "")
         self.metadata: dict[str, str] = dict(response.get("Metadata") or {})
-        self.size: int = int(response.get("ContentLength") or 0)
         self.storage_class: str = response.get("StorageClass") or "STANDARD"
-        self._hash = hashlib.sha256()
-        self.position = 0
-        self._verified = False
-        self._progress = Progress("Download", self.size or None, progress or backend.progress)
 
-    def readable(self) -> bool:
-        return True
-
-    def _resume(self) -> None:
+    def resume(self) -> None:
         self._body.close()
         response = self.backend.get(self.key, Range=f"bytes={self.position}-", IfMatch=self.etag)
         self._body = response["Body"]
 
-    def read(self, size: int | None = -1) -> bytes:
-        if self._verified:
-            return b""
-        want = -1 if size is None or size < 0 else size
-        attempt = 0
-        while True:
-            try:
-                data = self._body.read(want if want >= 0 else None)
-                break
-            except Exception as exc:  # noqa: BLE001 - classified just below
-                attempt += 1
-                if attempt >= self.backend.retry_policy.attempts or not is_transient(exc):
-                    raise translate_error(exc, "reading", self.backend.describe(self.key)) from None
-                log.debug("read of %s broke at byte %d (%s); resuming", self.key, self.position, type(exc).__name__)
-                time.sleep(self.backend.retry_policy.delay(attempt))
-                try:
-                    self._resume()
-                except Exception as resume_exc:  # noqa: BLE001
-                    if error_code(resume_exc) == "PreconditionFailed":
-                        raise IntegrityError(f"{self.backend.describe(self.key)} changed while it was being read") from None
-                    raise translate_error(resume_exc, "reading", self.backend.describe(self.key)) from None
-        if data:
-            self._hash.update(data)
-            self.position += len(data)
-            self._progress.update(len(data))
-            if self.size and self.position > self.size:
-                raise IntegrityError(f"{self.backend.describe(self.key)}: more bytes than the object's {self.size}")
-        if not data or (want < 0) or (self.size and self.position == self.size):
-            self._verify()
-        return data
+    def read_raw(self, size: int) -> bytes:
+        return self.read_resuming(
+            size,
+            self.backend.retry_policy,
+            is_transient,
+            lambda exc: translate_error(exc, "reading", self.described),
+            lambda exc: error_code(exc) == "PreconditionFailed",
+        )
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        chunks = []
-        while chunk := self.read(1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _verify(self) -> None:
-        if self._verified:
-            return
-        self._verified = True
-        described = self.backend.describe(self.key)
-        if self.position != self.size:
-            raise IntegrityError(f"{described}: read {self.position} bytes, the object has {self.size}")
-        expected = self.metadata.get(SHA256_KEY) or self.backend.tagged_sha256(self.key, self.etag)
-        if expected and expected != self._hash.hexdigest():
-            raise IntegrityError(f"{described}: SHA-256 mismatch; the object is damaged (in transit or at rest)")
-        self._progress.finish()
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._body.close()
-            finally:
-                super().close()
-
-
+    def expected_sha256(self) -> str | None:
+        return self.metadata.get(SHA256_KEY) or self.backend.tagged_sha256(self.key, self.etag)

@@ -12,7 +12,6 @@ here imports :mod:`bakthat.backends.vault` at run time (no import cycle).
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -159,28 +158,33 @@ class VaultUpload(base.Upload):
                 log.warning("could not abort the vault upload of %s (%s)", self.key, error_code(exc) or type(exc).__name__)
 
 
-class VaultReader(io.RawIOBase):
-    """The output of a finished archive-retrieval job, fetched in ranges and verified."""
+class VaultReader(base.VerifiedReader):
+    """The output of a finished archive-retrieval job, fetched in ranges and verified.
+
+    Each range is checked against its tree hash here; the archive's length and SHA-256
+    (the catalog's) by :class:`~bakthat.backends.base.VerifiedReader`.
+    """
+
+    noun = "archive"
+    damaged = "the downloaded archive is damaged"
 
     def __init__(self, backend: VaultBackend, row: GlacierArchives, job_id: str):
-        super().__init__()
+        super().__init__(row.key, int(row.size))
         self.backend = backend
         self.row = row
         self.job_id = job_id
-        self.size = int(row.size)
-        self.position = 0
-        self._hash = hashlib.sha256()
         self._chunk = b""
-        self._stream: Any = None  # the whole output, when the service ignores ranges
-        self._verified = False
 
-    def readable(self) -> bool:
-        return True
+    def expected_sha256(self) -> str | None:
+        return self.row.sha256 or None
 
     def _fetch(self) -> bytes:
-        """Return the next range of the output (with retries), or b"" at the end."""
-        if self._stream is not None:
-            return self._stream.read(self.backend.chunk_size)
+        """Return the next range of the output (with retries), or b"" at the end.
+
+        ``_body`` is the whole output, when the service ignores ranges.
+        """
+        if self._body is not None:
+            return self._body.read(self.backend.chunk_size)
         if self.position >= self.size:
             return b""
         start = self.position
@@ -196,8 +200,8 @@ class VaultReader(io.RawIOBase):
 
         data, response = call_with_retries(fetch, f"downloading {self.row.key}", self.backend.retry_policy)
         if not data and start == 0 and not response.get("contentRange"):
-            self._stream = response["body"]
-            return self._stream.read(self.backend.chunk_size)
+            self._body = response["body"]
+            return self._body.read(self.backend.chunk_size)
         if len(data) != end - start + 1:
             raise IntegrityError(f"{self.row.key}: the vault returned {len(data)} bytes for a {end - start + 1}-byte range")
         checksum = response.get("checksum")
@@ -205,14 +209,7 @@ class VaultReader(io.RawIOBase):
             raise IntegrityError(f"{self.row.key}: a downloaded range does not match its tree hash")
         return data
 
-    def read(self, size: int | None = -1) -> bytes:
-        if self._verified:
-            return b""
-        if size is None or size < 0:
-            chunks = []
-            while chunk := self.read(1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
+    def read_raw(self, size: int) -> bytes:
         if not self._chunk:
             try:
                 self._chunk = self._fetch()
@@ -221,27 +218,4 @@ class VaultReader(io.RawIOBase):
             except Exception as exc:
                 raise translate_error(exc, "downloading", self.backend.describe(self.row.key)) from None
         data, self._chunk = self._chunk[:size], self._chunk[size:]
-        if data:
-            self._hash.update(data)
-            self.position += len(data)
-        else:
-            self._verify()
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _verify(self) -> None:
-        self._verified = True
-        if self.position != self.size:
-            raise IntegrityError(f"{self.row.key}: read {self.position} bytes, the archive has {self.size}")
-        if self.row.sha256 and self._hash.hexdigest() != self.row.sha256:
-            raise IntegrityError(f"{self.row.key}: SHA-256 mismatch; the downloaded archive is damaged")
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-        super().close()
-

@@ -4,20 +4,26 @@ A backend stores opaque objects under string keys.  Primitives (what a subclass 
 :meth:`Backend.open_upload`, :meth:`Backend.open_read`, :meth:`Backend.stat`,
 :meth:`Backend.list`, :meth:`Backend.delete` and optionally :meth:`Backend.url`.
 Everything else (hashing, size checks, verification) is built above them here or in
-the pipeline (:mod:`bakthat.pipeline`), so each backend stays short.
+the pipeline (:mod:`bakthat.pipeline`), so each backend stays short.  Remote stores
+read through :class:`VerifiedReader`, which counts, hashes and checks every byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
+from bakthat.backends._progress import Progress
 from bakthat.errors import ConfigError, IntegrityError
 from bakthat.pipeline import HashingWriter
+
+log = logging.getLogger("bakthat.backends")
 
 _BAD_KEY = re.compile(r"(^/)|(^|/)\.\.?(/|$)|\x00|\\|//")
 
@@ -207,3 +213,152 @@ class Backend:
         except BaseException:
             upload.abort()
             raise
+
+
+class VerifiedReader(io.RawIOBase):
+    """A verified read of one stored object: the base of the remote stores' readers.
+
+    Given the object's name for messages (``described``), its size, and optionally a
+    progress counter, it counts and hashes every byte read.  Reading past ``size``, or
+    reaching the end of the stream with another length, raises IntegrityError naming
+    the object; so does a SHA-256 other than :meth:`expected_sha256` (when the store
+    recorded one).  :meth:`check_more` lets a store add its own check (Swift's MD5).
+
+    A subclass implements :meth:`read_raw` (the next bytes from the store, b"" at the
+    end), usually with :meth:`read_resuming`, which retries a broken stream from the
+    byte reached through :meth:`resume`.  ``_body``, when set, is closed by :meth:`close`.
+    """
+
+    #: What the stored thing is called in messages ("object", "archive").
+    noun: ClassVar[str] = "object"
+    #: The end of the SHA-256 mismatch message.
+    damaged: ClassVar[str] = "the object is damaged (in transit or at rest)"
+    #: The bytes :meth:`readall` asks for at a time.
+    chunk: ClassVar[int] = 1 << 20
+
+    def __init__(self, described: str, size: int, progress: Progress | None = None):
+        super().__init__()
+        self.described = described
+        self.size = size
+        self.position = 0
+        self._body: Any = None
+        self._sha256 = hashlib.sha256()
+        self._progress = progress
+        self._verified = False
+
+    # -- what a store supplies ----------------------------------------------------------
+    def read_raw(self, size: int) -> bytes:
+        """Return up to ``size`` bytes from the store, b"" at the end of the object."""
+        raise NotImplementedError
+
+    def expected_sha256(self) -> str | None:
+        """Return the SHA-256 recorded for the object, or None if the store has none."""
+        return None
+
+    def check_more(self) -> None:
+        """Check anything else at the end of a complete read; raise IntegrityError if wrong."""
+
+    # -- the verified stream -----------------------------------------------------------
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Return up to ``size`` bytes (all that is left when ``size`` is None or negative).
+
+        Raise IntegrityError naming the object if the bytes read exceed its size, or if
+        the complete read has another length or SHA-256 than the object's.
+        """
+        if self._verified:
+            return b""
+        if size is None or size < 0:
+            return self.readall()
+        data = self.read_raw(size)
+        if data:
+            self._sha256.update(data)
+            self.update(data)
+            self.position += len(data)
+            if self._progress is not None:
+                self._progress.update(len(data))
+            if self.position > self.size:
+                raise IntegrityError(f"{self.described}: more bytes than the {self.noun}'s {self.size}")
+        if not data or self.position == self.size:
+            self._verify()
+        return data
+
+    def update(self, data: bytes) -> None:
+        """Take ``data`` just read into any further hash a store keeps (nothing here)."""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(self.chunk):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _verify(self) -> None:
+        if self._verified:
+            return
+        self._verified = True
+        if self.position != self.size:
+            raise IntegrityError(f"{self.described}: read {self.position} bytes, the {self.noun} has {self.size}")
+        expected = self.expected_sha256()
+        if expected and expected != self._sha256.hexdigest():
+            raise IntegrityError(f"{self.described}: SHA-256 mismatch; {self.damaged}")
+        self.check_more()
+        if self._progress is not None:
+            self._progress.finish()
+
+    def hexdigest(self) -> str:
+        """Return the SHA-256 hex digest of the bytes read so far."""
+        return self._sha256.hexdigest()
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if self._body is not None:
+                    self._body.close()
+            finally:
+                super().close()
+
+    # -- resuming a broken stream --------------------------------------------------------
+    def read_resuming(
+        self,
+        size: int,
+        retry_policy: Any,
+        transient: Callable[[BaseException], bool],
+        translate: Callable[[BaseException], BaseException],
+        changed: Callable[[BaseException], bool],
+    ) -> bytes:
+        """Return ``self._body.read(size)``; resume a stream broken by a transient error.
+
+        Given the store's retry policy (``attempts``, ``delay(n)``), ``transient(exc)``
+        telling a failure worth another attempt, ``translate(exc)`` giving the bakthat
+        error to raise, and ``changed(exc)`` telling that the resumed request failed
+        because the object changed (its ETag no longer matches): retry after
+        :meth:`resume` until the policy's attempts are spent.  Raise IntegrityError if
+        the object changed while it was being read.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._body.read(size)
+            except Exception as exc:  # noqa: BLE001 - classified just below
+                attempt += 1
+                if attempt >= retry_policy.attempts or not transient(exc):
+                    raise translate(exc) from None
+                log.debug("read of %s broke at byte %d (%s); resuming", self.described, self.position, type(exc).__name__)
+                time.sleep(retry_policy.delay(attempt))
+                try:
+                    self.resume()
+                except Exception as resume_exc:  # noqa: BLE001
+                    if changed(resume_exc):
+                        raise IntegrityError(f"{self.described} changed while it was being read") from None
+                    raise translate(resume_exc) from None
+
+    def resume(self) -> None:
+        """Replace ``_body`` with a stream from :attr:`position` of the same version."""
+        raise NotImplementedError
