@@ -1,21 +1,21 @@
-"""The public actions: backup, restore, delete, search.
+"""The public actions: backup, delete, search (and ``restore``, whose home is :mod:`bakthat.restore_action`).
 
 Each action resolves its settings (profile, ``conf=``, environment), binds the catalog,
-finds the backend by name, and runs inside an event session (see
-:mod:`bakthat.eventing`).  Models and backends are looked up at call time through
-their modules, so plugins that replace them are honoured.
+finds the backend by name (:func:`bakthat.actions.resolve`), and runs inside an event
+session (see :mod:`bakthat.eventing`).  Models and backends are looked up at call time
+through their modules, so plugins that replace them are honoured.
 
-This module is longer than most (about 1,030 lines) because it holds each action's whole
+This module is longer than most (about 720 lines) because it holds the backup's whole
 sequence in one place (the order of catalog and store writes is the contract); what
-can stand alone lives elsewhere: passwords in :mod:`bakthat.passwords`, dry-run plans
-in :mod:`bakthat.dryrun`, backup names in :mod:`bakthat.naming`, the tar walk in
-:mod:`bakthat.tarwriter`, extraction in :mod:`bakthat.extract`, locks in
-:mod:`bakthat.locks`.
+can stand alone lives elsewhere: the restore action in :mod:`bakthat.restore_action`,
+what every action shares in :mod:`bakthat.actions`, passwords in
+:mod:`bakthat.passwords`, dry-run plans in :mod:`bakthat.dryrun`, backup names in
+:mod:`bakthat.naming`, the tar walk in :mod:`bakthat.tarwriter`, extraction in
+:mod:`bakthat.extract`, locks in :mod:`bakthat.locks`.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -30,10 +30,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bakthat import backends, manifest, models, naming, passwords
+from bakthat import manifest, models, naming, passwords
+from bakthat.actions import Context, advancing, find_row, resolve, status_publisher
 from bakthat.archive import EXTENSIONS
-from bakthat.backends.base import Backend
-from bakthat.pipeline import HashingReader, HashingWriter
+from bakthat.pipeline import HashingWriter
 from bakthat.process import pid_alive
 from bakthat.settings import source_of
 from bakthat.context import using_context
@@ -44,12 +44,9 @@ from bakthat.errors import (
     ConfigError,
     IntegrityError,
     NotFoundError,
-    TargetExistsError,
-    TargetFullError,
-    UnsafeArchiveError,
-    WrongPasswordError,
 )
-from bakthat.eventing import current_session, session
+from bakthat.eventing import session
+from bakthat.restore_action import match_at, restore  # noqa: F401 - restore is public here
 from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
@@ -58,37 +55,11 @@ log = logging.getLogger("bakthat")
 FORMAT_VERSION = manifest.FORMAT_VERSION
 MANIFEST_SUFFIX = manifest.SUFFIX
 
-
-@dataclass
-class Context:
-    """Everything an action needs: settings, the backend, and the destination's name."""
-
-    settings: Mapping[str, Any]
-    destination: str
-    backend: Backend
-
-
-def _context(
-    destination: str | None, profile: str, config: str | None, conf: Mapping[str, Any] | None
-) -> Context:
-    """Given the common action arguments, return the resolved Context and bind the catalog."""
-    from bakthat.conf import get_profile
-
-    settings = get_profile(profile, config, conf)
-    if settings.get("plugins"):
-        from bakthat import plugin
-
-        # Activate the profile's plugins (once per process; a no-op when they are active)
-        # before the backend and the models are looked up, so their patches apply to this
-        # action.  Its before_ event has already fired: passing the running session lets
-        # the new plugins' before_ handlers run now.
-        plugin.load_plugins(settings, session=current_session())
-    name = destination or settings.get("default_destination") or "local"
-    backend = backends.get_backend(name, settings)
-    models.bind_settings(settings)
-    if backend.legacy_backend_hash:
-        models.adopt_legacy_rows(name, backend.legacy_backend_hash, backend.backend_hash)
-    return Context(settings, name, backend)
+#: Kept for the modules and tests that import them from here (:mod:`bakthat.actions` and
+#: :mod:`bakthat.restore_action` are their homes); ``restore`` stays public here too.
+_context = resolve
+_match = find_row
+_match_at = match_at
 
 
 def _tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
@@ -234,7 +205,7 @@ def backup(
     with ExitStack() as stack:
         stack.enter_context(using_context(run_context))
         current = stack.enter_context(session("backup", dry_run, session_id=session_id))
-        ctx = _context(destination, profile, config, conf)
+        ctx = resolve(destination, profile, config, conf)
         if run is not None and run.overrides:
             ctx.settings = ctx.settings.replace(**run.overrides)
         run_context = run_context.replace(destination=ctx.destination)
@@ -251,10 +222,10 @@ def backup(
         secret = passwords.for_backup(password, prompt, ctx.settings, ask=not dry_run)
         warn_unencrypted = passwords.enforce(secret, ctx.settings, f"the backup of {source_path}")
         publisher = run.publisher if run is not None else (
-            None if dry_run else _publisher(session_id, "backup", source_path, name)
+            None if dry_run else status_publisher(session_id, "backup", source_path, name)
         )
         if publisher is not None:
-            progress = _advancing(publisher, progress)
+            progress = advancing(publisher, progress)
             if run is None:
                 stack.enter_context(publisher)
         plan = _Plan(
@@ -387,29 +358,6 @@ def _dumped_source(filename: Any, custom_filename: str | None) -> Any:
 
         found = dataclasses.replace(found, name=check_name(custom_filename, "--name"))
     return found
-
-
-def _publisher(session_id: str, action: str, source: str | None, name: str | None) -> Any:
-    """Return a started-later StatusPublisher for a run, or None (logged) if the status
-    directory is unusable: progress reporting never stops a backup."""
-    from bakthat.status import StatusPublisher
-
-    try:
-        return StatusPublisher(session_id, action, source=source, name=name)
-    except (OSError, BakthatError, ValueError) as exc:
-        log.warning("progress of this %s is not published: %s", action, exc)
-        return None
-
-
-def _advancing(publisher: Any, progress: Callable[[int], None] | None) -> Callable[[int], None]:
-    """Return a progress callback feeding ``publisher`` and then ``progress``."""
-
-    def advance(count: int) -> None:
-        publisher.advance(count)
-        if progress is not None:
-            progress(count)
-
-    return advance
 
 
 def _dry_run_backup(ctx: Context, plan: _Plan, suffix: str) -> Any:
@@ -643,279 +591,6 @@ def _version() -> str:
     return __version__
 
 
-def _match(ctx: Context, filename: str) -> Any:
-    """Return the newest live row named ``filename``, or the row stored as ``filename``.
-
-    Raise NotFoundError (naming close matches) if neither exists in this destination.
-    """
-    return models.find_backup(filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
-
-
-def _match_at(ctx: Context, filename: str, at: Any) -> Any:
-    """Return the newest live row named ``filename`` dated at or before ``at``.
-
-    Raise NotFoundError if there is none, ConfigError for a malformed date.
-    """
-    from bakthat.levels import History
-
-    Backups = models.Backups
-    rows = list(Backups.search(name=filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash))
-    if not rows:
-        _match(ctx, filename)  # raises NotFoundError with close names
-        raise NotFoundError(f"{filename!r} is not a backup name (--at picks among the backups of a name)")
-    by_name = {row.stored_filename: row for row in rows}
-    try:
-        link = History(rows).at(at)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{filename}: {exc}") from None
-    return by_name[link.stored_filename]
-
-
-@strict_keywords(ignored={"job_check": "a cold-storage retrieval in progress raises RetrievalPendingError (bakthat retrievals lists them)"})
-def restore(
-    filename: str,
-    destination: str | None = None,
-    profile: str = "default",
-    config: str | None = None,
-    conf: Mapping[str, Any] | None = None,
-    password: str | None = None,
-    target: str | os.PathLike[str] | None = None,
-    overwrite: bool = False,
-    prompt: str | bool = "yes",
-    wait: bool = False,
-    progress: Callable[[int], None] | None = None,
-    dry_run: bool = False,
-    into: str | None = None,
-    unverified: bool = False,
-    at: Any = None,
-    include: str | list[str] | tuple[str, ...] | None = None,
-) -> Any:
-    """Restore the newest backup named ``filename`` (or stored as ``filename``); return its row.
-
-    A database or command dump is restored as one file, ``<target>/<name>.<extension>``
-    (``app.pgdump``), or with ``into`` (``postgresql://.../newdb``, ``mysql://...``,
-    ``sqlite:///path``) streamed into that database by its client tool: created if
-    missing, refused if it holds tables unless ``overwrite`` (see docs/jobs.md).
-
-    The archive is verified (SHA-256, authenticated decryption), extracted into a
-    staging directory inside ``target`` (default: the current directory), checked member
-    by member, and only then moved into place.  The password comes from ``password``,
-    ``BAKTHAT_PASSWORD``, the profile's ``password_file`` or ``password_command``, or a
-    prompt.
-
-    With ``dry_run``, the whole archive is read and verified the same way and a
-    :class:`bakthat.dryrun.RestorePlan` is returned (what would be written, what
-    already exists in the target); nothing is written to the target.
-
-    A file bakthat 0.6 uploaded with ``compress: false`` is restored as the single file
-    its name gives (see :mod:`bakthat.legacy_raw`); when it is Blowfish-encrypted
-    nothing can verify it, and ``unverified=True`` must acknowledge that (else
-    UnverifiableError, before any password or download).  ``unverified`` changes
-    nothing for other backups.
-
-    ``at`` (an ISO 8601 date or time, a ``backup_date`` as ``show --json`` prints it,
-    or an aware datetime) restores the newest backup of the name at or before it.  The
-    backup of a differential or incremental is restored with its chain: the state at
-    that backup (see :mod:`bakthat.chain_read`); a chain with a missing or damaged
-    link raises BrokenChainError naming it before anything is written (a dry run
-checks the chain and reads every archive it would read).  ``include``
-    (gitignore-style patterns, matched below the backup's top-level entry) restores
-    only the matching paths, reading only the archives of the chain that hold them.
-
-    Raise NotFoundError if nothing matches, PasswordRequiredError/WrongPasswordError
-    for a missing or wrong secret, IntegrityError for damaged data,
-    UnsafeArchiveError for a hostile archive, TargetExistsError if files would be
-    overwritten and ``overwrite`` is false, TargetFullError if the target's disk fills
-    up.  On any error the target directory is left exactly as it was.
-    """
-    from bakthat import archive, dryrun, legacy, legacy_raw
-    from bakthat.extract import safe_extract
-    from bakthat.streams import ReadAhead
-
-    from bakthat.context import RunContext
-
-    session_id = str(uuid.uuid4())
-    with ExitStack() as stack:
-        stack.enter_context(using_context(RunContext(session_id, "restore", name=filename, destination=destination,
-                                                     dry_run=bool(dry_run))))
-        current = stack.enter_context(session("restore", dry_run, session_id=session_id))
-        ctx = _context(destination, profile, config, conf)
-        row = _match(ctx, filename) if at is None else _match_at(ctx, filename, at)
-        patterns = [include] if isinstance(include, str) else list(include or [])
-        stack.enter_context(using_context(RunContext(
-            session_id, "restore", source=row.source_path, name=row.filename, destination=ctx.destination,
-            dry_run=bool(dry_run),
-        )))
-        dump_kind = (row.metadata or {}).get("source_kind")
-        if into is not None:
-            from bakthat import sources
-
-            if not dump_kind:
-                raise ConfigError(f"--into: {row.stored_filename} is a file archive, not a database dump; "
-                                  "restore it with --target")
-            target_kind = sources.parse(into, "--into").kind
-            if target_kind != dump_kind:
-                raise ConfigError(f"--into: {row.stored_filename} is a {dump_kind} dump, it cannot be restored "
-                                  f"into a {target_kind} target")
-        raw_06 = legacy.is_raw(row)
-        if raw_06:
-            legacy_raw.check(row, unverified)
-        secret = passwords.for_restore(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
-        where = Path(os.getcwd() if target is None else os.path.expanduser(os.fspath(target)))
-        if raw_06:
-            restored = legacy_raw.restore(
-                ctx, row, secret.get("passphrase"), where, overwrite=overwrite, wait=wait, dry_run=dry_run, progress=progress
-            )
-            return current.finish(restored)
-        if patterns and dump_kind:
-            raise ConfigError(f"--include: {row.stored_filename} is a {dump_kind} dump, not a tree of paths")
-        if patterns or (row.level or "full") != "full":
-            from bakthat.chain_read import plan_backup_chain, restore_backup_chain
-
-            def secret_of(other: Any) -> Any:
-                if not other.is_encrypted():
-                    return None
-                if other.encryption == row.encryption:
-                    return secret
-                return passwords.for_restore(other, password, prompt, ctx.settings)
-
-            if dry_run:
-                return current.finish(plan_backup_chain(
-                    ctx, row, secret_of, where, include=patterns, overwrite=overwrite, wait=wait, progress=progress
-                ))
-            try:
-                restore_backup_chain(
-                    ctx, row, secret_of, where, include=patterns, overwrite=overwrite, wait=wait, progress=progress
-                )
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                raise TargetFullError(
-                    f"no space left on the disk of {where} while restoring {row.stored_filename}; "
-                    "nothing was restored and the target is as it was"
-                ) from exc
-            return current.finish(row)
-        if (row.metadata or {}).get("KeyValue"):
-            from bakthat.keyvalue import restore_entry
-
-            path = restore_entry(
-                ctx, row, target, secret.get("passphrase") if secret else password, overwrite, wait=wait, dry_run=dry_run
-            )
-            return current.finish(dryrun.plan_entry(row, path, overwrite) if dry_run else row)
-        ctx.backend.prepare_read(row.stored_filename, wait=wait)
-        publisher = None if dry_run else _publisher(session_id, "restore", row.source_path, row.filename)
-        if publisher is not None:
-            progress = _advancing(publisher, progress)
-            stack.enter_context(publisher)
-            publisher.update(phase="restore", bytes_total=row.size)
-        raw = ctx.backend.open_read(row.stored_filename)
-        hashed = HashingReader(raw, progress)
-        ahead = None
-        try:
-            decrypted = None
-            if secret and legacy.is_legacy_encrypted(row):
-                # bakthat 0.6's Blowfish format: no MAC, so the gzip layer's checks
-                # (header, CRC-32, length) are what tell a wrong password or damage.
-                plain = legacy.open_archive(hashed, secret["passphrase"])
-            else:
-                if secret:
-                    from bakthat import crypto  # not imported for plain archives: it costs memory
-
-                    decrypted = crypto.DecryptingReader(
-                        hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
-                    )
-                plain = archive.decompressor(decrypted or hashed, row.compression or "gzip")
-            # Reading, hashing, decryption and decompression run in a thread of their
-            # own, ahead of the tar parser.  The archive is read once: its SHA-256 is
-            # compared after the last member, before anything leaves the staging
-            # directory (the target is untouched until then).
-            ahead = plain = ReadAhead(plain)
-
-            def verify() -> None:
-                for stream in (plain, decrypted):
-                    if stream is not None:
-                        while stream.read(1 << 20):
-                            pass
-                hashed.drain()
-                if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
-                    raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch; nothing was restored")
-
-            log.info("%s %s into %s", "Checking (dry run)" if dry_run else "Restoring", row.stored_filename,
-                     into or where)
-            try:
-                if dump_kind and not dry_run:
-                    from bakthat.sources import pipeline
-
-                    restored = pipeline.restore_dump(row, plain, where, into, overwrite, ctx.settings, verify)
-                    log.info("Restored %s to %s", row.stored_filename, restored)
-                    result = row
-                elif dump_kind:
-                    verify()
-                    dumped_to = into or str(where / f"{row.filename}.{(row.metadata or {}).get('extension')}")
-                    result = dryrun.RestorePlan(row, dumped_to, overwrite, entries=1, bytes=hashed.size,
-                                                would_write=[f"the dump of {row.source_path}"])
-                elif dry_run:
-                    result = dryrun.plan_restore(row, plain, where, overwrite, verify)
-                else:
-                    safe_extract(plain, where, overwrite=overwrite, before_commit=verify)
-                    result = row
-            except (WrongPasswordError, TargetExistsError):
-                raise
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                raise TargetFullError(
-                    f"no space left on the disk of {where} while restoring {row.stored_filename}; "
-                    "nothing was restored and the target is as it was"
-                ) from exc
-            except Exception as exc:
-                # Damage can look like anything downstream (a codec error, a malformed
-                # or hostile header): read the rest of the archive, and if its bytes do
-                # not match the recorded SHA-256, say that the stored archive is damaged.
-                _drain_for_damage(plain, exc)
-                hashed.drain()
-                if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
-                    raise IntegrityError(
-                        f"{row.stored_filename}: SHA-256 mismatch, the stored archive is damaged or altered ({exc}); "
-                        "nothing was restored"
-                    ) from exc
-                if isinstance(exc, IntegrityError) and row.stored_filename not in str(exc):
-                    raise IntegrityError(f"{row.stored_filename}: {exc}") from exc
-                raise
-        except (IntegrityError, WrongPasswordError, UnsafeArchiveError) as exc:
-            if row.stored_filename in str(exc):
-                raise
-            raise _named(exc, row.stored_filename) from exc
-        finally:
-            if ahead is not None:
-                ahead.close()
-            raw.close()
-        return current.finish(result)
-    raise AssertionError("unreachable")
-
-
-def _named(error: BakthatError, stored_filename: str) -> BakthatError:
-    """Given an error about an archive's content, return a copy naming the archive in
-    front of its message, of the same class (so it keeps its exit code)."""
-    named = type(error)(f"{stored_filename}: {error}")
-    named.__dict__.update(error.__dict__)
-    return named
-
-
-def _drain_for_damage(stream: Any, cause: BaseException) -> None:
-    """Read ``stream`` to its end after ``cause`` stopped a restore; raise the
-    IntegrityError its own checks raise on the way, if any, instead of ``cause``
-    (unless ``cause`` is that error)."""
-    try:
-        while stream.read(1 << 20):
-            pass
-    except IntegrityError as damaged:
-        if damaged is not cause:
-            raise damaged from cause
-    except Exception:  # noqa: BLE001 - the restore's own error is the one to report
-        log.debug("could not read the rest of a refused archive", exc_info=True)
-
-
 @strict_keywords()
 def delete(
     filename: str,
@@ -944,13 +619,13 @@ def delete(
     from bakthat.locks import name_lock
 
     with session("delete", dry_run) as current:
-        ctx = _context(destination, profile, config, conf)
-        row = _match(ctx, filename)
+        ctx = resolve(destination, profile, config, conf)
+        row = find_row(ctx, filename)
         if dry_run:
             log.debug("Would delete %s; dry run: nothing was deleted", row.stored_filename)
             return current.finish(dryrun.DeletePlan(row))
         with name_lock(ctx.settings, ctx.backend.backend_hash, row.filename, lock_timeout):
-            row = _match(ctx, filename)  # again, under the lock: it may have changed meanwhile
+            row = find_row(ctx, filename)  # again, under the lock: it may have changed meanwhile
             delete_row(ctx, row)
         return current.finish(row)
 
