@@ -1,17 +1,16 @@
-"""bakthat.sources.command and the ProcessDump protocol: a program's stdout, checked to the end."""
+"""bakthat.sources.command: any program's stdout as a source, with the run context in its
+environment.  The dump protocol it uses (ProcessDump) is tested in tests/sources/test_base.py."""
 
 from __future__ import annotations
 
 import io
-import os
-import signal
 import sys
-import time
 import uuid
 
 import pytest
 
-from bakthat import process, sources
+from bakthat import sources
+from bakthat.errors import ConfigError
 from bakthat.context import RunContext
 from bakthat.sources.base import DumpError
 
@@ -44,66 +43,19 @@ def test_the_run_context_reaches_the_command():
     assert data == f"nightly/{context.session_id}".encode()
 
 
-def test_a_failing_command_is_a_dump_error_with_its_status_and_stderr_even_after_full_output():
-    source = command(py("import sys; print('all data'); print('disk on fire', file=sys.stderr); sys.exit(3)"))
+def test_a_failing_command_is_a_dump_error_whatever_it_printed():
+    source = command(py("import sys; print('all data'); sys.exit(3)"))
     with sources.open_dump(source, {}) as dump:
         assert dump.read() == b"all data\n"
-        with pytest.raises(DumpError, match=r"python[0-9.]* failed \(exit status 3\): disk on fire$") as caught:
+        with pytest.raises(DumpError, match=r"failed \(exit status 3\)"):
             dump.finish()
-    assert caught.value.status == 3
-    assert caught.value.exit_code == 1
 
 
-def test_a_command_killed_midway_is_a_dump_error_never_a_success():
-    source = command(py("import sys, time\nwhile True:\n    sys.stdout.buffer.write(b'.' * 65536); sys.stdout.flush()"))
-    dump = sources.open_dump(source, {})
-    assert dump.read(100_000)
-    os.kill(dump.process.pid, signal.SIGKILL)
-    while dump.read(1 << 20):
-        pass
-    with pytest.raises(DumpError, match="killed by SIGKILL"):
-        dump.finish()
-
-
-def test_a_missing_program_cannot_start():
-    with pytest.raises(DumpError, match="cannot start bakthat-no-such-program"):
-        sources.open_dump(command(["bakthat-no-such-program"]), {})
-
-
-def test_finish_before_the_end_aborts_the_dump_instead_of_dropping_data():
-    dump = sources.open_dump(command(py("import sys\nwhile True: sys.stdout.buffer.write(b'.' * 65536)")), {})
-    with pytest.raises(RuntimeError, match="before the dump was read to its end"):
-        dump.finish()
-    assert dump.process.returncode is not None
-
-
-def test_abort_kills_the_whole_process_group(tmp_path):
-    pidfile = tmp_path / "child.pid"
-    dump = sources.open_dump(command(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"]), {})
-    while not pidfile.exists() or not pidfile.read_text().strip():
-        time.sleep(0.01)
-    child = int(pidfile.read_text())
-    dump.abort()
-    deadline = time.monotonic() + 5
-    while (info := process.proc_stat(child)) is not None and info.state != "Z" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    info = process.proc_stat(child)
-    assert info is None or info.state == "Z"
-
-
-def test_a_command_flooding_stderr_does_not_deadlock_and_its_stderr_is_bounded():
-    code = ("import sys\nfor i in range(200):\n    sys.stderr.write('e' * 50000)\n    sys.stdout.write('o' * 50000)\n"
-            "sys.exit(2)")
-    with sources.open_dump(command(py(code)), {}) as dump:
-        assert dump.copy_to(io.BytesIO()) == 10_000_000
-        with pytest.raises(DumpError) as caught:
-            dump.finish()
-    assert len(caught.value.output) < 70 * 1024
-    assert "bytes dropped" in caught.value.output
-
-
-def test_the_dump_stream_is_the_programs_pipe():
-    with sources.open_dump(command(["true"]), {}) as dump:
-        assert os.path.samestat(os.fstat(dump.fileno()), os.fstat(dump.process.stdout.fileno()))
-        assert dump.read() == b""
-        dump.finish()
+def test_a_command_string_is_split_as_a_shell_would_but_never_run_by_one():
+    source = command("pg_dump --file='my file' db", extension="sql")
+    assert source.argv == ("pg_dump", "--file=my file", "db") and source.extension == "sql"
+    assert command(["zfs", "send"]).extension == "bin"
+    with pytest.raises(ConfigError, match=r"^x\.command: cannot split"):
+        sources.parse({"command": "echo 'unclosed", "name": "custom"}, "x")
+    with pytest.raises(ConfigError, match=r"^x\.command: must be an argv list or a command string$"):
+        sources.parse({"command": ["ok", 3], "name": "custom"}, "x")
