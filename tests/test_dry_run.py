@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 
 import pytest
@@ -12,7 +10,7 @@ import bakthat
 from bakthat import models
 from bakthat.errors import IntegrityError, WrongPasswordError
 from bakthat.eventing import current_session, events
-from tests.conftest import cli_ok, run_cli, snapshot
+from tests.conftest import snapshot
 
 FAST = {"scrypt_work_factor": 10}
 
@@ -125,34 +123,3 @@ def test_a_delete_dry_run_names_the_backup_and_deletes_nothing(tree, home):
     assert plan.dry_run and plan.row.id == row.id and plan.stored_filename == row.stored_filename
     assert everything(home) == before
     assert models.Backups.get_by_id(row.id).state == "ok"
-
-
-def test_the_commands_take_dry_run_and_change_nothing(tree, home, tmp_path):
-    assert run_cli("backup", str(tree), "--prompt", "no").returncode == 0
-    target = tmp_path / "target"
-    before = everything(home)
-
-    backup = run_cli("backup", str(tree), "--prompt", "no", "--dry-run", "--json")
-    assert backup.returncode == 0, backup.stderr
-    assert len(backup.stdout.splitlines()) == 1
-    plan = json.loads(backup.stdout)
-    assert plan["dry_run"] is True and plan["filename"] == "mydir" and plan["file_count"] > 5
-    text = cli_ok("backup", str(tree), "--prompt", "no", "--dry-run")
-    assert "would store mydir." in text.stdout and "dry run: nothing was stored" in text.stdout
-
-    restore = run_cli("restore", "mydir", "--target", str(target), "--dry-run", "--json")
-    assert restore.returncode == 0, restore.stderr
-    plan = json.loads(restore.stdout)
-    assert plan["verified"] and plan["conflicts"] == [] and "mydir/text.txt" in plan["would_write"]
-    target.mkdir()
-    (target / "mydir").mkdir()
-    conflicting = run_cli("restore", "mydir", "--target", str(target), "--dry-run")
-    assert conflicting.returncode == 8 and re.search(r"refused +mydir \(directory in the target\)", conflicting.stdout)
-
-    delete = run_cli("delete", "mydir", "--dry-run", "--json")
-    assert delete.returncode == 0 and json.loads(delete.stdout)["dry_run"] is True
-    assert "would delete mydir." in cli_ok("delete", "mydir", "--dry-run").stdout
-
-    after = everything(home)
-    assert after == before
-    assert sorted(os.listdir(target)) == ["mydir"] and os.listdir(target / "mydir") == []
