@@ -1,4 +1,5 @@
-"""``bakthat rotate_backups`` and ``bakthat delete_older_than`` run as real subprocesses."""
+"""``bakthat rotate_backups``: the profile's rotation policy applied to a name; the plan as text or
+JSON, --dry-run with --now, --force, --lock-timeout.  In-process, but for two rotations at once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from bakthat import models
 from bakthat.errors import EXIT_CODES
-from tests.conftest import ROOT, cli_ok, run_cli
+from tests.conftest import ROOT
 from tests.test_rotation import DAY, NOW, hold_lock, make_history, state, write_config
 
 
@@ -33,10 +34,10 @@ def expect(result, code, text=""):
 
 
 @pytest.mark.parametrize("command", ["rotate_backups", "rotate-backups"])
-def test_rotate_backups_under_both_names(home, command):
+def test_rotate_backups_under_both_names(cli, home, command):
     write_config(home, "default:\n  rotation: {keep_last: 2}\n")
     rows = make_history("web", recent(5))
-    result = run_cli(command, "web")
+    result = cli(command, "web")
     expect(result, 0)
     assert f"rotate_backups web (destination local, profile default)" in result.stdout
     assert "kept as #1 of the last 2 (keep_last); kept as newest" in result.stdout
@@ -46,30 +47,11 @@ def test_rotate_backups_under_both_names(home, command):
     assert not (home / ".bakthat_store" / rows[-1].stored_filename).exists()
 
 
-@pytest.mark.parametrize("command", ["delete_older_than", "delete-older-than"])
-def test_delete_older_than_under_both_names(home, command):
-    rows = make_history("web", recent(6))
-    make_history("webapp", recent(6)[3:])
-    result = run_cli(command, "web", "2D12h", "--json")
-    expect(result, 0)
-    plan = json.loads(result.stdout)
-    assert plan["action"] == "delete_older_than" and plan["dry_run"] is False
-    assert plan["policy"]["seconds"] == 2 * DAY + 12 * 3600
-    assert sorted(plan["deleted"]) == sorted(r.stored_filename for r in rows[3:])
-    assert [b["decision"] for b in plan["backups"]] == ["keep"] * 3 + ["delete"] * 3
-    assert live() == 3 and live("webapp") == 3
-
-
-def test_help_lists_both_commands():
-    result = cli_ok("--help")
-    assert "rotate_backups" in result.stdout and "delete_older_than" in result.stdout
-
-
-def test_a_dry_run_prints_the_plan_with_reasons_and_changes_nothing(home):
+def test_a_dry_run_prints_the_plan_with_reasons_and_changes_nothing(cli, home):
     write_config(home, "default:\n  rotation: {days: 3, weeks: 2, first_week_day: 5}\n")
     make_history("web", [NOW - k * DAY for k in range(10)], tags=["", "", "", "", "keep", "", "", "", "", ""])
     before = state(home)
-    result = run_cli("rotate-backups", "web", "--dry-run", "--now", "2026-11-22T12:00:00Z", "--json")
+    result = cli("rotate-backups", "web", "--dry-run", "--now", "2026-11-22T12:00:00Z", "--json")
     expect(result, 0)
     assert state(home) == before
     plan = json.loads(result.stdout)
@@ -81,83 +63,47 @@ def test_a_dry_run_prints_the_plan_with_reasons_and_changes_nothing(home):
     assert decisions["2026-11-19"] == ("delete", ["deleted: not the newest of week bucket 2026-11-14"])
     assert decisions["2026-11-13"] == ("delete", ["deleted: outside every window"])
     assert plan["summary"] == {"keep": 4, "delete": 6, "retry": 0}
-    text = run_cli("rotate_backups", "web", "--dry-run", "--now", str(NOW))
+    text = cli("rotate_backups", "web", "--dry-run", "--now", str(NOW))
     expect(text, 0)
     assert "kept by days bucket 2026-11-21" in text.stdout
     assert "4 kept, 6 to delete (dry run: nothing was deleted)" in text.stdout
     assert state(home) == before
 
 
-def test_delete_older_than_dry_run_changes_nothing(home):
-    make_history("web", recent(6))
-    before = state(home)
-    result = run_cli("delete_older_than", "web", "12h", "--dry-run")
-    expect(result, 0)
-    assert "1 kept, 5 to delete (dry run: nothing was deleted)" in result.stdout
-    assert state(home) == before
-
-
-def test_no_rotation_policy_exits_2_and_says_what_to_add(home):
+def test_no_rotation_policy_exits_2_and_says_what_to_add(cli, home):
     make_history("web", recent(3))
-    expect(run_cli("rotate_backups", "web"), 2, "no rotation policy in profile 'default'")
+    expect(cli("rotate_backups", "web"), 2, "no rotation policy in profile 'default'")
     assert live() == 3
 
 
-def test_a_malformed_interval_exits_2_naming_it(home):
-    make_history("web", recent(3))
-    expect(run_cli("delete_older_than", "web", "1z"), 2, "bad interval '1z'")
-    assert live() == 3
-
-
-def test_now_is_refused_outside_a_dry_run(home):
+def test_now_is_refused_outside_a_dry_run(cli, home):
     write_config(home, "default:\n  rotation: {keep_last: 1}\n")
     make_history("web", recent(3))
-    expect(run_cli("rotate_backups", "web", "--now", "2030-01-01"), 2, "--now is only allowed with --dry-run")
-    expect(run_cli("rotate_backups", "web", "--dry-run", "--now", "soon"), 2, "--now 'soon'")
+    expect(cli("rotate_backups", "web", "--now", "2030-01-01"), 2, "--now is only allowed with --dry-run")
+    expect(cli("rotate_backups", "web", "--dry-run", "--now", "soon"), 2, "--now 'soon'")
     assert live() == 3
 
 
-def test_a_policy_that_keeps_nothing_exits_2_unless_forced(home):
+def test_a_policy_that_keeps_nothing_exits_2_unless_forced(cli, home):
     write_config(home, "default:\n  rotation: {days: 7}\n")
     make_history("web", [int(time.time()) - k * DAY for k in (100, 90, 80)])
     before = state(home)
-    refused = run_cli("rotate_backups", "web")
+    refused = cli("rotate_backups", "web")
     expect(refused, 2, "would delete all 3 backups but the newest")
     assert "REFUSED" in refused.stdout and "nothing was deleted" in refused.stderr
     assert state(home) == before
-    expect(run_cli("rotate_backups", "web", "--force"), 0)
+    expect(cli("rotate_backups", "web", "--force"), 0)
     assert live() == 1
 
 
-def test_pinned_backups_need_force(home):
-    make_history("web", recent(4), tags=["", "keep", "keep", ""])
-    expect(run_cli("delete_older_than", "web", "12h"), 0)
-    assert live() == 3
-    expect(run_cli("delete_older_than", "web", "12h", "--force"), 0)
-    assert live() == 1
-
-
-def test_a_held_lock_exits_12(home):
-    write_config(home, "default:\n  rotation: {keep_last: 1}\n")
-    make_history("web", recent(3))
-    holder = hold_lock("web", 120)  # held until terminated: a slow machine must not outlast it
-    try:
-        expect(run_cli("rotate_backups", "web", "--lock-timeout", "0.3"), 12, "another bakthat process is deleting backups of 'web'")
-        expect(run_cli("delete_older_than", "web", "1h", "--lock-timeout", "0"), 12, "lock")
-    finally:
-        holder.terminate()
-        holder.wait(timeout=30)
-    assert live() == 3
-
-
-def test_an_undeletable_archive_exits_3_after_deleting_the_others(home):
+def test_an_undeletable_archive_exits_3_after_deleting_the_others(cli, home):
     write_config(home, "default:\n  rotation: {keep_last: 1}\n")
     rows = make_history("web", recent(4))
     stuck = home / ".bakthat_store" / rows[2].stored_filename
     stuck.unlink()
     stuck.mkdir()
     (stuck / "in-the-way").write_text("x")
-    result = run_cli("rotate_backups", "web", "--json")
+    result = cli("rotate_backups", "web", "--json")
     expect(result, 3, rows[2].stored_filename)
     plan = json.loads(result.stdout)
     assert sorted(plan["deleted"]) == sorted([rows[1].stored_filename, rows[3].stored_filename])
@@ -185,22 +131,33 @@ def test_two_rotations_at_once_never_delete_more_than_the_policy_allows(home):
     assert live() == 5
 
 
-@pytest.mark.parametrize("args", [("rotate_backups", "web"), ("delete_older_than", "web", "1D")])
-def test_the_json_plan_is_one_document_on_one_line(home, args):
+def test_a_held_lock_exits_12(cli, home):
+    write_config(home, "default:\n  rotation: {keep_last: 1}\n")
+    make_history("web", recent(3))
+    holder = hold_lock("web", 120)  # held until terminated: a slow machine must not outlast it
+    try:
+        expect(cli("rotate_backups", "web", "--lock-timeout", "0.3"), 12, "another bakthat process is deleting backups of 'web'")
+    finally:
+        holder.terminate()
+        holder.wait(timeout=30)
+    assert live() == 3
+
+
+def test_the_json_plan_is_one_document_on_one_line(cli, home):
     write_config(home, "default:\n  rotation: {keep_last: 2}\n")
     make_history("web", recent(4))
     for extra in ((), ("--dry-run",)):
-        result = run_cli(*args, *extra, "--json")
+        result = cli("rotate_backups", "web", *extra, "--json")
         expect(result, 0)
         assert len(result.stdout.splitlines()) == 1
         assert json.loads(result.stdout)["name"] == "web"
 
 
-@pytest.mark.parametrize("args", [("rotate_backups", "nothing"), ("delete_older_than", "nothing", "1D")])
-def test_a_name_with_no_backups_exits_4_like_the_other_commands(home, args):
+def test_a_name_with_no_backups_exits_4_like_the_other_commands(cli, home):
     write_config(home, "default:\n  rotation: {keep_last: 2}\n")
     make_history("web", recent(3))
-    result = run_cli(*args)
+    result = cli("rotate_backups", "nothing")
     expect(result, 4, "no backup named 'nothing' in destination local")
     assert "nothing to do" in result.stdout
     assert live() == 3
+
