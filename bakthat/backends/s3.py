@@ -22,10 +22,13 @@ RetrievalPendingError or waits (:mod:`bakthat.backends.retrieval`).  The ``glaci
 destination (:mod:`bakthat.backends.glacier`) is this backend with an archive class.
 
 The streams themselves (the multipart upload, the verified read) are in
-:mod:`bakthat.backends._s3_transfer`; credentials, clients and error translation in
-:mod:`bakthat.backends.aws`.  This module is over 500 lines because the bucket's
-operations (creation, tagging, conditional deletes, restores, stale uploads) are one
-concept: S3 as bakthat uses it.  boto3 is imported only when a client is first needed.
+:mod:`bakthat.backends._s3_transfer`; the profile keys and the typed config in
+:mod:`bakthat.backends._s3_config` (re-exported here); credentials, clients and error
+translation in :mod:`bakthat.backends.aws`.  This module is over 500 lines because
+what is left is one concept, the bucket as bakthat uses it: naming, conditional
+writes and deletes, the commit check, bucket creation, tags, archive-class restores
+and stale uploads all act on the same client and prefix, and splitting them further
+would scatter one class's methods.  boto3 is imported only when a client is first needed.
 """
 
 from __future__ import annotations
@@ -35,134 +38,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import IO, Any
 
 from bakthat.backends import base
-from bakthat.backends._config import parse_size, positive_int, setting_value
 from bakthat.backends._retry import RetryPolicy, call_with_retries, error_code, http_status
-from bakthat.backends._s3_transfer import MAX_PART_SIZE, MIN_PART_SIZE, SHA256_KEY, S3Reader, S3Upload
-from bakthat.backends.aws import AwsConfig, aws_client, aws_session, to_epoch, translate_error
-from bakthat.backends.retrieval import RetrievalConfig, pending_message, record_retrieval, wait_for
-from bakthat.conf import Setting
-from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RetrievalPendingError
+from bakthat.backends._s3_config import ARCHIVE_CLASSES, CHECKSUM_ALGORITHMS, SETTINGS, STORAGE_CLASSES, S3Config
+from bakthat.backends._s3_transfer import SHA256_KEY, S3Reader, S3Upload
+from bakthat.backends.aws import aws_client, aws_session, to_epoch, translate_error
+from bakthat.backends.retrieval import pending_message, record_retrieval, wait_for
+from bakthat.errors import AlreadyExistsError, IntegrityError, NotFoundError, RetrievalPendingError
 
 log = logging.getLogger("bakthat.backends")
 
-MiB = 1 << 20
-
-STORAGE_CLASSES = (
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "GLACIER_IR",
-    "DEEP_ARCHIVE",
-    "EXPRESS_ONEZONE",
-)
-#: Storage classes whose objects must be restored before they can be read.
-ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
-CHECKSUM_ALGORITHMS = ("CRC32", "SHA256", "SHA1", "MD5", "none")
-
-SETTINGS: dict[str, Setting] = {
-    "s3_bucket": Setting(str, None, "S3 bucket holding the backups (created on first upload if missing)"),
-    "s3_prefix": Setting(str, "", "key prefix ('folder') inside the bucket, e.g. backups/host1"),
-    "endpoint_url": Setting(str, None, "S3-compatible endpoint (https://minio.example:9000); default: AWS, or $AWS_ENDPOINT_URL"),
-    "storage_class": Setting(str, None, "S3 storage class of archives (default: the bucket's, STANDARD)", STORAGE_CLASSES),
-    "part_size": Setting((int, str), "16MiB", "multipart part size (bytes, or 8MiB, 64MB...; 5 MiB to 5 GiB)"),
-    "concurrency": Setting(int, 4, "parts uploaded at once; memory is about (concurrency + 1) * part_size"),
-    "checksum_mode": Setting(
-        str,
-        "when_supported",
-        "when botocore adds/validates CRC checksums: when_supported (AWS) or when_required (stores that reject the new headers)",
-        ("when_supported", "when_required"),
-    ),
-    "checksum_algorithm": Setting(
-        str, None, "per-part checksum S3 verifies (default CRC32, or MD5 with checksum_mode when_required)", CHECKSUM_ALGORITHMS
-    ),
-    "sse": Setting(str, None, "server-side encryption", ("AES256", "aws:kms", "aws:kms:dsse")),
-    "sse_kms_key_id": Setting(str, None, "KMS key id or ARN for sse aws:kms"),
-    "s3_create_bucket": Setting(bool, True, "create the bucket on first upload if it does not exist"),
-    "s3_abort_incomplete_days": Setting(
-        int, 7, "on a bucket bakthat creates, a lifecycle rule aborting incomplete multipart uploads after N days (0: none)"
-    ),
-    "s3_addressing_style": Setting(str, None, "bucket addressing: path, virtual or auto (default path with endpoint_url)", ("auto", "path", "virtual")),
-    "s3_conditional_writes": Setting(
-        bool, True, "use If-None-Match/If-Match so nothing is ever overwritten by accident; off for stores that reject them"
-    ),
-    "s3_tagging": Setting(bool, True, "record a multipart object's SHA-256 as an object tag (off for stores without tagging)"),
-}
-
-
-@dataclass(frozen=True)
-class S3Config:
-    """Everything the S3 backend reads from a profile, checked, with the defaults applied."""
-
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    storage_class: str | None = None
-    part_size: int = 16 * MiB
-    concurrency: int = 4
-    checksum_mode: str = "when_supported"
-    checksum_algorithm: str = "CRC32"
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    create_bucket: bool = True
-    abort_incomplete_days: int = 7
-    addressing_style: str | None = None
-    #: Send If-None-Match/If-Match (off for stores that reject them).
-    conditional_writes: bool = True
-    tagging: bool = True
-    aws: AwsConfig = field(default_factory=AwsConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], destination: str = "s3") -> S3Config:
-        """Given profile settings, return the S3 config.  Raise ConfigError naming the key
-        (and ``destination``) if one is missing or out of range."""
-
-        def value(name: str) -> Any:
-            return setting_value(settings, SETTINGS, name)
-
-        bucket = value("s3_bucket")
-        if not bucket:
-            raise ConfigError(f"destination {destination} needs s3_bucket in the profile")
-        prefix = str(value("s3_prefix")).strip("/")
-        part_size = parse_size(value("part_size"), 0)
-        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-            raise ConfigError(f"part_size must be between 5 MiB and 5 GiB, not {part_size} bytes")
-        checksum_mode = str(value("checksum_mode"))
-        if checksum_mode not in ("when_supported", "when_required"):
-            raise ConfigError("checksum_mode must be when_supported or when_required")
-        algorithm = str(value("checksum_algorithm") or ("CRC32" if checksum_mode == "when_supported" else "MD5"))
-        if algorithm not in CHECKSUM_ALGORITHMS:
-            raise ConfigError(f"checksum_algorithm must be one of {', '.join(CHECKSUM_ALGORITHMS)}")
-        storage_class = value("storage_class")
-        if storage_class is not None and storage_class not in STORAGE_CLASSES:
-            raise ConfigError(f"unknown storage_class {storage_class!r} (known: {', '.join(STORAGE_CLASSES)})")
-        return cls(
-            bucket=str(bucket),
-            prefix=prefix + "/" if prefix else "",
-            endpoint_url=value("endpoint_url"),
-            storage_class=storage_class,
-            part_size=part_size,
-            concurrency=positive_int("concurrency", value("concurrency"), 1, 64),
-            checksum_mode=checksum_mode,
-            checksum_algorithm=algorithm,
-            sse=value("sse"),
-            sse_kms_key_id=value("sse_kms_key_id"),
-            create_bucket=bool(value("s3_create_bucket")),
-            abort_incomplete_days=positive_int("s3_abort_incomplete_days", value("s3_abort_incomplete_days"), 0),
-            addressing_style=value("s3_addressing_style"),
-            conditional_writes=bool(value("s3_conditional_writes")),
-            tagging=bool(value("s3_tagging")),
-            aws=AwsConfig.from_settings(settings),
-            retrieval=RetrievalConfig.from_settings(settings),
-        )
+#: Re-exported: the settings schema reads SETTINGS here; checker.py reads the archive classes.
+__all__ = ["ARCHIVE_CLASSES", "CHECKSUM_ALGORITHMS", "SETTINGS", "STORAGE_CLASSES", "Backend", "S3Config", "StaleUpload", "restore_state"]
 
 
 @dataclass
