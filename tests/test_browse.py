@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 import bakthat
 from bakthat.errors import NotFoundError
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401
-from tests.conftest import run_cli
 
 
 @pytest.fixture
@@ -70,17 +68,6 @@ def test_find_lists_the_backups_holding_matches_newest_first(chain):
     assert bakthat.find("nothing-*") == []
 
 
-def test_the_commands_print_paths_and_json(chain):
-    listed = run_cli("files", "mydir")
-    assert listed.returncode == 0, listed.stderr
-    assert any(line.endswith(" mydir/sub/new.md") for line in listed.stdout.splitlines())
-    assert "mydir/link-to-text -> text.txt" in listed.stdout
-    as_json = json.loads(run_cli("files", "mydir", "--at", str(chain[0].backup_date), "--json").stdout)
-    assert "mydir/text.txt" in [entry["path"] for entry in as_json]
-    found = json.loads(run_cli("find", "new.md", "--json").stdout)
-    assert [item["stored_filename"] for item in found] == [chain[1].stored_filename]
-
-
 def test_an_encrypted_index_needs_the_password(tree, home):
     bakthat.backup(str(tree), password="browse secret")
     import shutil
@@ -119,13 +106,3 @@ def test_files_works_for_a_glacier_class_backup_without_a_restore_request(aws, t
     # with wait, check requests the retrieval, waits for it and reads the archive
     waited = bakthat.check(destination="glacier", conf=conf, read_data=True, wait=True)
     assert [(backup.status, backup.data_read) for backup in waited.backups] == [("ok", True)]
-
-
-def test_files_prints_a_name_that_is_not_utf8_with_escapes(tree):
-    (tree / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name")
-    bakthat.backup(str(tree), password="")
-    listed = run_cli("files", "mydir")
-    assert listed.returncode == 0, listed.stderr
-    assert "mydir/caf\\xe9.txt" in listed.stdout
-    entries = json.loads(run_cli("files", "mydir", "--json").stdout)
-    assert os.fsencode(next(e["path"] for e in entries if e["path"].startswith("mydir/caf"))) == b"mydir/caf\xe9.txt"
