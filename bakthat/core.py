@@ -249,6 +249,7 @@ def backup(
             progress=progress,
             dump=dumped,
             context=run_context,
+            publisher=publisher,
         )
         suffix = EXTENSIONS[kind] + (".age" if plan.encryption != "none" else "")
         requested = level or ctx.settings.get("level") or "full"
@@ -270,7 +271,7 @@ def backup(
         else:
             result = _backup_work(ctx, plan, suffix, warn_unencrypted)
         if publisher is not None:
-            publisher.advance(files=int(getattr(result, "file_count", 0) or 0))  # counted once the walk is over
+            publisher.end(files=int(getattr(result, "file_count", 0) or 0))
         if publisher is not None and run is None:
             publisher.finish("partial" if (getattr(result, "metadata", None) or {}).get("partial") else "ok")
         return current.finish(result)
@@ -422,6 +423,7 @@ class _Plan:
     base: str | None = None
     level_reason: str = ""
     planner: Any = None  # bakthat.changes.ChangeSet
+    publisher: Any = None  # bakthat.status.StatusPublisher (told by bakthat.estimates.begin)
     state: Any = None  # the state index at this backup, once stored
     index: dict[str, Any] | None = None  # what the manifest records of the stored index
 
@@ -507,7 +509,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     The upload is aborted (nothing left under any final name) if anything fails before
     the store confirms it.  Return the new row.
     """
-    from bakthat import archive
+    from bakthat import archive, estimates
     from bakthat.streams import WriteBehind
 
     log.info("Backing up %s", plan.source_path)
@@ -536,6 +538,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         )
         # The store's temp files (this upload's and any other) are never part of a backup.
         own = [*_own_paths(ctx), *([os.path.dirname(upload.temp)] if getattr(upload, "temp", None) else [])]
+        counts = estimates.begin(ctx, plan)  # the status follows the walk's counts, with an ETA
         if plan.dump is not None:
             from bakthat.sources import pipeline
 
@@ -543,7 +546,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         else:
             stats = archive.write_tar(
                 plan.source, plan.arcname, compressing, plan.excludes, skip=own, progress=plan.progress,
-                planner=plan.planner,
+                planner=plan.planner, stats=counts,
             )
         compressing.close()
         behind.close()

@@ -209,6 +209,8 @@ class _JobRunner:
                                   host=socket.gethostname(), pid=os.getpid(), dry_run=False, started=started,
                                   status="running")
             self.publisher = _job_publisher(self.session_id, self.job.name)
+            if self.publisher is not None:
+                self.publisher.expect(self._estimates())
         log.info("Job %s: %d source(s)%s", self.job.name, len(self.job.sources), " (dry run)" if self.dry_run else "")
         plan = Plan(self.job.hooks, self._sources, context, activity_label=f"job {self.job.name}",
                     on_change=self._on_step, **_plan_options(self.settings))
@@ -242,6 +244,21 @@ class _JobRunner:
         log.log(level, "Job %s: %s (%s)", self.job.name, status,
                 ", ".join(f"{source.name} {source.status}" for source in self.results))
         return result
+
+    def _estimates(self) -> list[tuple[str, Any]]:
+        """Return each source's name and estimate (its last backup at the level it will
+        likely get: the profile's, or any level under ``auto``), for the job's ETA; each
+        backup refines its own once its level is chosen."""
+        from bakthat import estimates
+
+        requested = self.settings.get("level") or "full"
+        return [
+            (source.name, estimates.previous(
+                source.name, destination=self.destination, profile=self.profile, dump=source.kind != "path",
+                level="full" if source.kind != "path" else None if requested == "auto" else requested,
+            ))
+            for source in self.job.sources
+        ]
 
     def _on_step(self, step: Any) -> None:
         if self.publisher is not None and step.phase != "activity" and step.state == "running":

@@ -9,6 +9,12 @@ end are always written; an update held back is written by a daemon thread at mos
 interval later, so a stalled stream still shows its real progress).  Finished runs are kept: the newest :data:`KEEP_FINISHED`, none
 older than :data:`KEEP_SECONDS`.
 
+A backup, a dump or a job estimates its end from what it expects to handle (see
+:mod:`bakthat.estimates`: the last backup of the same name and level, a job's sources
+summed); ``eta_seconds`` is None, and ``eta_note`` says why, while there is no estimate
+or once the work done exceeds it.  A restore knows its total (the stored size): its ETA
+is the remaining bytes at the recent rate.  See docs/jobs.md, "Progress you can poll".
+
 Any process of the same user reads them with :func:`list_runs`.  A run still marked
 ``running`` whose process is gone, or whose pid now belongs to another process (its
 start time in ``/proc`` differs, or the machine rebooted), is reported as ``crashed``,
@@ -39,6 +45,7 @@ from bakthat import process
 from bakthat.atomic import save_file
 from bakthat.context import runtime_directory
 from bakthat.errors import ConfigError
+from bakthat.estimates import Estimate, Parts
 from bakthat.utils import human_size
 
 log = logging.getLogger("bakthat")
@@ -119,7 +126,11 @@ class RunStatus:
     files_done: int = 0
     files_total: int | None = None
     rate: float | None = None
-    eta: float | None = None
+    eta_seconds: float | None = None
+    eta_basis: str | None = None
+    eta_note: str | None = None
+    files_expected: int | None = None
+    bytes_expected: int | None = None
     error: str | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
 
@@ -170,6 +181,9 @@ class StatusPublisher:
         self._dirty = False
         self._stopped = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._parts = Parts()
+        self._counts: Any = None  # an object whose ``files`` grows while a walk runs
+        self._files_base = 0
         own = process.proc_stat(os.getpid())
         now = clock()
         self.status = RunStatus(
@@ -179,6 +193,8 @@ class StatusPublisher:
         )
 
     def _write(self) -> None:
+        if self._counts is not None:
+            self.status.files_done = self._files_base + self._counts.files
         self.status.updated = self._clock()
         data = json.dumps(self.status.as_dict(), sort_keys=True).encode()
         # Rewritten every few seconds and only a view of the run: not worth two fsyncs.
@@ -197,16 +213,72 @@ class StatusPublisher:
                 self._last_rate_point = (now, done)
         else:
             self._last_rate_point = (now, done)
+        if self._parts:
+            self._estimate(now)
+            return
         total = self.status.bytes_total
-        if total is not None and self.status.rate:
-            self.status.eta = max(total - done, 0) / self.status.rate
+        if total is not None:
+            self.status.eta_basis = "the stored size"
+            if self.status.rate:
+                self.status.eta_seconds = max(total - done, 0) / self.status.rate
+
+    def _estimate(self, now: float) -> None:
+        """Set the ETA fields from the parts' estimates and the work done so far."""
+        if self._counts is not None:
+            self.status.files_done = self._files_base + self._counts.files
+        guess = self._parts.guess(self.status.files_done, self.status.bytes_done, now)
+        status = self.status
+        status.eta_seconds, status.eta_basis, status.eta_note = guess.seconds, guess.basis, guess.note
+        status.files_expected, status.bytes_expected = guess.files, guess.bytes
+
+    def _publish(self) -> None:
+        """Publish now (a part begins or ends: rare, and worth showing at once)."""
+        self._rate()
+        self._write()
+        self._dirty = False
+
+    def expect(self, parts: Iterable[tuple[str, Estimate | str]]) -> None:
+        """Given the run's parts in order (a job's sources), each with its estimate or a
+        text saying why there is none, record them for the ETA (see :meth:`begin`)."""
+        with self._lock:
+            self._parts.expect(parts)
+            self._publish()
+
+    def begin(self, name: str, estimate: Estimate | str | None = None, counts: Any = None) -> None:
+        """Mark the part ``name`` as started now (added if :meth:`expect` did not list
+        it), with a better ``estimate`` if given; parts listed before it that never
+        began are skipped.  While it runs, ``files_done`` follows ``counts.files`` (a
+        :class:`bakthat.tarwriter.TarStats` the walk fills), read at each publication."""
+        with self._lock:
+            self._close_part()
+            self._parts.begin(name, estimate, self.status.files_done, self.status.bytes_done, self._clock())
+            self._counts = counts
+            self._publish()
+
+    def end(self, files: int | None = None) -> None:
+        """End the current part.  ``files`` (the walk's final count) replaces what the
+        followed counts said; without it, the last count read stands."""
+        with self._lock:
+            if files is not None:
+                self._counts = None
+                self.status.files_done = self._files_base + files
+            self._close_part()
+            self._publish()
+
+    def _close_part(self) -> None:
+        if self._counts is not None:
+            self.status.files_done = self._files_base + self._counts.files
+            self._counts = None
+        self._files_base = self.status.files_done
+        self._parts.close(self.status.files_done, self.status.bytes_done)
 
     def _flush_later(self) -> None:
         """Publish what the last throttled updates left unwritten, every interval, so a
         stream that stalls (a dump waiting on its database) shows its real progress."""
         while not self._stopped.wait(self._min_interval):
             with self._lock:
-                if self._dirty and self.status.state == RUNNING:
+                walking = self._counts is not None and self._files_base + self._counts.files != self.status.files_done
+                if (self._dirty or walking) and self.status.state == RUNNING:
                     self._rate()
                     self._write()
                     self._dirty = False
@@ -261,9 +333,11 @@ class StatusPublisher:
             raise ValueError(f"unknown final state {state!r}")
         self._stopped.set()
         with self._lock:
+            self._close_part()
             self.status.state = state
             self.status.finished = self._clock()
-            self.status.eta = None
+            self.status.eta_seconds = None
+            self.status.eta_note = None
             self.status.error = None if error is None else (str(error) or type(error).__name__)
             self._write()
             self._dirty = False
@@ -351,17 +425,38 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def eta_text(run: RunStatus) -> str:
+    """Return the ETA column of ``run``: a duration, ``exceeded`` once the work done is
+    past the estimate, ``unknown`` without an estimate, ``-`` otherwise."""
+    if run.state != RUNNING:
+        return "-"
+    if run.eta_seconds is not None:
+        return _duration(run.eta_seconds)
+    note = run.eta_note or ""
+    if note.startswith("past the estimate"):
+        return "exceeded"
+    if note.startswith("no estimate"):
+        return "unknown"
+    return "-"
+
+
 def format_runs(runs: Iterable[RunStatus], now: float | None = None) -> str:
-    """Given runs (from :func:`list_runs`), return a table for a terminal, one line each."""
+    """Given runs (from :func:`list_runs`), return a table for a terminal, one line each,
+    and under each running run with an estimate (or a reason for none) what it says."""
     now = time.time() if now is None else now
-    lines = [f"{'STATE':<11} {'ACTION':<8} {'JOB':<12} {'NAME':<20} {'PHASE':<10} {'DONE':>10} {'RATE':>11} "
-             f"{'ETA':>8} {'ELAPSED':>8}  PID"]
+    lines = [f"{'STATE':<11} {'ACTION':<8} {'JOB':<12} {'NAME':<20} {'PHASE':<10} {'FILES':>8} {'DONE':>10} "
+             f"{'RATE':>11} {'ETA':>8} {'ELAPSED':>8}  PID"]
     for run in runs:
         end = run.finished if run.finished is not None else (run.updated if run.state == CRASHED else now)
         rate = f"{human_size(int(run.rate))}/s" if run.rate else "-"
         lines.append(
             f"{run.state:<11} {run.action:<8} {(run.job or '-'):<12} {(run.name or run.source or '-')[:20]:<20} "
-            f"{(run.phase or '-'):<10} {human_size(run.bytes_done):>10} {rate:>11} {_duration(run.eta):>8} "
-            f"{_duration(end - run.started):>8}  {run.pid}"
+            f"{(run.phase or '-'):<10} {run.files_done:>8} {human_size(run.bytes_done):>10} {rate:>11} "
+            f"{eta_text(run):>8} {_duration(end - run.started):>8}  {run.pid}"
         )
+        if run.state == RUNNING and (run.eta_note or run.eta_basis):
+            detail = run.eta_note or ""
+            if run.eta_basis and detail in ("", "estimating"):
+                detail = f"{detail + ', ' if detail else ''}from {run.eta_basis}"
+            lines.append(f"{'':11} ETA: {detail}")
     return "\n".join(lines)

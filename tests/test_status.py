@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from bakthat import status
+from bakthat.estimates import FILE_COST, Estimate
 from bakthat.errors import ConfigError
 
 PUBLISHER = r"""
@@ -115,7 +116,89 @@ def test_rate_and_eta_follow_progress(tmp_path):
         publisher.advance(5_000_000)
     run = status.list_runs(tmp_path)[0]
     assert run.rate == pytest.approx(5_000_000)
-    assert run.eta == pytest.approx(10.0)
+    assert run.eta_seconds == pytest.approx(10.0) and run.eta_basis == "the stored size"
+
+
+class Walk:
+    """What a walk fills while it runs (the files count of a TarStats)."""
+
+    files = 0
+
+
+def test_files_done_follows_a_walk_while_it_runs_without_a_call_per_file(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, clock=clock).start()
+    walk = Walk()
+    publisher.begin("photos", counts=walk)
+    walk.files = 40
+    clock.now += 1
+    publisher.update(force=True)
+    assert status.list_runs(tmp_path)[0].files_done == 40
+    walk.files = 41
+    publisher.end(files=42)  # the final count replaces the last one read
+    publisher.begin("music", counts=Walk())
+    publisher.finish("ok")
+    assert status.list_runs(tmp_path)[0].files_done == 42
+
+
+def test_a_backup_s_eta_extrapolates_the_share_of_the_previous_backup_done(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, clock=clock).start()
+    walk = Walk()
+    publisher.begin("photos", Estimate(100, 100 * FILE_COST, "the last full backup of photos"), walk)
+    clock.now += 30
+    walk.files = 25
+    publisher.advance(25 * FILE_COST)  # a quarter of the files and of the bytes in 30 s
+    publisher.update(force=True)
+    run = status.list_runs(tmp_path)[0]
+    assert run.eta_seconds == pytest.approx(90.0)
+    assert (run.files_expected, run.bytes_expected) == (100, 100 * FILE_COST)
+    assert run.eta_basis == "the last full backup of photos" and run.eta_note is None
+    assert "1:30" in status.format_runs([run], now=clock.now) and "from the last full backup" in status.format_runs([run])
+
+
+def test_past_its_estimate_a_backup_says_so_instead_of_a_negative_eta(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, clock=clock).start()
+    walk = Walk()
+    publisher.begin("photos", Estimate(10, 0, "the last full backup of photos"), walk)
+    clock.now += 30
+    walk.files = 11
+    publisher.update(force=True)
+    run = status.list_runs(tmp_path)[0]
+    assert run.eta_seconds is None and run.eta_note.startswith("past the estimate for photos: 11 files")
+    assert " exceeded " in status.format_runs([run])
+
+
+def test_a_first_backup_has_no_eta_and_says_why(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, clock=clock).start()
+    publisher.begin("photos", "no earlier full backup of photos", Walk())
+    clock.now += 30
+    publisher.advance(1000)
+    publisher.update(force=True)
+    run = status.list_runs(tmp_path)[0]
+    assert run.eta_seconds is None and run.eta_note == "no estimate for photos: no earlier full backup of photos"
+    assert run.files_expected is None and " unknown " in status.format_runs([run])
+
+
+def test_a_job_s_eta_sums_its_sources_and_leaves_out_those_that_never_began(tmp_path):
+    clock = Clock()
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "run", job="nightly", directory=tmp_path, clock=clock).start()
+    cost = FILE_COST
+    publisher.expect([("etc", Estimate(10, 0, "etc's")), ("app", Estimate(1, 19 * cost, "app's")),
+                      ("www", Estimate(10, 0, "www's"))])
+    publisher.begin("etc", counts=Walk())
+    run = status.list_runs(tmp_path)[0]
+    assert (run.files_expected, run.bytes_expected) == (21, 19 * cost)
+    assert run.eta_basis == "the sum of 3 parts' last backups"
+    clock.now += 10
+    publisher.end(files=10)  # 10 of 40 units of work in 10 s: 30 s to go
+    publisher.update(force=True)
+    assert status.list_runs(tmp_path)[0].eta_seconds == pytest.approx(30.0)
+    publisher.begin("www", counts=Walk())  # app's hook failed: it never began, its work is not ahead
+    publisher.update(force=True)
+    assert status.list_runs(tmp_path)[0].eta_seconds == pytest.approx(10.0)
 
 
 def test_files_are_private_and_replaced_atomically(tmp_path):

@@ -10,8 +10,10 @@ from bakthat.commands._common import add_json, print_json
 NAME = "status"
 HELP = "show running and recently finished runs (backup, restore, job)"
 DESCRIPTION = """\
-List the runs of this user on this machine: those running (job, source, phase, bytes
-done, rate, ETA, pid, elapsed time) and the last finished ones with how they ended.  A
+List the runs of this user on this machine: those running (job, source, phase, files
+and bytes done, rate, ETA, pid, elapsed time) and the last finished ones with how they
+ended.  A backup's ETA comes from the last backup of the same name and level (a job's,
+from its sources'); the line under a run says where from, or why there is none.  A
 run whose process died without finishing is shown as crashed, never as running.  Runs
 publish their state in $XDG_RUNTIME_DIR/bakthat (/run/bakthat for root;
 $BAKTHAT_STATUS_DIR overrides)."""

@@ -82,3 +82,102 @@ def test_watch_redraws_until_interrupted(home, tmp_path):
         _, err = watching.communicate(timeout=30)
     assert watching.returncode == 130, err
     assert screen.read_text().count("STATE") >= 2  # redrawn
+
+
+GATE_PLUGIN = '''
+import os
+
+from bakthat.plugin import Plugin
+
+
+class Gate(Plugin):
+    """Holds the walk at any entry named m_gate while the FIFO $GATE exists."""
+
+    def activate(self):
+        self.register_file_filter(self.decide)
+
+    def decide(self, path, st):
+        gate = os.environ.get("GATE")
+        if path.endswith("/m_gate") and gate and os.path.exists(gate):
+            with open(gate, "rb") as fifo:  # blocks until the test opens the FIFO to write
+                fifo.read()
+        return None
+'''
+
+
+@pytest.fixture
+def gate(home, tmp_path, monkeypatch):
+    """A plugin that holds a backup's walk half-way until the test releases it."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gate.py").write_text(GATE_PLUGIN)
+    (home / ".bakthat.yml").write_text(
+        f"default:\n  plugins: [gate.Gate]\n  plugins_dir: {plugins}\n"
+        "  jobs:\n    nightly:\n      sources: [" + str(tmp_path / "etc") + ", " + str(tmp_path / "www") + "]\n")
+    monkeypatch.setenv("GATE", str(tmp_path / "gate"))
+    for name in ("etc", "www"):  # 50 files, the gate, 50 files
+        tree = tmp_path / name
+        tree.mkdir()
+        for index in range(50):
+            (tree / f"a{index:03}").write_bytes(b"a" * 1000)
+            (tree / f"z{index:03}").write_bytes(b"z" * 1000)
+        (tree / "m_gate").write_bytes(b"")
+    return tmp_path / "gate"
+
+
+def held(gate, *argv: str) -> tuple[subprocess.Popen, dict]:
+    """Start ``bakthat ARGV`` with the gate closed; return it and its status (as
+    `bakthat status --json` prints it) once its walk is held at the gate."""
+    from bakthat.status import list_runs
+
+    os.mkfifo(gate)
+    child = subprocess.Popen([sys.executable, "-m", "bakthat", *argv, "--prompt", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        mine = [run for run in list_runs() if run.pid == child.pid and run.state == "running"]
+        if mine and mine[0].files_done >= 51 and mine[0].eta_note != "estimating":
+            break
+        time.sleep(0.05)
+    [current] = [run for run in runs() if run["pid"] == child.pid]
+    return child, current
+
+
+def release(gate, child) -> None:
+    with open(gate, "wb"):
+        pass
+    os.unlink(gate)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+
+
+def test_files_done_grows_while_a_backup_walks_and_its_second_run_has_an_eta(gate, tmp_path):
+    child, first = held(gate, "backup", str(tmp_path / "etc"))
+    try:
+        assert first["state"] == "running" and first["phase"] == "archive"
+        assert first["files_done"] == 51  # etc/ and the 50 files before the gate, published mid-walk
+        assert first["eta_seconds"] is None and first["files_expected"] is None
+        assert first["eta_note"] == "no estimate for etc: no earlier full backup of etc"
+    finally:
+        release(gate, child)
+    [done] = runs()
+    assert (done["state"], done["files_done"]) == ("ok", 102)
+    child, second = held(gate, "backup", str(tmp_path / "etc"))
+    try:
+        assert second["files_done"] == 51 and second["files_expected"] == 102
+        assert second["eta_seconds"] > 0 and second["eta_basis"].startswith("the last full backup of etc (etc.")
+        assert "unknown" not in cli("status", "--running").stdout
+    finally:
+        release(gate, child)
+
+
+def test_a_job_s_eta_sums_the_last_backups_of_its_sources(gate, tmp_path):
+    result = cli("run", "--prompt", "no")  # no gate: a first run, to have an estimate
+    assert result.returncode == 0, result.stderr
+    child, job = held(gate, "run", "nightly")
+    try:
+        assert (job["job"], job["name"], job["files_done"]) == ("nightly", "etc", 51)
+        assert job["files_expected"] == 204 and job["bytes_expected"] == 200_000
+        assert job["eta_basis"] == "the sum of 2 parts' last backups" and job["eta_seconds"] > 0
+    finally:
+        release(gate, child)
