@@ -36,7 +36,14 @@ class ArchiveStream:
     or empty when it is not encrypted), open the stored object.  :meth:`read` gives the
     tar bytes (damaged compressed or encrypted data raises IntegrityError);
     :meth:`verify` reads whatever is left and raises IntegrityError if the stored bytes
-    do not match the row's size and SHA-256.  :meth:`close` closes the stored object.
+    do not match the row's size and SHA-256.  :meth:`close` stops the threads and closes
+    the stored object.
+
+    The stages run in a pipeline of threads (:class:`bakthat.streams.ReadAhead`): one
+    reads the store and computes the SHA-256, one decrypts and decompresses, and the
+    caller's thread parses the tar stream, so the three overlap on several cores.  An
+    error of any stage is raised by the read that reaches its position.  ``progress``
+    is called from the reading thread.
     """
 
     def __init__(
@@ -46,23 +53,31 @@ class ArchiveStream:
         secret: Mapping[str, Any] | None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        from bakthat import archive, crypto, legacy
+        from bakthat import archive, legacy
+        from bakthat.streams import ReadAhead
 
         self.row = row
         self._raw = backend.open_read(row.stored_filename)
+        self._threads: list[ReadAhead] = []
         try:
             self.hashed = HashingReader(self._raw, progress)
+            self.stored = ReadAhead(self.hashed)  # store read + SHA-256
+            self._threads.append(self.stored)
             self.decrypted: Any = None
             if secret and legacy.is_legacy_encrypted(row):
-                self.plain: Any = legacy.open_archive(self.hashed, secret["passphrase"])
+                plain: Any = legacy.open_archive(self.stored, secret["passphrase"])
             else:
                 if secret:
+                    from bakthat import crypto  # not imported for plain archives: it costs memory
+
                     self.decrypted = crypto.DecryptingReader(
-                        self.hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **dict(secret)
+                        self.stored, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **dict(secret)
                     )
-                self.plain = archive.decompressor(self.decrypted or self.hashed, row.compression or "gzip")
+                plain = archive.decompressor(self.decrypted or self.stored, row.compression or "gzip")
+            self.plain = ReadAhead(plain)  # decryption + decompression
+            self._threads.append(self.plain)
         except BaseException:
-            self._raw.close()
+            self.close()
             raise
 
     def read(self, size: int = -1) -> bytes:
@@ -74,7 +89,9 @@ class ArchiveStream:
     def verify(self) -> None:
         """Read the rest of every layer; raise IntegrityError if the stored bytes are not
         the ones recorded at backup time."""
-        for stream in (self.plain, self.decrypted):
+        # Each ReadAhead has finished once it returned its end: the layer below it may
+        # then be read from this thread.
+        for stream in (self.plain, self.decrypted, self.stored):
             if stream is not None:
                 while stream.read(1 << 20):
                     pass
@@ -84,7 +101,29 @@ class ArchiveStream:
             raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch (damaged or altered); nothing was restored")
 
     def close(self) -> None:
+        """Stop the pipeline's threads, then close the stored object.  Idempotent."""
+        for thread in reversed(self._threads):
+            thread.close()
         self._raw.close()
+
+
+def read_through(stream: ArchiveStream, on_member: Callable[[], None] | None = None) -> int:
+    """Given an open ArchiveStream, read it to its end, checking every member as a
+    restore does (writing nothing; ``on_member`` is called after each), then verify its
+    SHA-256; return the number of members.  The stream is closed.  Raise what reading
+    raises for damage (IntegrityError, UnsafeArchiveError)."""
+    from bakthat.extract import list_members
+
+    members = 0
+    try:
+        for _ in list_members(stream):
+            members += 1
+            if on_member is not None:
+                on_member()
+        stream.verify()
+    finally:
+        stream.close()
+    return members
 
 
 def verify_stored(backend: Any, row: Any) -> None:
@@ -143,6 +182,35 @@ def check_objects(ctx: Any, chain: Sequence[Link], rows: Mapping[str, Any], wait
             ) from exc
 
 
+def _reading(
+    ctx: Any,
+    row: Any,
+    secret_of: Callable[[Any], Mapping[str, Any] | None],
+    include: Sequence[str],
+    wait: bool,
+) -> tuple[list[Link], dict[str, Any], Any, dict[str, Any], Any, list[Link]]:
+    """What a restore of ``row`` (or its dry run) reads: return ``(chain, rows by stored
+    filename, state, delta indexes, selection or None, links to read)``, the links'
+    archives checked in the store (:func:`check_objects`).  With ``include``, only the
+    links holding matching paths are read.  Raise BrokenChainError for a missing or
+    damaged link, NotFoundError if ``include`` matches nothing."""
+    from bakthat.chain_state import select
+
+    chain, rows, state, deltas = plan_chain(ctx, row, secret_of)
+    selection = None
+    reading = chain
+    if include:
+        selection = select(state, include)
+        if not selection.paths:
+            raise NotFoundError(
+                f"no path of {row.stored_filename} matches {', '.join(map(repr, include))}; nothing was restored"
+            )
+        holding = set(selection.archives)
+        reading = [link for link in chain if link.stored_filename in holding]
+    check_objects(ctx, reading, rows, wait)
+    return chain, rows, state, deltas, selection, reading
+
+
 def restore_backup_chain(
     ctx: Any,
     row: Any,
@@ -163,20 +231,8 @@ def restore_backup_chain(
     extracting raise otherwise (the target is then left as it was).
     """
     from bakthat.chain_restore import ChainPart, restore_chain
-    from bakthat.chain_state import select
 
-    chain, rows, state, deltas = plan_chain(ctx, row, secret_of)
-    selection = None
-    if include:
-        selection = select(state, include)
-        if not selection.paths:
-            raise NotFoundError(
-                f"no path of {row.stored_filename} matches {', '.join(map(repr, include))}; nothing was restored"
-            )
-        reading = [link for link in chain if link.stored_filename in set(selection.archives)]
-    else:
-        reading = chain
-    check_objects(ctx, reading, rows, wait)
+    chain, rows, state, deltas, selection, reading = _reading(ctx, row, secret_of, include, wait)
     parts = []
     for position, link in enumerate(reading):
         link_row = rows[link.stored_filename]
@@ -257,32 +313,16 @@ def plan_backup_chain(
     then return a :class:`bakthat.dryrun.RestorePlan` of the state it would write and
     what already exists in ``target``.  Nothing is written.  Raise what the restore
     raises for a broken chain or damaged data."""
-    from bakthat.chain_state import select
     from bakthat.dryrun import MAX_LISTED, RestorePlan, _existing_kind
-    from bakthat.extract import list_members
     from bakthat.index_records import DIRECTORY, FILE, SYMLINK, key_of, record_type, unpack
 
-    chain, rows, state, _ = plan_chain(ctx, row, secret_of)
-    if include:
-        selection = select(state, include)
-        if not selection.paths:
-            raise NotFoundError(
-                f"no path of {row.stored_filename} matches {', '.join(map(repr, include))}; nothing was restored"
-            )
+    _, rows, state, _, selection, reading = _reading(ctx, row, secret_of, include, wait)
+    if selection is not None:
         paths = sorted({*selection.paths, *selection.partners, *selection.parents})
-        reading = [link for link in chain if link.stored_filename in set(selection.archives)]
     else:
         paths = sorted(os.fsdecode(key) for key in state)
-        reading = chain
-    check_objects(ctx, reading, rows, wait)
     for link in reading:
-        stream = ArchiveStream(ctx.backend, rows[link.stored_filename], secret_of(rows[link.stored_filename]), progress)
-        try:
-            for _ in list_members(stream):
-                pass
-            stream.verify()
-        finally:
-            stream.close()
+        read_through(ArchiveStream(ctx.backend, rows[link.stored_filename], secret_of(rows[link.stored_filename]), progress))
     kinds = {DIRECTORY: "directory", SYMLINK: "symbolic link"}
     plan = RestorePlan(row=row, target=str(target), overwrite=overwrite)
     for relative in paths:

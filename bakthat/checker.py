@@ -47,6 +47,8 @@ from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
 
+#: How many archives ``--read-data`` reads at once.
+READ_THREADS = 2
 #: Row fields a manifest must agree with.
 COMPARED = ("stored_filename", "backup_date", "size", "sha256", "compression", "encryption", "level", "base")
 
@@ -164,8 +166,7 @@ def check(
         reading: list[Any] = []
         if read_data or subset is not None:
             reading = selected if subset is None else _sample(selected, subset)
-        for row in reading:
-            _read_data(ctx, row, results[row.stored_filename], password, prompt, wait)
+        _read_all(ctx, reading, results, password, prompt, wait)
         _check_chains(ctx, objects, live, selected, results)
         orphans = []
         if not wanted:
@@ -245,15 +246,13 @@ def _check_objects(ctx: Any, row: Any, objects: Mapping[str, Any]) -> BackupChec
     return outcome
 
 
-def _read_data(ctx: Any, row: Any, outcome: BackupCheck, password: str | None, prompt: Any, wait: bool) -> None:
-    """Read one archive (and its index) end to end, writing nothing."""
-    from bakthat import legacy, legacy_raw
-    from bakthat.chain_read import ArchiveStream
-    from bakthat.extract import list_members
-    from bakthat.index_store import index_info, read_index
-
+def _prepare_read(ctx: Any, row: Any, outcome: BackupCheck, password: str | None, prompt: Any, wait: bool) -> Any:
+    """Make one archive readable (a cold-storage retrieval when ``wait``) and find its
+    password, in the calling thread (a prompt may ask).  Return the DecryptingReader
+    keywords (an empty dict for a plain archive), or None if its data is not to be read
+    (missing, cold, no password: the outcome says why)."""
     if outcome.status == "damaged" and any("missing" in problem for problem in outcome.problems):
-        return  # nothing to read
+        return None  # nothing to read
     try:
         cold = None if wait else _cold_class(ctx.backend, row.stored_filename)
         if cold is not None:
@@ -262,28 +261,36 @@ def _read_data(ctx: Any, row: Any, outcome: BackupCheck, password: str | None, p
     except RetrievalPendingError as exc:
         outcome.status = "skipped" if outcome.status == "ok" else outcome.status
         outcome.problems.append(f"its archive is in cold storage and was not read ({exc}); check --wait reads it")
-        return
+        return None
     try:
-        secret = passwords.for_restore(row, password, prompt, ctx.settings) if row.is_encrypted() else None
+        return passwords.for_restore(row, password, prompt, ctx.settings) if row.is_encrypted() else {}
     except WrongPasswordError as exc:
         outcome.status = "unreadable" if outcome.status == "ok" else outcome.status
         outcome.problems.append(f"its data was not read: {exc}")
-        return
+        return None
+
+
+def _read_data(ctx: Any, row: Any, outcome: BackupCheck, secret: Mapping[str, Any]) -> None:
+    """Read one archive (and its index) end to end, writing nothing; record the outcome.
+    Safe to run in several threads at once, one backup each."""
+    from bakthat import legacy, legacy_raw
+    from bakthat.chain_read import ArchiveStream, read_through
+    from bakthat.index_store import index_info, read_index
+
     members = 0
+
+    def counted() -> None:
+        nonlocal members
+        members += 1
+
     try:
         if legacy.is_raw(row):  # a file bakthat 0.6 stored with compress: false: no tar to walk
-            legacy_raw.read_and_check(ctx.backend, row, (secret or {}).get("passphrase"))
+            legacy_raw.read_and_check(ctx.backend, row, secret.get("passphrase"))
             members = 1
         else:
-            stream = ArchiveStream(ctx.backend, row, secret)
-            try:
-                for _ in list_members(stream):
-                    members += 1
-                stream.verify()
-            finally:
-                stream.close()
+            read_through(ArchiveStream(ctx.backend, row, secret or None), counted)
         if index_info(row) is not None:
-            read_index(ctx.backend, row, secret)
+            read_index(ctx.backend, row, secret or None)
     except WrongPasswordError as exc:
         outcome.status = "unreadable" if outcome.status == "ok" else outcome.status
         outcome.problems.append(f"its data could not be decrypted: {exc}")
@@ -296,6 +303,28 @@ def _read_data(ctx: Any, row: Any, outcome: BackupCheck, password: str | None, p
         return
     outcome.data_read = True
     log.info("Read %s: %d members, SHA-256 and decryption verified", row.stored_filename, members)
+
+
+def _read_all(ctx: Any, rows: Sequence[Any], results: Mapping[str, BackupCheck], password: str | None,
+              prompt: Any, wait: bool) -> None:
+    """Read the data of ``rows``: passwords and retrievals first, one by one, then up to
+    READ_THREADS archives at once (each archive itself reads, decompresses and parses in
+    a pipeline of threads, see :class:`bakthat.chain_read.ArchiveStream`)."""
+    ready = []
+    for row in rows:
+        outcome = results[row.stored_filename]
+        secret = _prepare_read(ctx, row, outcome, password, prompt, wait)
+        if secret is not None:
+            ready.append((row, outcome, secret))
+    if len(ready) <= 1 or READ_THREADS <= 1:
+        for row, outcome, secret in ready:
+            _read_data(ctx, row, outcome, secret)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(ready)), thread_name_prefix="bakthat-check") as pool:
+        for future in [pool.submit(_read_data, ctx, row, outcome, secret) for row, outcome, secret in ready]:
+            future.result()  # _read_data records damage; anything else is a bug to raise
 
 
 def _cold_class(backend: Any, key: str) -> str | None:
