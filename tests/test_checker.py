@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -144,3 +145,40 @@ def test_a_name_that_matches_nothing_is_not_found(chain):
 
     with pytest.raises(NotFoundError, match="nothing-here"):
         bakthat.check(["nothing-here"])
+
+
+def test_archives_read_at_once_in_several_threads_still_name_every_damaged_backup(chain, home, monkeypatch):
+    from bakthat import checker
+
+    threads = set()
+    read_data = checker._read_data
+
+    def spied(ctx, row, outcome, secret):
+        threads.add(threading.current_thread().name)
+        return read_data(ctx, row, outcome, secret)
+
+    monkeypatch.setattr(checker, "_read_data", spied)
+    flip_byte(store(home) / chain[0].stored_filename)
+    truncated = store(home) / chain[2].stored_filename
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    monkeypatch.setattr(checker, "READ_THREADS", 3)
+    result = bakthat.check(read_data=True)
+    assert all(name.startswith("bakthat-check") for name in threads) and len(threads) > 1
+    damaged = {backup.stored_filename: backup.problems for backup in result.damaged}
+    assert sorted(damaged) == sorted(row.stored_filename for row in chain)
+    assert any("reading its data failed" in problem for problem in damaged[chain[0].stored_filename])
+    assert any("chain is broken" in problem for problem in damaged[chain[1].stored_filename])
+    assert any("holds" in problem or "reading its data failed" in problem for problem in damaged[chain[2].stored_filename])
+
+
+def test_a_damaged_archive_read_through_its_pipeline_stops_every_thread_it_started(chain, home):
+    from bakthat.chain_read import ArchiveStream, read_through
+    from bakthat.core import _context
+    from bakthat.errors import IntegrityError
+
+    flip_byte(store(home) / chain[0].stored_filename)
+    before = set(threading.enumerate())
+    stream = ArchiveStream(_context(None, "default", None, None).backend, fresh(chain[0]), None)
+    with pytest.raises(IntegrityError):
+        read_through(stream)
+    assert set(threading.enumerate()) - before == set()
