@@ -12,7 +12,6 @@ import pytest
 import bakthat
 from bakthat import models
 from bakthat.eventing import events
-from tests.conftest import run_cli
 
 
 @pytest.fixture
@@ -93,23 +92,6 @@ def test_an_orphan_is_found_when_the_whole_destination_is_checked(chain, home):
     assert [o.key for o in result.problem_orphans] == [orphan.name]
     assert not result.ok
     assert bakthat.check([chain[0].filename]).orphans == [], "checking some names lists no orphans"
-
-
-def test_the_cli_exits_6_naming_every_damaged_backup_and_verify_is_an_alias(chain, home):
-    flip_byte(store(home) / chain[2].stored_filename)
-    (store(home) / (chain[0].stored_filename + ".manifest.json")).write_text("{")
-    result = run_cli("verify", "--read-data")
-    assert result.returncode == 6, result.stderr
-    named = result.stderr.splitlines()[-1]
-    assert named.startswith("bakthat: error: damaged: ")
-    assert all(row.stored_filename in named for row in chain)  # the middle one through its chain
-    as_json = run_cli("check", "--json", chain[1].stored_filename)
-    assert as_json.returncode == 6
-    data = json.loads(as_json.stdout)
-    assert data["damaged"] == [chain[1].stored_filename]
-    assert "its chain is broken" in data["backups"][0]["problems"][0]
-    info = run_cli("info", chain[1].filename)
-    assert "last check" in info.stdout and "damaged" in info.stdout
 
 
 def test_read_data_subset_reads_a_share_and_rejects_a_bad_percentage(chain):

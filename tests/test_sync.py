@@ -12,7 +12,7 @@ import bakthat
 from bakthat import models
 from bakthat.sync import sync
 from tests.backends.conftest import aws, moto_server  # noqa: F401 - fixtures
-from tests.conftest import cli_ok, run_cli, snapshot
+from tests.conftest import run_cli, snapshot
 
 
 def lose_catalog(home) -> None:
@@ -78,18 +78,6 @@ def test_damaged_or_orphaned_manifests_are_skipped_with_a_warning(tree, home, ca
     assert "its archive is missing" in caplog.text
     assert "the manifest says" in caplog.text
     assert "junk.tar.zst.manifest.json" in caplog.text
-
-
-def test_the_sync_command_rebuilds_the_catalog(tree, home):
-    assert run_cli("backup", str(tree), "--prompt", "no").returncode == 0
-    lose_catalog(home)
-    dry = run_cli("sync", "--dry-run", "--json")
-    assert dry.returncode == 0, dry.stderr
-    assert [row["filename"] for row in json.loads(dry.stdout)] == ["mydir"]
-    assert json.loads(cli_ok("show", "--json").stdout) == []
-    done = run_cli("sync")
-    assert done.returncode == 0 and "1 backup(s) added" in done.stdout
-    assert json.loads(cli_ok("show", "--json").stdout)[0]["filename"] == "mydir"
 
 
 # -- untrusted input ---------------------------------------------------------------------------
