@@ -61,7 +61,8 @@ def main() -> None:
     cpu = {name: statistics.median(item[0] for item in values) for name, values in results.items()}
     for name, values in results.items():
         print(f"  {name:<4} CPU median {cpu[name]:.2f} s (all: {', '.join(f'{item[0]:.2f}' for item in values)}); "
-              f"wall median {statistics.median(item[1] for item in values):.2f} s")
+              f"wall median {statistics.median(item[1] for item in values):.2f} s "
+              f"(all: {', '.join(f'{item[1]:.2f}' for item in values)})")
     print(f"  on/off CPU ratio {cpu['on'] / cpu['off']:.3f}")
 
 

@@ -180,6 +180,8 @@ def test_a_first_backup_has_no_eta_and_says_why(tmp_path):
     run = status.list_runs(tmp_path)[0]
     assert run.eta_seconds is None and run.eta_note == "no estimate for photos: no earlier full backup of photos"
     assert run.files_expected is None and " unknown " in status.format_runs([run])
+    publisher.finish("ok")
+    assert status.list_runs(tmp_path)[0].files_expected is None
 
 
 def test_a_job_s_eta_sums_its_sources_and_leaves_out_those_that_never_began(tmp_path):
