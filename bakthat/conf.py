@@ -9,10 +9,11 @@ developer guide shows), then ``BAKTHAT_*`` environment variables (see
 :func:`env_overrides`).  Function arguments and command-line options (``destination=``,
 ``password=``, ``--compression``) win over all.
 
-Every profile key is declared once, as a :class:`Setting` in a module-level ``SETTINGS``
-dict: the core keys here, each backend's in ``bakthat/backends/<name>.py``, retention's
-in ``bakthat/rotation.py``, the heartbeat's in ``bakthat/heartbeat.py``.  A profile is
-validated against all of them when it is loaded: an unknown key, a value of the wrong
+Every profile key is declared once, as a :class:`~bakthat.settings.Setting`: the core
+keys here, those of backends, sources, retention, jobs, hooks and levels in
+:mod:`bakthat.profile_keys` (a light module, so that reading a profile imports none of
+them; each exposes its dict as ``SETTINGS``), a third-party backend's in its module's
+``SETTINGS``.  A profile is validated against all of them when it is loaded: an unknown key, a value of the wrong
 type or a missing required value is a :class:`~bakthat.errors.ConfigError` naming the
 file, the profile and the key.
 
@@ -31,15 +32,14 @@ import difflib
 import importlib
 import logging
 import os
-import pkgutil
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bakthat.errors import ConfigError
+from bakthat.settings import Setting
 from bakthat.utils import display_path
 
 if TYPE_CHECKING:
@@ -57,34 +57,6 @@ DEFAULT_DESTINATION = "local"
 #: ``exclude_gitignore: true``).
 EXCLUDE_FILES = [".bakthatexclude"]
 GITIGNORE = ".gitignore"
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One profile key: its accepted type(s), default and one line of documentation.
-
-    Modules that read profile keys declare them in a module-level ``SETTINGS`` dict of
-    name -> Setting (this module for the core, each backend module for its own keys),
-    so that validation and the configuration reference know every key.
-
-    ``choices`` restricts the value; ``secret`` marks a credential (never displayed,
-    never accepted on a command line, and a config file holding one must not be
-    readable by others); ``required_for`` names the destinations that cannot work
-    without the key; ``keys`` lists the sub-keys a mapping value may hold; ``check``
-    is called with a value of the right type and returns what is wrong with it (or
-    None); ``display`` returns how ``configure --show`` prints a value that is not
-    secret but should not be shown whole (a URL whose path is a token).
-    """
-
-    types: type | tuple[type, ...]
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    secret: bool = False
-    required_for: tuple[str, ...] = ()
-    keys: tuple[str, ...] | None = None
-    check: Callable[[Any], str | None] | None = None
-    display: Callable[[Any], Any] | None = None
 
 
 def _within(low: int, high: int, meaning: str = "") -> Callable[[Any], str | None]:
@@ -189,11 +161,9 @@ SYNC_SETTINGS: dict[str, Setting] = {
     "auto": Setting(bool, False, "sync after every backup"),
 }
 
-#: Modules outside ``bakthat.backends`` whose ``SETTINGS`` are collected when present.
-SETTINGS_MODULES: list[str] = [
-    "bakthat.rotation", "bakthat.heartbeat", "bakthat.passwords", "bakthat.jobs", "bakthat.hooks.command",
-    "bakthat.sources.postgresql", "bakthat.sources.mysql", "bakthat.sources.sqlite", "bakthat.levels",
-]
+#: Further modules whose ``SETTINGS`` are collected when they can be imported (none
+#: built in: bakthat's own keys are declared in :mod:`bakthat.profile_keys`).
+SETTINGS_MODULES: list[str] = []
 
 DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
@@ -218,23 +188,20 @@ _warned: set[str] = set()
 
 
 def settings_by_module() -> dict[str, dict[str, Setting]]:
-    """Return ``{module name: its SETTINGS}``: the core, the 0.6 keys, every backend
-    module and the modules of :data:`SETTINGS_MODULES` that are installed.
+    """Return ``{module name: its SETTINGS}``: the core, the 0.6 keys, the modules of
+    :data:`bakthat.profile_keys.BY_MODULE` and those of :data:`SETTINGS_MODULES`.
 
-    Backend modules are imported but their heavy dependencies (boto3) are not: they
-    import them when a backend is instantiated.  A module that cannot be imported
-    (a missing optional dependency) is skipped with a debug message.  Cached.
+    Imports no backend, source or job module: their declarations are read from
+    :mod:`bakthat.profile_keys`.  A module of :data:`SETTINGS_MODULES` that cannot be
+    imported is skipped with a debug message.  Cached.
     """
     if _collected:
         return dict(_collected)
+    from bakthat.profile_keys import BY_MODULE
+
     found: dict[str, dict[str, Setting]] = {"bakthat.conf": SETTINGS, "bakthat.conf (0.6 keys)": LEGACY_SETTINGS}
-    backends_dir = Path(__file__).resolve().parent / "backends"
-    names = [
-        f"bakthat.backends.{info.name}"
-        for info in sorted(pkgutil.iter_modules([str(backends_dir)]), key=lambda info: info.name)
-        if not info.name.startswith("_") and info.name != "base"
-    ]
-    for name in [*names, *SETTINGS_MODULES]:
+    found.update((name, dict(declared)) for name, declared in BY_MODULE.items())
+    for name in SETTINGS_MODULES:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:

@@ -28,17 +28,12 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 
 log = logging.getLogger("bakthat")
 
-SETTINGS: dict[str, Setting] = {
-    "heartbeat_url": Setting(
-        str, None,
-        "URL requested after each bakthat backup; /fail is appended on failure ({status} and {key} are replaced)",
-        display=lambda url: redact(str(url)),
-    ),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.HEARTBEAT
 
 STATUSES = ("success", "fail")
 

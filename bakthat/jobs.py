@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import ConfigError
 from bakthat.hooks.plan import HookSet, parse_hooks
 from bakthat.sources import Source
@@ -188,9 +188,5 @@ def _masked(value: Any) -> Any:
     return value
 
 
-SETTINGS: dict[str, Setting] = {
-    "jobs": Setting(dict, {}, "backup jobs run by `bakthat run`: sources, destination, tags, rotation, hooks "
-                    "(see docs/jobs.md)", check=_jobs_problem, display=_masked),
-    "hooks": Setting(dict, {}, "command hooks around every plain `bakthat backup` of this profile "
-                     "(before, after, on_error, finally; see docs/jobs.md)", check=_hooks_problem),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.JOBS

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone, tzinfo
 from typing import Any
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import ConfigError, IntegrityError, NotFoundError
 from bakthat.index_records import LEVEL_NAMES, LEVELS
 
@@ -46,16 +46,8 @@ def _max_chain_problem(value: Any) -> str | None:
     return None if not isinstance(value, bool) and value >= 0 else f"must be a whole number >= 0, not {value!r}"
 
 
-#: The profile keys of backup levels (collected by :mod:`bakthat.conf`).
-SETTINGS: dict[str, Setting] = {
-    "level": Setting(str, "full", "level of backups: full, diff, incr or auto (see docs/cli.md, backup)", REQUESTS),
-    "full_every": Setting(
-        (str, int), None, "level auto: a new full backup when the last full is this old (7D, 1M...)",
-        check=_full_every_problem,
-    ),
-    "max_chain": Setting(int, None, "level auto: a new full backup after this many backups on top of a full",
-                         check=_max_chain_problem),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.LEVELS
 #: A chain longer than this is refused as damaged (no real schedule gets near it).
 MAX_CHAIN_LENGTH = 10_000
 

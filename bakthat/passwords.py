@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.utils import display_path
 from bakthat.errors import ConfigError, EncryptionRequiredError, PasswordRequiredError
 from bakthat.settings import profile_of
@@ -46,17 +46,8 @@ log = logging.getLogger("bakthat")
 
 COMMAND_TIMEOUT = 60
 
-SETTINGS: dict[str, Setting] = {
-    "password_file": Setting(str, None, "file holding the password for backup, restore and KeyValue (its final newline is dropped)"),
-    "password_command": Setting(
-        (str, list), None,
-        "command printing the password on stdout: an argv list, or a string split as a shell would (run without a shell)",
-    ),
-    "require_encryption": Setting(
-        bool, None,
-        "true: refuse to store a backup that would not be encrypted; false: store unencrypted backups without a warning",
-    ),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.PASSWORDS
 
 
 @dataclass

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import ConfigError, PartialFailure
 from bakthat.locks import DEFAULT_LOCK_TIMEOUT, lock_directory, name_lock  # noqa: F401 - re-exported
 from bakthat.rotation_plan import (  # noqa: F401 - re-exported: the documented planning API
@@ -51,14 +51,8 @@ from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
 
-SETTINGS: dict[str, Setting] = {
-    "rotation": Setting(
-        dict,
-        None,
-        "retention policy of rotate_backups: days, weeks, months, years, hours, minutes, seconds, "
-        "first_week_day (0=Monday..6=Sunday, default 5), keep (newest|oldest), keep_last, pin_tag",
-    ),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.ROTATION
 
 
 class DeletedBackups(list):  # type: ignore[type-arg]

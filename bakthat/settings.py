@@ -1,4 +1,9 @@
-"""The resolved settings of one profile: a read-only mapping that knows where it came from.
+"""Profile keys: :class:`Setting` declares one, :class:`Settings` holds a profile's resolved values.
+
+A :class:`Setting` is a key's declaration (type, default, one line of help); the
+declarations of bakthat's own keys are in :mod:`bakthat.conf` (the core) and
+:mod:`bakthat.profile_keys` (everything else).  This module imports nothing heavy, so
+that reading them costs nothing at start-up.
 
 :func:`bakthat.conf.get_profile` returns a :class:`Settings`: every declared key with
 its value (defaults, then the profile, then ``BAKTHAT_*`` variables), readable as a
@@ -12,13 +17,45 @@ destination used when none is given).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Settings", "profile_of", "source_of"]
+__all__ = ["Setting", "Settings", "profile_of", "source_of"]
 
 #: The destination used when neither the caller nor the profile names one.
 DEFAULT_DESTINATION = "local"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One profile key: its accepted type(s), default and one line of documentation.
+
+    Profile keys are declared in dicts of name -> Setting: :data:`bakthat.conf.SETTINGS`
+    for the core, :mod:`bakthat.profile_keys` for the keys of backends, sources,
+    retention, jobs and the rest (each module that reads them exposes its dict as
+    ``SETTINGS``), a third-party backend's module's ``SETTINGS``; validation and the
+    configuration reference know every key from them.  Importable as
+    ``bakthat.conf.Setting`` as well.
+
+    ``choices`` restricts the value; ``secret`` marks a credential (never displayed,
+    never accepted on a command line, and a config file holding one must not be
+    readable by others); ``required_for`` names the destinations that cannot work
+    without the key; ``keys`` lists the sub-keys a mapping value may hold; ``check``
+    is called with a value of the right type and returns what is wrong with it (or
+    None); ``display`` returns how ``configure --show`` prints a value that is not
+    secret but should not be shown whole (a URL whose path is a token).
+    """
+
+    types: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    secret: bool = False
+    required_for: tuple[str, ...] = ()
+    keys: tuple[str, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    display: Callable[[Any], Any] | None = None
 
 
 class Settings(Mapping[str, Any]):

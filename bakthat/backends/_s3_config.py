@@ -16,54 +16,18 @@ from bakthat.backends._config import parse_size, positive_int, setting_value
 from bakthat.backends._s3_transfer import MAX_PART_SIZE, MIN_PART_SIZE
 from bakthat.backends.aws import AwsConfig
 from bakthat.backends.retrieval import RetrievalConfig
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import ConfigError
 
 MiB = 1 << 20
 
-STORAGE_CLASSES = (
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "GLACIER_IR",
-    "DEEP_ARCHIVE",
-    "EXPRESS_ONEZONE",
-)
+STORAGE_CLASSES = profile_keys.STORAGE_CLASSES
 #: Storage classes whose objects must be restored before they can be read.
 ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
-CHECKSUM_ALGORITHMS = ("CRC32", "SHA256", "SHA1", "MD5", "none")
+CHECKSUM_ALGORITHMS = profile_keys.CHECKSUM_ALGORITHMS
 
-SETTINGS: dict[str, Setting] = {
-    "s3_bucket": Setting(str, None, "S3 bucket holding the backups (created on first upload if missing)"),
-    "s3_prefix": Setting(str, "", "key prefix ('folder') inside the bucket, e.g. backups/host1"),
-    "endpoint_url": Setting(str, None, "S3-compatible endpoint (https://minio.example:9000); default: AWS, or $AWS_ENDPOINT_URL"),
-    "storage_class": Setting(str, None, "S3 storage class of archives (default: the bucket's, STANDARD)", STORAGE_CLASSES),
-    "part_size": Setting((int, str), "16MiB", "multipart part size (bytes, or 8MiB, 64MB...; 5 MiB to 5 GiB)"),
-    "concurrency": Setting(int, 4, "parts uploaded at once; memory is about (concurrency + 1) * part_size"),
-    "checksum_mode": Setting(
-        str,
-        "when_supported",
-        "when botocore adds/validates CRC checksums: when_supported (AWS) or when_required (stores that reject the new headers)",
-        ("when_supported", "when_required"),
-    ),
-    "checksum_algorithm": Setting(
-        str, None, "per-part checksum S3 verifies (default CRC32, or MD5 with checksum_mode when_required)", CHECKSUM_ALGORITHMS
-    ),
-    "sse": Setting(str, None, "server-side encryption", ("AES256", "aws:kms", "aws:kms:dsse")),
-    "sse_kms_key_id": Setting(str, None, "KMS key id or ARN for sse aws:kms"),
-    "s3_create_bucket": Setting(bool, True, "create the bucket on first upload if it does not exist"),
-    "s3_abort_incomplete_days": Setting(
-        int, 7, "on a bucket bakthat creates, a lifecycle rule aborting incomplete multipart uploads after N days (0: none)"
-    ),
-    "s3_addressing_style": Setting(str, None, "bucket addressing: path, virtual or auto (default path with endpoint_url)", ("auto", "path", "virtual")),
-    "s3_conditional_writes": Setting(
-        bool, True, "use If-None-Match/If-Match so nothing is ever overwritten by accident; off for stores that reject them"
-    ),
-    "s3_tagging": Setting(bool, True, "record a multipart object's SHA-256 as an object tag (off for stores without tagging)"),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.S3
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from bakthat.backends import _redact
 from bakthat.backends._config import positive_int, setting_value
 from bakthat.backends._retry import error_code, http_status
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -29,15 +29,8 @@ from bakthat.errors import (
 
 log = logging.getLogger("bakthat.backends")
 
-SETTINGS: dict[str, Setting] = {
-    "access_key": Setting(str, None, "AWS access key id; leave unset to use the AWS credential chain (env, ~/.aws, instance role)"),
-    "secret_key": Setting(str, None, "AWS secret access key (only with access_key)"),
-    "session_token": Setting(str, None, "AWS session token for temporary credentials"),
-    "aws_profile": Setting(str, None, "named profile of ~/.aws/config and ~/.aws/credentials to use"),
-    "s3_retry_mode": Setting(str, "standard", "botocore retry mode", ("standard", "adaptive", "legacy")),
-    "s3_max_attempts": Setting(int, 5, "attempts per request (botocore) and per part (bakthat)"),
-    "s3_verify": Setting((bool, str), True, "verify TLS certificates: true, false, or a CA bundle path"),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.AWS
 
 
 def explicit_region(settings: Mapping[str, Any]) -> str | None:

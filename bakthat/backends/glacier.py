@@ -28,16 +28,14 @@ from typing import IO, Any
 from bakthat.backends import base, s3
 from bakthat.backends._config import setting_value
 from bakthat.backends.vault import VaultBackend
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import ConfigError
 
-GLACIER_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
-MODES = ("auto", "s3", "vault")
+GLACIER_CLASSES = profile_keys.GLACIER_CLASSES
+MODES = profile_keys.GLACIER_MODES
 
-SETTINGS: dict[str, Setting] = {
-    "glacier_mode": Setting(str, "auto", "auto (vault API if glacier_vault is set, else S3), s3 or vault", MODES),
-    "glacier_storage_class": Setting(str, "GLACIER", "S3 archive class of destination glacier", GLACIER_CLASSES),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.GLACIER
 
 
 def use_vault(settings: Mapping[str, Any]) -> bool:

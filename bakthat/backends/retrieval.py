@@ -23,12 +23,12 @@ import peewee
 from bakthat import models
 from bakthat.backends import base
 from bakthat.backends._config import positive_int, setting_value
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import ConfigError, RetrievalPendingError, StorageError
 
 log = logging.getLogger("bakthat.backends")
 
-TIERS = ("Expedited", "Standard", "Bulk")
+TIERS = profile_keys.RETRIEVAL_TIERS
 #: How long a retrieval usually takes, for the messages.
 TYPICAL_WAIT = {
     ("GLACIER", "Expedited"): "1-5 minutes",
@@ -41,13 +41,8 @@ TYPICAL_WAIT = {
     ("vault", "Bulk"): "5-12 hours",
 }
 
-SETTINGS: dict[str, Setting] = {
-    "retrieval_tier": Setting(str, "Standard", "speed (and price) of archive retrievals", TIERS),
-    "retrieval_days": Setting(int, 3, "days a restored copy of an S3 archive stays readable"),
-    "retrieval_wait": Setting(bool, False, "restore waits for retrievals (as --wait) instead of returning"),
-    "retrieval_poll_interval": Setting((int, float), 300, "seconds between checks while waiting for a retrieval"),
-    "retrieval_wait_timeout": Setting((int, float), 172800, "give up waiting for a retrieval after this many seconds"),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.RETRIEVAL
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from bakthat.backends._retry import RetryPolicy, call_with_retries
 from bakthat.backends._swift_http import SHA256_HEADER, Cancelled, listing_time, status_of, timestamp, transient, translate_error
 from bakthat.backends._swift_read import READ_CHUNK, SwiftReader
 from bakthat.backends._swift_upload import SwiftUpload, stale_uploads
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StorageError
 
 log = logging.getLogger("bakthat.backends")
@@ -69,28 +69,8 @@ MiB = 1 << 20
 MIN_SEGMENT_SIZE = MiB
 MAX_SEGMENT_SIZE = 5 * 1024 * MiB
 
-SETTINGS: dict[str, Setting] = {
-    "auth_url": Setting(str, None, "Swift authentication URL (0.6 key): .../auth/v1.0, or a Keystone .../v2.0 or .../v3", required_for=("swift",)),
-    "auth_version": Setting((str, int), "1", "Swift authentication version (0.6 key): 1, 2 or 3"),
-    "swift_container": Setting(str, None, "Swift container of the backups (default: s3_bucket, as 0.6); created if missing"),
-    "swift_segment_container": Setting(str, None, "container of large objects' segments (default: <container>_segments)"),
-    "swift_segment_size": Setting((int, str), "32MiB", "Swift segment size (1 MiB to 5 GiB); memory is at most about (swift_concurrency + 2) * this"),
-    "swift_concurrency": Setting(int, 2, "Swift segments uploaded at once"),
-    "swift_retries": Setting(int, 5, "attempts per Swift request (connection errors, timeouts, 5xx)"),
-    "swift_timeout": Setting((int, float), 60, "seconds without an answer before a Swift request is retried"),
-    "swift_insecure": Setting(bool, False, "do not verify Swift's TLS certificate (0.6 never did; avoid)"),
-    "swift_cacert": Setting(str, None, "CA bundle verifying Swift's and Keystone's TLS certificates"),
-    "swift_tenant_name": Setting(str, None, "Keystone v2 tenant (default: the part of access_key before ':')"),
-    "swift_project_name": Setting(str, None, "Keystone v3 project name (default: the part of access_key before ':')"),
-    "swift_project_id": Setting(str, None, "Keystone v3 project id"),
-    "swift_project_domain_name": Setting(str, None, "Keystone v3 project domain name (e.g. Default)"),
-    "swift_project_domain_id": Setting(str, None, "Keystone v3 project domain id"),
-    "swift_user_domain_name": Setting(str, None, "Keystone v3 user domain name (e.g. Default)"),
-    "swift_user_domain_id": Setting(str, None, "Keystone v3 user domain id"),
-    "swift_region_name": Setting(str, None, "Keystone region of the object-store endpoint"),
-    "swift_endpoint_type": Setting(str, None, "Keystone endpoint interface", ("publicURL", "internalURL", "adminURL", "public", "internal", "admin")),
-    "swift_temp_url_key": Setting(str, None, "the account's temp URL key: url() then gives signed, expiring URLs", secret=True),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.SWIFT
 
 #: bakthat key -> swiftclient ``os_options`` key (Keystone).
 _OS_OPTIONS = {

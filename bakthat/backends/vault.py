@@ -41,19 +41,15 @@ from bakthat.backends.retrieval import (
     record_retrieval,
     wait_for,
 )
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RetrievalPendingError
 
 log = logging.getLogger("bakthat.backends")
 
 MiB = 1 << 20
 
-SETTINGS: dict[str, Setting] = {
-    "glacier_vault": Setting(str, None, "legacy Glacier vault name: when set, destination glacier uses the vault API"),
-    "glacier_endpoint_url": Setting(str, None, "Glacier vault API endpoint (default AWS, or $AWS_ENDPOINT_URL)"),
-    "vault_part_size": Setting((int, str), "16MiB", "vault multipart part size: a power of two from 1 MiB to 4 GiB"),
-    "vault_chunk_size": Setting((int, str), "4MiB", "vault download range size (a multiple of 1 MiB)"),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.VAULT
 
 
 @dataclass(frozen=True)

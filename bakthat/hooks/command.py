@@ -37,14 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bakthat import process
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.context import CONTEXT_FILE_VARIABLE, RunContext, context_file
 from bakthat.errors import ConfigError
 
 log = logging.getLogger("bakthat")
 
-DEFAULT_TIMEOUT = 300.0
-DEFAULT_OUTPUT_KIB = 64
+DEFAULT_TIMEOUT = profile_keys.HOOK_TIMEOUT
+DEFAULT_OUTPUT_KIB = profile_keys.HOOK_OUTPUT_KIB
 #: Seconds between SIGTERM and SIGKILL for a hook past its timeout.
 KILL_GRACE = 5.0
 #: Seconds output is still read after the hook exited (from children it left running).
@@ -52,10 +52,8 @@ STRAGGLER_GRACE = 1.0
 PHASES = ("before", "after", "on_error", "finally")
 KEYS = ("run", "timeout", "err_is_fatal", "dry_run", "shell")
 
-SETTINGS: dict[str, Setting] = {
-    "hook_timeout": Setting((int, float), DEFAULT_TIMEOUT, "default timeout of a command hook, in seconds"),
-    "hook_output_kib": Setting(int, DEFAULT_OUTPUT_KIB, "KiB of a hook's output kept: the first and the last half"),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.HOOKS
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
 from bakthat.sources.base import (
@@ -46,9 +46,8 @@ KEY = None
 KEYS = DATABASE_KEYS
 DUMP_OPTIONS = ("--single-transaction", "--routines", "--triggers", "--hex-blob", "--default-character-set=utf8mb4")
 
-SETTINGS: dict[str, Setting] = {
-    "mysql_password": Setting(str, None, "password of MySQL/MariaDB sources that give none themselves", secret=True),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.MYSQL
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
 from bakthat.sources.base import (
@@ -50,9 +50,8 @@ KEYS = DATABASE_KEYS
 ALL = "*"
 CUSTOM_FORMAT_MAGIC = b"PGDMP"
 
-SETTINGS: dict[str, Setting] = {
-    "postgresql_password": Setting(str, None, "password of PostgreSQL sources that give none themselves", secret=True),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.POSTGRESQL
 
 
 @dataclass(frozen=True)

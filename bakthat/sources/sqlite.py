@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from bakthat.atomic import fsync_directory
-from bakthat.conf import Setting
+from bakthat import profile_keys
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError, TargetExistsError
 from bakthat.sources.base import CHUNK, DumpError, FileDump, RestoreIntoError, Source, check_keys, check_name
@@ -45,9 +45,8 @@ KEYS = ("url",)
 #: Seconds to wait for a lock held by a writer before the copy fails.
 BUSY_TIMEOUT = 60.0
 
-SETTINGS: dict[str, Setting] = {
-    "sqlite_temp_dir": Setting(str, None, "directory for the consistent copy of SQLite sources (default: temp dir)"),
-}
+#: The profile keys read here, declared in :mod:`bakthat.profile_keys` (read without importing this module).
+SETTINGS = profile_keys.SQLITE
 
 
 @dataclass(frozen=True)
