@@ -1,11 +1,10 @@
-"""``bakthat configure`` and ``configure_backups_rotation``: flags, questions, -c, safety."""
+"""``bakthat configure``: flags, questions, -c, safety (configure_backups_rotation: its own module)."""
 
 from __future__ import annotations
 
 import json
 import stat
 
-import pytest
 import yaml
 
 from tests.conftest import cli_ok, run_cli
@@ -22,9 +21,8 @@ def expect(result, code: int, text: str = "") -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["configure", "configure-backups-rotation"])
-def test_without_flags_and_without_a_terminal_nothing_is_written(home, name):
-    expect(run_cli(name), 2, "nothing to change")
+def test_without_flags_and_without_a_terminal_nothing_is_written(home):
+    expect(run_cli("configure"), 2, "nothing to change")
     assert not (home / ".bakthat.yml").exists()
 
 
@@ -45,11 +43,9 @@ def test_explicit_flags_and_unset(home):
     assert yaml.safe_load((home / ".bakthat.yml").read_text()) == {"work": {"default_destination": "s3", "s3_bucket": "bk"}}
 
 
-@pytest.mark.parametrize("name", ["configure", "configure_backups_rotation"])
-def test_c_selects_the_file_that_is_written(home, tmp_path, name):
+def test_c_selects_the_file_that_is_written(home, tmp_path):
     target = tmp_path / "etc" / "bakthat.yml"
-    flags = ["--set", "compression=none"] if name == "configure" else ["--days", "3"]
-    expect(run_cli(name, "-c", str(target), *flags), 0, str(target))
+    expect(run_cli("configure", "-c", str(target), "--set", "compression=none"), 0, str(target))
     assert target.exists() and mode(target) == 0o600
     assert not (home / ".bakthat.yml").exists()
 
@@ -193,44 +189,6 @@ def test_list_keys_names_every_collected_key(home):
     assert sorted(e["key"] for e in entries) == sorted(collect_settings())
     compression = next(e for e in entries if e["key"] == "compression")
     assert compression["choices"] == ["zstd", "gzip", "none"] and compression["environment"] == "BAKTHAT_COMPRESSION"
-
-
-# -- configure_backups_rotation ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["configure_backups_rotation", "configure-backups-rotation"])
-def test_rotation_flags_write_the_block(home, name):
-    expect(run_cli(name, "--days", "7", "--weeks", "4", "--months", "6", "--first-week-day", "saturday"), 0)
-    assert yaml.safe_load((home / ".bakthat.yml").read_text()) == {
-        "default": {"rotation": {"days": 7, "weeks": 4, "months": 6, "first_week_day": 5}}
-    }
-    expect(run_cli(name, "--first-week-day", "0", "--keep-last", "2"), 0)
-    block = yaml.safe_load((home / ".bakthat.yml").read_text())["default"]["rotation"]
-    assert block == {"days": 7, "weeks": 4, "months": 6, "first_week_day": 0, "keep_last": 2}
-    expect(run_cli(name, "--replace", "--months", "1", "--json"), 0)
-    assert yaml.safe_load((home / ".bakthat.yml").read_text())["default"]["rotation"] == {"months": 1}
-
-
-def test_rotation_questions_as_06(home):
-    result = run_cli("configure_backups_rotation", "--interactive", input="7\nx\n4\n\nsunday\n")
-    expect(result, 0)
-    assert "'x' is not a whole number" in result.stderr
-    assert yaml.safe_load((home / ".bakthat.yml").read_text())["default"]["rotation"] == {
-        "days": 7, "weeks": 4, "first_week_day": 6,
-    }
-
-
-def test_a_bad_rotation_is_refused_before_writing(home):
-    expect(run_cli("configure_backups_rotation", "--first-week-day", "someday"), 2, "is not a day")
-    expect(run_cli("configure_backups_rotation", "--days", "0"), 2, "keeps nothing")
-    assert not (home / ".bakthat.yml").exists()
-
-
-def test_rotation_into_a_missing_profile_creates_it_and_keeps_the_file(home):
-    path = home / ".bakthat.yml"
-    path.write_text("default:\n  compression: gzip\n")
-    expect(run_cli("configure_backups_rotation", "-p", "new", "--days", "2"), 0)
-    assert yaml.safe_load(path.read_text()) == {"default": {"compression": "gzip"}, "new": {"rotation": {"days": 2}}}
 
 
 def test_show_redacts_the_heartbeat_url_as_periodic_backups_does(home):

@@ -1,4 +1,5 @@
-"""``bakthat plugins``, and a plugin installed as a separate package through an entry point."""
+"""``bakthat plugins`` (what can be enabled, from where, and with which status), and a plugin
+installed as a separate package through an entry point (real processes: a PYTHONPATH of its own)."""
 
 from __future__ import annotations
 
@@ -35,14 +36,15 @@ def by_name(listed: dict) -> dict:
     return {item["name"]: item for item in listed["plugins"]}
 
 
-def test_no_plugins(home):
-    listed = listing()
+def test_no_plugins(cli, home):
+    listed = json.loads(cli.ok("plugins", "--json").stdout)
     assert listed == {"plugins_dir": str(home / ".bakthat_plugins"), "plugins": []}
-    result = run_cli("plugins")
-    assert result.returncode == 0 and "no plugins found" in result.stderr
+    result = cli.ok("plugins")
+    assert result.stdout == "" and "no plugins found" in result.stderr
+    assert "plugins_dir: ~/.bakthat_plugins (does not exist)" in result.stderr
 
 
-def test_plugins_dir_files_are_read_not_run(home, tmp_path):
+def test_plugins_dir_files_are_read_not_run(cli, home, tmp_path):
     directory = home / ".bakthat_plugins"
     directory.mkdir()
     marker = tmp_path / "ran"
@@ -60,7 +62,7 @@ def test_plugins_dir_files_are_read_not_run(home, tmp_path):
         "import bakthat.plugin\nclass InPackage(bakthat.plugin.Plugin):\n    def activate(self):\n        pass\n"
     )
     (directory / "_private.py").write_text("from bakthat.plugin import Plugin\nclass Hidden(Plugin):\n    pass\n")
-    listed = by_name(listing())
+    listed = by_name(json.loads(cli.ok("plugins", "--json").stdout))
     assert set(listed) == {"side_effect.Unused", "package_plugin.InPackage"}
     assert listed["side_effect.Unused"] == {
         "name": "side_effect.Unused", "source": "plugins_dir", "location": str(directory / "side_effect.py"),
@@ -125,12 +127,18 @@ def test_the_version_does_not_load_plugins(home, tmp_path):
     assert result.returncode == 0 and result.stderr == ""
 
 
-def test_plugins_from_the_environment(home, tmp_path):
-    result = run_cli("plugins", "--json", env={"BAKTHAT_PLUGINS": "missing.Nope", "BAKTHAT_PLUGINS_DIR": str(EXAMPLES)})
-    assert result.returncode == 0
-    listed = json.loads(result.stdout)
+def test_plugins_from_the_environment(cli, home, monkeypatch):
+    monkeypatch.setenv("BAKTHAT_PLUGINS", "missing.Nope")
+    monkeypatch.setenv("BAKTHAT_PLUGINS_DIR", str(EXAMPLES))
+    listed = json.loads(cli.ok("plugins", "--json").stdout)
     assert listed["plugins_dir"] == str(EXAMPLES)
     assert by_name(listed)["missing.Nope"]["status"] == "failed"
+
+
+def test_plugins_takes_no_destination(cli):
+    result = cli("-d", "s3", "plugins")
+    assert result.returncode == 2 and "plugins does not take -d/--destination" in result.stderr
+    assert cli("plugins", "-d", "s3").returncode == 2
 
 
 # -- a plugin installed as a separate package ---------------------------------------------------------------
