@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from bakthat.backends._progress import Progress
-from bakthat.errors import ConfigError, IntegrityError
+from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError
 from bakthat.pipeline import HashingWriter
 
 log = logging.getLogger("bakthat.backends")
@@ -338,7 +338,8 @@ class VerifiedReader(io.RawIOBase):
         Given the store's retry policy (``attempts``, ``delay(n)``), ``transient(exc)``
         telling a failure worth another attempt, ``translate(exc)`` giving the bakthat
         error to raise, and ``changed(exc)`` telling that the resumed request failed
-        because the object changed (its ETag no longer matches): retry after
+        because the object changed (its ETag no longer matches; an AlreadyExistsError,
+        which the stores' GET helpers make of that failure, says so too): retry after
         :meth:`resume` until the policy's attempts are spent.  Raise IntegrityError if
         the object changed while it was being read.
         """
@@ -355,7 +356,8 @@ class VerifiedReader(io.RawIOBase):
                 try:
                     self.resume()
                 except Exception as resume_exc:  # noqa: BLE001
-                    if changed(resume_exc):
+                    # The stores' GET helpers translate a failed If-Match to AlreadyExistsError.
+                    if isinstance(resume_exc, AlreadyExistsError) or changed(resume_exc):
                         raise IntegrityError(f"{self.described} changed while it was being read") from None
                     raise translate(resume_exc) from None
 

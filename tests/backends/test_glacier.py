@@ -42,7 +42,7 @@ import io  # noqa: E402
 import os  # noqa: E402
 
 import bakthat  # noqa: E402
-from bakthat.backends import _vault_transfer, glacier, retrieval, s3, vault  # noqa: E402
+from bakthat.backends import _vault_transfer, glacier, retrieval, vault  # noqa: E402
 from bakthat.errors import RetrievalPendingError  # noqa: E402
 from tests.conftest import snapshot  # noqa: E402
 
@@ -115,13 +115,6 @@ def test_deep_archive_has_no_expedited_tier(aws, caplog):
     assert s3_client().head_object(Bucket="cold-bucket", Key="x")["StorageClass"] == "DEEP_ARCHIVE"
     with pytest.raises(RetrievalPendingError, match="Standard retrieval"):
         store.prepare_read("x")
-
-
-def test_the_restore_header_is_parsed():
-    assert s3.restore_state(None) == (None, None)
-    assert s3.restore_state('ongoing-request="true"') == ("ongoing", None)
-    state, expiry = s3.restore_state('ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"')
-    assert state == "ready" and expiry == 1356048000
 
 
 # --------------------------------------------------------------------------- the legacy vault API
