@@ -1,5 +1,6 @@
-"""Helpers for chain tests: walk a tree into a ChangeSet, and make each backup's archive
-with GNU tar from the list of what the ChangeSet stores."""
+"""Helpers for chain tests: the tree every chain test backs up and how it changes between
+backups; walk it into a ChangeSet, and make each backup's archive with GNU tar from the
+list of what the ChangeSet stores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,12 +98,11 @@ def same_size_same_mtime_new_inode(path: Path, text: str) -> None:
     os.rename(fresh, path)
 
 
-def evolve(tmp_path: Path, odd_names: bool = False) -> tuple[list[Backup], list[dict]]:
-    """Make the chain full -> diff -> incr -> incr of a changing tree with GNU tar; return
-    the backups and the snapshot of the tree at each one.  With ``odd_names``, names
-    with a newline and with bytes that are not UTF-8 are deleted along the way."""
-    require_binary("tar")
-    root = tmp_path / "src" / "www"
+def make_source(root: Path, odd_names: bool = False) -> Path:
+    """Create the tree every chain test backs up, with old times (so a restore that
+    leaves the restore time on a directory is caught); return ``root``.  With
+    ``odd_names``, it also holds a name with a newline and one with bytes that are not
+    UTF-8 (both deleted by :func:`change_between_backups`)."""
     (root / "docs" / "deep").mkdir(parents=True)
     (root / "docs" / "a.txt").write_text("alpha")
     (root / "docs" / "deep" / "b.txt").write_text("beta")
@@ -117,36 +117,31 @@ def evolve(tmp_path: Path, odd_names: bool = False) -> tuple[list[Backup], list[
         (root / "line\nbreak.txt").write_text("deleted later")
         (root / os.fsdecode(b"caf\xe9 latin-1")).mkdir()
         (root / os.fsdecode(b"caf\xe9 latin-1") / "x").write_text("deleted later")
-    # Old times, so a restore that leaves the restore time on a directory is caught.
     for number, path in enumerate(sorted(root.rglob("*"), reverse=True)):
         os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number), follow_symlinks=False)
     os.utime(root, (1_500_000_000, 1_500_000_000))
-    archives = tmp_path / "store"
-    archives.mkdir()
-    backups, snapshots = [], []
+    return root
 
-    def take(name, level, base):
-        time.sleep(0.01)
-        made = backup(root, base, name, level, archives / f"{name}.tar")
-        backups.append(made)
-        snapshots.append(snapshot(root))
-        return made
 
-    full = take("www.1", "full", None)
+def change_between_backups(root: Path, take: Callable[[str], None], odd_names: bool = False) -> None:
+    """Call ``take(level)`` for the chain full -> diff -> incr -> incr of the tree
+    :func:`make_source` made at ``root``, changing the tree between the backups in
+    every way a chain must follow."""
+    take("full")
     # diff: added, changed with the same size and mtime (new ctime), deleted
     (root / "added.txt").write_text("new file")
     same_size_same_mtime_rewrite(root / "docs" / "a.txt", "ALPHA")
     (root / "docs" / "deep" / "b.txt").unlink()
-    take("www.2", "diff", full)
-    # incr: replaced by a new inode with the same size and mtime, renamed, file -> dir
+    take("diff")
+    # incr: replaced by a new inode with the same size and mtime, renamed, file -> dir, a mode change
     same_size_same_mtime_new_inode(root / "top.txt", "TOP")
     os.rename(root / "old-name.txt", root / "new-name.txt")
     (root / "will-be-dir").unlink()
     (root / "will-be-dir").mkdir()
     (root / "will-be-dir" / "inside.txt").write_text("inside")
     os.chmod(root / "docs", 0o700)
-    incr = take("www.3", "incr", backups[-1])
-    # incr: dir -> file again, a directory deleted whole, the hard link rewritten
+    take("incr")
+    # incr: dir -> file again, a directory deleted whole, the hard-linked file rewritten, a link retargeted
     shutil.rmtree(root / "will-be-dir")
     (root / "will-be-dir").write_text("a file again")
     shutil.rmtree(root / "docs" / "deep")
@@ -156,5 +151,26 @@ def evolve(tmp_path: Path, odd_names: bool = False) -> tuple[list[Backup], list[
     if odd_names:
         (root / "line\nbreak.txt").unlink()
         shutil.rmtree(root / os.fsdecode(b"caf\xe9 latin-1"))
-    take("www.4", "incr", incr)
+    take("incr")
+
+
+def evolve(tmp_path: Path, odd_names: bool = False) -> tuple[list[Backup], list[dict]]:
+    """Make the chain full -> diff -> incr -> incr of a changing tree with GNU tar; return
+    the backups and the snapshot of the tree at each one.  With ``odd_names``, names
+    with a newline and with bytes that are not UTF-8 are deleted along the way."""
+    require_binary("tar")
+    root = make_source(tmp_path / "src" / "www", odd_names)
+    archives = tmp_path / "store"
+    archives.mkdir()
+    backups: list[Backup] = []
+    snapshots: list[dict] = []
+
+    def take(level: str) -> None:
+        time.sleep(0.01)
+        base = None if level == "full" else backups[0] if level == "diff" else backups[-1]
+        name = f"www.{len(backups) + 1}"
+        backups.append(backup(root, base, name, level, archives / f"{name}.tar"))
+        snapshots.append(snapshot(root))
+
+    change_between_backups(root, take, odd_names)
     return backups, snapshots

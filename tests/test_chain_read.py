@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -13,58 +12,20 @@ import bakthat
 from bakthat import models
 from bakthat.errors import IntegrityError, NotFoundError, TargetExistsError
 from bakthat.levels import BrokenChainError
-from tests.chains import same_size_same_mtime_new_inode, same_size_same_mtime_rewrite
+from tests.chains import change_between_backups, make_source
 from tests.trees import differences, tree_state
 
 
-def make_source(root: Path) -> Path:
-    (root / "docs" / "deep").mkdir(parents=True)
-    (root / "docs" / "a.txt").write_text("alpha")
-    (root / "docs" / "deep" / "b.txt").write_text("beta")
-    (root / "top.txt").write_text("top")
-    (root / "will-be-dir").write_text("a file for now")
-    (root / "old-name.txt").write_text("renamed later")
-    (root / "linked").write_text("shared")
-    os.link(root / "linked", root / "linked-too")
-    os.symlink("top.txt", root / "link")
-    (root / "empty").mkdir()
-    for number, path in enumerate(sorted(root.rglob("*"), reverse=True)):
-        os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number), follow_symlinks=False)
-    os.utime(root, (1_500_000_000, 1_500_000_000))
-    return root
-
-
 def evolve(root: Path, conf: dict | None = None, password: str = "") -> tuple[list, list[dict]]:
-    """Back up ``root`` as full -> diff -> incr -> incr while it changes; return the rows
-    and the tree state at each backup."""
+    """Back up ``root`` (made by make_source) as full -> diff -> incr -> incr while it
+    changes; return the rows and the tree state at each backup."""
     rows, states = [], []
 
     def take(level):
         rows.append(bakthat.backup(str(root), password=password, prompt="no", level=level, conf=conf))
         states.append(tree_state(root))
 
-    take("full")
-    # added, changed with the same size and mtime (new ctime), deleted
-    (root / "added.txt").write_text("new file")
-    same_size_same_mtime_rewrite(root / "docs" / "a.txt", "ALPHA")
-    (root / "docs" / "deep" / "b.txt").unlink()
-    take("diff")
-    # a new inode with the same size and mtime, renamed, file -> directory, a mode change
-    same_size_same_mtime_new_inode(root / "top.txt", "TOP")
-    os.rename(root / "old-name.txt", root / "new-name.txt")
-    (root / "will-be-dir").unlink()
-    (root / "will-be-dir").mkdir()
-    (root / "will-be-dir" / "inside.txt").write_text("inside")
-    os.chmod(root / "docs", 0o700)
-    take("incr")
-    # directory -> file again, a directory deleted whole, the hard-linked file rewritten, a link retargeted
-    shutil.rmtree(root / "will-be-dir")
-    (root / "will-be-dir").write_text("a file again")
-    shutil.rmtree(root / "docs" / "deep")
-    (root / "linked").write_text("shared, changed")
-    os.unlink(root / "link")
-    os.symlink("added.txt", root / "link")
-    take("incr")
+    change_between_backups(root, take)
     return rows, states
 
 
