@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-
 import pytest
 
 import bakthat
@@ -12,25 +9,13 @@ from bakthat import heartbeat
 from bakthat.conf import get_profile
 from bakthat.tarwriter import SourceError
 from bakthat.eventing import events
-from tests.commands.test_heartbeat import Recorder
-
-
-@pytest.fixture
-def monitor():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.paths = []
-    server.status = 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+from tests.heartbeat_server import monitor, url  # noqa: F401 - fixture
 
 
 @pytest.fixture
 def settings(home, monitor):
     (home / ".bakthat.yml").write_text(
-        f"default:\n  heartbeat_url: 'http://127.0.0.1:{monitor.server_address[1]}/ping/check'\n"
+        f"default:\n  heartbeat_url: '{url(monitor, '/ping/check')}'\n"
     )
     return get_profile()
 

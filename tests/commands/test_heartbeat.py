@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 
 import pytest
 
 from bakthat import heartbeat
 from tests.conftest import cli_ok, make_tree, run_cli
-
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        self.server.paths.append(self.path)
-        self.send_response(self.server.status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def monitor():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.paths = []
-    server.status = 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def url(server, path="/ping/s3cr3t-uuid") -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+from tests.heartbeat_server import monitor, url  # noqa: F401 - fixture
 
 
 def configure(home, value: str) -> None:
