@@ -53,6 +53,8 @@ log = logging.getLogger("bakthat")
 FORMAT = "bakthat-status"
 VERSION = 1
 MIN_INTERVAL = 0.25
+#: A run with an ETA is republished at least this often (seconds), progress or not.
+REFRESH = 2.0
 KEEP_FINISHED = 20
 KEEP_SECONDS = 7 * 86400
 MAX_FILE_SIZE = 1 << 20
@@ -164,6 +166,7 @@ class StatusPublisher:
         name: str | None = None,
         directory: str | os.PathLike[str] | None = None,
         min_interval: float = MIN_INTERVAL,
+        refresh: float = REFRESH,
         keep: int = KEEP_FINISHED,
         clock: Callable[[], float] = time.time,
     ):
@@ -173,6 +176,7 @@ class StatusPublisher:
         self.path = self.directory / f"{session_id}.json"
         self._clock = clock
         self._min_interval = min_interval
+        self._refresh = refresh
         self._keep = keep
         self._last_write = float("-inf")
         self._last_rate_point: tuple[float, int] | None = None
@@ -278,7 +282,9 @@ class StatusPublisher:
         while not self._stopped.wait(self._min_interval):
             with self._lock:
                 walking = self._counts is not None and self._files_base + self._counts.files != self.status.files_done
-                if (self._dirty or walking) and self.status.state == RUNNING:
+                # An ETA is an extrapolation in time: refreshed even while nothing moves.
+                stale = bool(self._parts) and self._clock() - self._last_write >= self._refresh
+                if (self._dirty or walking or stale) and self.status.state == RUNNING:
                     self._rate()
                     self._write()
                     self._dirty = False

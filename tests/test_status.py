@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -253,3 +254,17 @@ def test_garbage_in_the_directory_is_skipped(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
     status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path).start()
     assert len(status.list_runs(tmp_path)) == 1
+
+
+def test_an_eta_is_republished_while_nothing_moves(tmp_path):
+    publisher = status.StatusPublisher(str(uuid.uuid4()), "backup", directory=tmp_path, min_interval=0.01,
+                                       refresh=0.02).start()
+    try:
+        publisher.begin("photos", Estimate(100, 0, "the last full backup of photos"), Walk())
+        writes = publisher.writes
+        deadline = time.monotonic() + 30
+        while publisher.writes < writes + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert publisher.writes >= writes + 3  # a stalled walk's ETA still grows with time
+    finally:
+        publisher.finish("ok")
