@@ -19,10 +19,18 @@ truncation detectable: a stream that ends without a chunk sealed as "last" is re
 All primitives come from the ``cryptography`` package.  Error messages never contain the
 passphrase or an identity (secret key).
 
-This module is longer than most (about 890 lines) because the age format is one
-contract: the header parser with its safety checks, the scrypt and X25519 stanzas, and
-the streaming writer and reader must agree byte for byte, and each check of the reader
-is tested against the writer here; the primitives themselves are the library's.
+A :class:`FileKey` (the file key and the header wrapping it) can be shared by several
+files: a backup encrypts its archive and its file index with one, so it derives one
+scrypt key, not two; each file still has its own payload key and is a standard age
+file.  Reading derives once per stanza and process (the archive and index of one
+backup share theirs).
+
+This module is longer than most (about 950 lines) because the age format is one
+contract: the header parser with its safety checks, the scrypt and X25519 stanzas, the
+file key they wrap, and the streaming writer and reader must agree byte for byte, and
+each check of the reader is tested against the writer here; the primitives themselves
+are the library's.  (Moving the bech32 key encoding out, the one separable part, would
+leave about 750 lines and split the recipient checks from the stanzas that use them.)
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ __all__ = [
     "MIN_WORK_FACTOR",
     "DecryptingReader",
     "EncryptingWriter",
+    "FileKey",
     "generate_identity",
     "is_age",
     "load_identities",
@@ -247,6 +256,25 @@ def _scrypt_key(passphrase: str, salt: bytes, work_factor: int) -> bytes:
     return kdf.derive(passphrase.encode("utf-8"))
 
 
+#: Wrap keys derived by this process for reading, by (salted passphrase digest, salt,
+#: work factor): a backup's archive and index share one scrypt stanza (see FileKey), so
+#: reading both derives once.  A few entries: a chain or a check reads a handful.
+_DERIVED: dict[tuple[bytes, bytes, int], bytes] = {}
+_DERIVED_MAX = 16
+
+
+def _read_wrap_key(passphrase: str, salt: bytes, work_factor: int) -> bytes:
+    """:func:`_scrypt_key`, derived at most once per process for the same stanza."""
+    tag = (hashlib.sha256(salt + passphrase.encode("utf-8")).digest(), salt, work_factor)
+    found = _DERIVED.get(tag)
+    if found is None:
+        found = _scrypt_key(passphrase, salt, work_factor)
+        if len(_DERIVED) >= _DERIVED_MAX:
+            _DERIVED.pop(next(iter(_DERIVED)), None)
+        _DERIVED[tag] = found
+    return found
+
+
 def _stream_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
@@ -435,27 +463,30 @@ def load_identities(path: str) -> list[str]:
 # --------------------------------------------------------------------------- writer
 
 
-class EncryptingWriter:
-    """File-like writer: plaintext in, age ciphertext written to ``sink``.
+class FileKey:
+    """The file key of age files and the header that wraps it, made once.
 
-    Given a sink (anything with ``.write(bytes)``) and either a passphrase or a non-empty
-    sequence of ``age1...`` recipients, write the age header and payload nonce to the sink
-    at once, then encrypt what is written in 64 KiB chunks.  :meth:`close` seals the final
-    chunk; until then the sink holds an unfinished archive that readers refuse as truncated.
-    Leaving a ``with`` block through an exception does *not* seal the archive, so a partial
-    plaintext can never look like a complete archive.  The sink is never closed.
+    Given either a passphrase (one scrypt stanza: the one key derivation, at
+    ``work_factor``) or a non-empty sequence of ``age1...`` recipients (one X25519
+    stanza each), draw a random 16-byte file key and build the header.  Every
+    :class:`EncryptingWriter` given this key writes that header and a payload nonce of
+    its own, so each file's payload key (HKDF of the file key and its nonce) is its
+    own and each file is a standard age file that ``age -d`` opens with the same
+    passphrase or identity.  A backup encrypts its archive and its index with one
+    FileKey: one scrypt derivation per backup, not one per file, at the same work
+    factor.  (The stanza is reused whole: wrapping two file keys under one derived key
+    would reuse the wrap's fixed nonce, which ChaCha20-Poly1305 forbids.)
 
-    Raise ValueError unless exactly one of passphrase / recipients is given, or if the work
-    factor is outside [MIN_WORK_FACTOR, MAX_WORK_FACTOR]; raise ConfigError if a recipient
-    is malformed.
+    Raise ValueError unless exactly one of passphrase / recipients is given, or if the
+    work factor is outside [MIN_WORK_FACTOR, MAX_WORK_FACTOR]; raise ConfigError if a
+    recipient is malformed.
     """
 
     header: bytes
-    """The exact header bytes written, through the ``--- <mac>\\n`` line."""
+    """The header every file encrypted with this key starts with, through ``--- <mac>\\n``."""
 
     def __init__(
         self,
-        sink: _Sink,
         *,
         passphrase: str | None = None,
         recipients: Sequence[str] = (),
@@ -481,14 +512,52 @@ class EncryptingWriter:
             key = _parse_recipient(recipient)
             if key not in keys:
                 keys.append(key)
-        file_key = os.urandom(_FILE_KEY_LEN)
+        self._file_key = os.urandom(_FILE_KEY_LEN)
         if passphrase:
-            stanzas = [_scrypt_stanza(file_key, passphrase, work_factor)]
+            stanzas = [_scrypt_stanza(self._file_key, passphrase, work_factor)]
         else:
-            stanzas = [_x25519_stanza(file_key, key) for key in keys]
-        self.header = _build_header(file_key, stanzas)
+            stanzas = [_x25519_stanza(self._file_key, key) for key in keys]
+        self.header = _build_header(self._file_key, stanzas)
+
+    def __repr__(self) -> str:
+        return "FileKey(<secret>)"
+
+
+class EncryptingWriter:
+    """File-like writer: plaintext in, age ciphertext written to ``sink``.
+
+    Given a sink (anything with ``.write(bytes)``) and either a passphrase or a non-empty
+    sequence of ``age1...`` recipients (a :class:`FileKey` is made of them), or a
+    ``key`` made earlier (shared by several files), write the age header and payload
+    nonce to the sink at once, then encrypt what is written in 64 KiB chunks.  :meth:`close` seals the final
+    chunk; until then the sink holds an unfinished archive that readers refuse as truncated.
+    Leaving a ``with`` block through an exception does *not* seal the archive, so a partial
+    plaintext can never look like a complete archive.  The sink is never closed.
+
+    Raise ValueError unless exactly one of key / passphrase / recipients is given, or if
+    the work factor is outside [MIN_WORK_FACTOR, MAX_WORK_FACTOR]; raise ConfigError if a
+    recipient is malformed.
+    """
+
+    header: bytes
+    """The exact header bytes written, through the ``--- <mac>\\n`` line."""
+
+    def __init__(
+        self,
+        sink: _Sink,
+        *,
+        passphrase: str | None = None,
+        recipients: Sequence[str] = (),
+        work_factor: int = DEFAULT_WORK_FACTOR,
+        key: FileKey | None = None,
+    ) -> None:
+        if key is None:
+            key = FileKey(passphrase=passphrase, recipients=recipients, work_factor=work_factor)
+        elif passphrase or recipients:
+            raise ValueError("give either a FileKey or a passphrase or recipients, not both")
+        self.header = key.header
         nonce = os.urandom(_PAYLOAD_NONCE_LEN)
-        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+        self._aead = ChaCha20Poly1305(_hkdf(key._file_key, nonce, b"payload"))
         self._sink = sink
         self._buf = bytearray()
         self._counter = 0
@@ -671,7 +740,7 @@ class DecryptingReader:
                     f"the maximum {MAX_WORK_FACTOR} bakthat accepts"
                 )
             salt = _b64decode(stanza.args[0].encode("ascii"))
-            wrap_key = _scrypt_key(passphrase, salt, work_factor)
+            wrap_key = _read_wrap_key(passphrase, salt, work_factor)
             try:
                 file_key = ChaCha20Poly1305(wrap_key).decrypt(_ZERO_NONCE, stanza.body, None)
             except InvalidTag:

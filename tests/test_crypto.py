@@ -923,6 +923,66 @@ def test_we_decrypt_an_archive_the_age_binary_encrypted_with_a_passphrase(tmp_pa
         decrypt(archive, passphrase="wrong")
 
 
+def counted_derivations(monkeypatch) -> list[int]:
+    """Count scrypt derivations (their work factors) from now on, with an empty read cache."""
+    calls: list[int] = []
+    real = crypto._scrypt_key
+
+    def counted(passphrase, salt, work_factor):
+        calls.append(work_factor)
+        return real(passphrase, salt, work_factor)
+
+    monkeypatch.setattr(crypto, "_scrypt_key", counted)
+    monkeypatch.setattr(crypto, "_DERIVED", {})
+    return calls
+
+
+def encrypt_with(key: crypto.FileKey, data: bytes) -> bytes:
+    sink = io.BytesIO()
+    writer = EncryptingWriter(sink, key=key)
+    writer.write(data)
+    writer.close()
+    return sink.getvalue()
+
+
+def test_files_sharing_a_file_key_derive_once_and_each_has_its_own_payload_key(monkeypatch):
+    derivations = counted_derivations(monkeypatch)
+    key = crypto.FileKey(passphrase=PASSWORD, work_factor=WF)
+    archive, index = encrypt_with(key, b"the archive" * 9000), encrypt_with(key, b"the index")
+    assert derivations == [WF], "one derivation for both files, at the work factor asked for"
+    header = len(key.header)
+    assert archive[:header] == index[:header] == key.header
+    assert archive[header : header + 16] != index[header : header + 16], "each file draws its own payload nonce"
+    assert encrypt_with(key, b"same")[header:] != encrypt_with(key, b"same")[header:]
+    assert decrypt(archive) == b"the archive" * 9000 and decrypt(index) == b"the index"
+    assert derivations == [WF, WF], "reading both derives once: they share the stanza"
+    with pytest.raises(WrongPasswordError):
+        decrypt(index, passphrase="wrong")
+
+
+def test_a_file_key_is_given_instead_of_a_passphrase_not_beside_it():
+    key = crypto.FileKey(passphrase=PASSWORD, work_factor=WF)
+    with pytest.raises(ValueError, match="not both"):
+        EncryptingWriter(io.BytesIO(), key=key, passphrase=PASSWORD)
+    with pytest.raises(ValueError, match="work_factor"):
+        crypto.FileKey(passphrase=PASSWORD, work_factor=MIN_WORK_FACTOR - 1)
+    assert "secret" in repr(key) and PASSWORD not in repr(key)
+
+
+@needs_age
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty interop tested on Linux")
+def test_age_binary_decrypts_the_second_file_of_a_shared_file_key(tmp_path):
+    key = crypto.FileKey(passphrase=PASSWORD, work_factor=WF)
+    encrypt_with(key, b"first file")
+    (tmp_path / "b.age").write_bytes(encrypt_with(key, b"second file"))
+    out = tmp_path / "out"
+    code, tty = run_with_tty(
+        [AGE, "-d", "-o", str(out), str(tmp_path / "b.age")], [(b"passphrase", PASSWORD.encode() + b"\n")]
+    )
+    assert code == 0, tty
+    assert out.read_bytes() == b"second file"
+
+
 def test_a_single_identity_string_is_refused_rather_than_read_as_a_sequence_of_characters():
     identity, recipient = generate_identity()
     archive, _ = encrypt(b"data", recipients=[recipient])
