@@ -517,16 +517,17 @@ def _store(ctx: Context, plan: _Plan) -> Any:
     behind = None
     try:
         counted = HashingWriter(upload)
-        encrypter = None
+        encrypter = key = None
         if plan.encryption != "none":
             from bakthat import crypto  # not imported for plain backups: it costs memory
 
-            encrypter = crypto.EncryptingWriter(
-                counted,
+            # One file key for the archive and its index: one scrypt derivation per backup.
+            key = crypto.FileKey(
                 passphrase=plan.passphrase,
                 recipients=plan.recipients,
                 work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
             )
+            encrypter = crypto.EncryptingWriter(counted, key=key)
         # Encryption, hashing and the store's writes run in a thread of their own, so
         # the walk (this thread) and zstd's workers keep the cores busy.
         behind = WriteBehind(encrypter or counted)
@@ -565,10 +566,7 @@ def _store(ctx: Context, plan: _Plan) -> Any:
         from bakthat import index_store
 
         delta, plan.state = plan.planner.finish()
-        plan.index = index_store.store_index(
-            ctx.backend, delta, passphrase=plan.passphrase, recipients=plan.recipients,
-            work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
-        )
+        plan.index = index_store.store_index(ctx.backend, delta, key=key)
         plan.index["entries"] = len(delta)
         plan.index["deletions"] = len(delta.deletions)
     header_sha256 = None if encrypter is None else hashlib.sha256(encrypter.header).hexdigest()

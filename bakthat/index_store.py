@@ -2,9 +2,10 @@
 
 Each backup stores its delta index (:mod:`bakthat.index`, serialised by
 :mod:`bakthat.index_file`) beside its archive, as ``<stored name>.index.jsonl.zst``
-(``.age`` appended when the archive is encrypted, and encrypted the same way: the
-index names every path, and the deletion list with it, so it is never stored in
-plaintext beside an encrypted archive).  The manifest and the catalog row
+(``.age`` appended when the archive is encrypted, and encrypted the same way, with the
+archive's file key, so a backup derives one scrypt key: the index names every path,
+and the deletion list with it, so it is never stored in plaintext beside an encrypted
+archive).  The manifest and the catalog row
 (``metadata["index"]``) record its key, size and SHA-256.  It is written with
 :meth:`Backend.put`, which keeps it in a class readable at once even in a Glacier
 destination (the Glacier backend writes such side objects as STANDARD), so ``files``,
@@ -66,34 +67,25 @@ def cache_file(backend_hash: str, name: str) -> Path:
     return index_cache.cache_path(cache_directory(), backend_hash, name)
 
 
-def store_index(
-    backend: Any,
-    delta: Index,
-    *,
-    passphrase: str | None = None,
-    recipients: list[str] | None = None,
-    work_factor: int | None = None,
-) -> dict[str, Any]:
+def store_index(backend: Any, delta: Index, *, key: Any = None) -> dict[str, Any]:
     """Given a backend and the delta index of a new backup, store the index object
-    (encrypted with the passphrase or recipients when given) and return what the
-    manifest records of it: ``{"key", "size", "sha256"}``."""
-    from bakthat import crypto
+    (encrypted with ``key``, the :class:`bakthat.crypto.FileKey` of the backup's
+    archive, when given) and return what the manifest records of it: ``{"key", "size",
+    "sha256"}``."""
+    import hashlib
 
     data = index_bytes(delta)
-    if passphrase or recipients:
+    if key is not None:
+        from bakthat import crypto
+
         buffer = io.BytesIO()
-        writer = crypto.EncryptingWriter(
-            buffer, passphrase=passphrase, recipients=recipients or (),
-            work_factor=work_factor or crypto.DEFAULT_WORK_FACTOR,
-        )
+        writer = crypto.EncryptingWriter(buffer, key=key)
         writer.write(data)
         writer.close()
         data = buffer.getvalue()
-    import hashlib
-
-    key = index_key(delta.backup)
-    backend.put(key, data)
-    return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    object_key = index_key(delta.backup)
+    backend.put(object_key, data)
+    return {"key": object_key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def index_info(row: Any) -> dict[str, Any] | None:
