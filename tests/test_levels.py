@@ -15,7 +15,7 @@ from bakthat.errors import ConfigError, IntegrityError, NotFoundError
 from bakthat.levels import BrokenChainError, History, Link, keep_bases, parse_at
 from bakthat.rotation import plan_age, plan_rotation
 from tests.conftest import run_cli
-from tests.test_rotation import DAY, NOW, PROPERTY, UTC, policies
+from tests.test_rotation_plan import DAY, NOW, PROPERTY, UTC, policies
 
 
 @dataclass
