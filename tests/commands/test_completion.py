@@ -1,5 +1,5 @@
-"""bakthat completion, manpage and docs: shell completion, the manual page and the
-documentation pages, all generated from (or shipped with) the installed package."""
+"""bakthat completion and docs: shell completion and the documentation pages, generated from
+(or shipped with) the installed package.  The manual page: test_manpage.py."""
 
 from __future__ import annotations
 
@@ -51,21 +51,6 @@ def test_an_unknown_shell_is_a_usage_error():
     result = run_cli("completion", "fish-and-chips")
     assert result.returncode == 2
     assert "fish-and-chips" in result.stderr
-
-
-def test_the_man_page_documents_every_command_and_renders():
-    result = run_cli("manpage")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith('.TH BAKTHAT "1"')
-    for command in ("backup", "restore", "rotate_backups", "manpage"):
-        assert f"\\fI\\,{command}\\/\\fR" in result.stdout
-    if shutil.which("man") and shutil.which("groff"):
-        rendered = subprocess.run(
-            ["man", "-l", "-"], input=result.stdout, capture_output=True, text=True,
-            env={"MANPAGER": "cat", "PAGER": "cat", "PATH": "/usr/bin:/bin", "MANWIDTH": "100"},
-        )
-        assert rendered.returncode == 0, rendered.stderr
-        assert "bakthat backup" in rendered.stdout
 
 
 def test_docs_lists_the_pages_and_prints_one():

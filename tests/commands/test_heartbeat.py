@@ -68,13 +68,6 @@ def test_an_http_error_is_a_warning(home, monitor, data):
     assert "failed: HTTP 500" in result.stderr and "s3cr3t" not in result.stderr
 
 
-def test_periodic_backups_explains_the_successor():
-    result = cli_ok("periodic_backups", "--help")
-    assert "BakManager" in result.stdout and "heartbeat_url" in result.stdout
-    shown = run_cli("periodic-backups")
-    assert shown.returncode == 0 and "heartbeat_url: not set" in shown.stdout
-
-
 def test_url_for():
     assert heartbeat.url_for("https://hc/x", "success") == "https://hc/x"
     assert heartbeat.url_for("https://hc/x/", "fail") == "https://hc/x/fail"
