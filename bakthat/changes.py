@@ -37,8 +37,12 @@ from collections.abc import Callable, Iterator
 
 from bakthat.index import Index
 from bakthat.index_records import (
+    COMPARED_FROM,
     DIRECTORY,
     FLAG_UNSTABLE,
+    FLAGS_AT,
+    FS_ENCODING,
+    FS_ERRORS,
     ancestors_of,
     changed,
     key_of,
@@ -88,6 +92,9 @@ class ChangeSet:
             self.state.users.update(previous.users)
             self.state.groups.update(previous.groups)
         self._previous = previous
+        self._previous_records = previous.records() if previous is not None else {}
+        self._state_records = self.state.records()
+        self._users, self._groups_named = self.state.users, self.state.groups
         self._holder = len(holders) - 1
         self._base_deleted: list[bytes] = []  # keys of the base met with another type, or forgotten
         self._stored_over_base: set[bytes] = set()  # stored keys the base had too
@@ -114,12 +121,17 @@ class ChangeSet:
         """
         if self._tail_done:
             raise RuntimeError("see() after tail()")
-        key = key_of(path)
+        # The walker calls this once per entry: the dicts are used directly, and an
+        # unchanged entry (one bytes comparison) takes the shortest path.
+        key = path.encode(FS_ENCODING, FS_ERRORS) if type(path) is str else path
         record = record_from_stat(st, link, digest=sha256, holder=self._holder)
-        old = None if self._previous is None else self._previous.pop(key)
+        states = self._state_records
+        if key in states:
+            raise ValueError(f"{os.fsdecode(key)!r} is already in the index")
+        old = None if self._previous is None else self._previous_records.pop(key, None)
         if old is None:
             store = True
-        elif not changed(old, record):
+        elif (old[COMPARED_FROM:] == record[COMPARED_FROM:] and not old[FLAGS_AT] & FLAG_UNSTABLE) or not changed(old, record):
             # Unchanged: keep the old record (its holder, and its digest if this run
             # computes none), with this run's device and link count.
             store = False
@@ -129,15 +141,17 @@ class ChangeSet:
         else:
             store = True
             self._stored_over_base.add(key)
-            if record[16] != old[16]:
+            if record[COMPARED_FROM] != old[COMPARED_FROM]:
                 self._base_deleted.append(key)  # its type changed: delete, then add
-        self.state.put(key, record, new=True)
+        states[key] = record
         if store:
             self.delta.put(key, record)
         if user is not None or group is not None:
-            self.state.name_owner(st.st_uid, user, st.st_gid, group)
+            uid, gid = st.st_uid, st.st_gid
+            if (user is not None and uid not in self._users) or (group is not None and gid not in self._groups_named):
+                self.state.name_owner(uid, user, gid, group)
             if store:
-                self.delta.name_owner(st.st_uid, user, st.st_gid, group)
+                self.delta.name_owner(uid, user, gid, group)
         if st.st_nlink > 1 and stat.S_ISREG(st.st_mode):
             self._groups.setdefault((st.st_dev, st.st_ino), []).append(key)
         return store

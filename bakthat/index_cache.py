@@ -8,9 +8,12 @@ read for speed (Python's :mod:`marshal`: a 1 M entry state loads in about a seco
 where checking the JSON index file of the store takes ten times longer) and trusted no
 further than that:
 
-* it is written atomically (a temporary file, fsync, rename) in a directory of mode
+* it is written atomically (a temporary file, then a rename) in a directory of mode
   0700, and starts with the SHA-256 of its payload, so a torn or damaged file is
-  detected;
+  detected.  It is not fsynced: after a crash the file is whole, absent, torn (the
+  SHA-256 says so) or the previous one (the state at another backup than the one asked
+  for), and each of these is rebuilt from the store, so durability would only cost the
+  nightly run two disk flushes;
 * :func:`load_state` returns None, with the reason logged, for a missing, damaged,
   foreign or stale cache (a state of another backup than the base asked for): the
   caller then rebuilds the state from the store.
@@ -59,7 +62,7 @@ def save_state(state: Index, path: str | os.PathLike[str]) -> None:
         ),
         _MARSHAL_VERSION,
     )
-    with save_file(target, prefix=".state-") as handle:
+    with save_file(target, prefix=".state-", durable=False) as handle:
         handle.write(MAGIC)
         handle.write(hashlib.sha256(payload).digest())
         handle.write(payload)

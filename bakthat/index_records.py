@@ -65,6 +65,7 @@ FLAG_UNSTABLE = 1
 # dev, nlink, holder | type, flags, mode, size, mtime s, mtime ns, ctime s, ctime ns,
 # ino, uid, gid, rdev, link length
 _RECORD = struct.Struct("<QIIBBHQqIqIQIIQH")
+_PACK = _RECORD.pack
 _HEAD = 16  # bytes of the record that are not compared
 _FIXED = _RECORD.size
 #: The size of a record without link target and digest.
@@ -74,6 +75,11 @@ _TYPE_BYTE = _HEAD
 _HOLDER = struct.Struct("<I")
 _NS = 1_000_000_000
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+#: For a caller that inlines :func:`key_of` and :func:`changed` in a loop over every
+#: entry: the encoding of keys, where the compared part of a record starts, its flags byte.
+FS_ENCODING, FS_ERRORS = _FS_ENCODING, _FS_ERRORS
+COMPARED_FROM = _HEAD
+FLAGS_AT = _HEAD + 1
 _IMODE = 0o7777
 #: Limits of the record layout (the index file reader enforces the same ones).
 MAX_LINK = 0xFFFF
@@ -180,6 +186,18 @@ def record_from_stat(
     kind = _TYPE_OF_MODE.get(mode & 0o170000)
     if kind is None:
         raise ValueError(f"unknown file type in mode {mode:#o}")
+    if link is None and not digest:
+        # The common case (called once per entry of a walk): one struct call.
+        mtime_s, mtime_sub = divmod(st.st_mtime_ns, _NS)
+        ctime_s, ctime_sub = divmod(st.st_ctime_ns, _NS)
+        try:
+            return _PACK(
+                st.st_dev, st.st_nlink, holder, ord(kind), FLAG_UNSTABLE if unstable else 0, mode & _IMODE,
+                st.st_size, mtime_s, mtime_sub, ctime_s, ctime_sub, st.st_ino, st.st_uid, st.st_gid,
+                st.st_rdev if kind in _DEVICES else 0, 0,
+            )
+        except (struct.error, TypeError) as exc:
+            raise ValueError(f"index field out of range: {exc}") from None
     if link is None:
         raw = b""
     else:

@@ -31,6 +31,18 @@ def test_a_record_holds_every_field_of_the_stat_and_unpacks_to_them():
     assert record_holder(record) == 9
 
 
+def test_a_plain_entry_packs_as_pack_does_with_every_field_and_flag():
+    for kind in "fdcpb":
+        st = fake_stat(kind, size=7, ino=2**63 + 1, dev=2**40, nlink=2, mode=0o4755, uid=2**32 - 1, gid=3, rdev=0x0802)
+        expected = pack(
+            type=kind, size=7, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=2**63 + 1, dev=2**40, nlink=2,
+            mode=0o4755, uid=2**32 - 1, gid=3, rdev=0x0802 if kind in "cb" else 0, flags=1, holder=4,
+        )
+        assert record_from_stat(st, unstable=True, holder=4) == expected
+    with pytest.raises(ValueError, match="out of range"):
+        record_from_stat(fake_stat("f", uid=2**32))
+
+
 def test_times_before_1970_and_after_2262_survive_at_nanosecond_precision():
     for mtime_ns in (-1, -(10**9) - 1, 0, 2**63 + 12345, 253402300799_999999999):
         record = pack(type="f", size=0, mtime_ns=mtime_ns, ctime_ns=mtime_ns, ino=1, dev=1, nlink=1, mode=0,
