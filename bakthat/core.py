@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bakthat import manifest, models, naming, passwords
 from bakthat.actions import Context, advancing, find_row, resolve, status_publisher
 from bakthat.archive import EXTENSIONS
+from bakthat.catalog import search, show  # noqa: F401 - public here as in 0.6
 from bakthat.pipeline import HashingWriter
 from bakthat.process import pid_alive
 from bakthat.settings import source_of
@@ -660,74 +660,3 @@ def delete_row(ctx: Context, row: Any) -> None:
     row.state = "deleted"
     row.save()
     log.info("Deleted %s", row.stored_filename)
-
-
-def _epoch(value: int | float | datetime | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    return int(value)
-
-
-@strict_keywords()
-def search(
-    query: str = "",
-    destination: str | None = None,
-    tags: str | list[str] | None = None,
-    profile: str = "default",
-    config: str | None = None,
-    conf: Mapping[str, Any] | None = None,
-    name: str | None = None,
-    since: int | float | datetime | None = None,
-    until: int | float | datetime | None = None,
-    include_deleted: bool = False,
-) -> list[Any]:
-    """Return catalog rows, newest first, matching every filter given.
-
-    ``query`` is a substring of the name or stored filename, ``name`` an exact name,
-    ``tags`` all required, ``destination`` restricts to one backend (default: all),
-    ``since``/``until`` bound the backup date (datetimes or Unix seconds).
-    """
-    from bakthat.conf import get_profile
-
-    settings = get_profile(profile, config, conf)
-    models.bind_settings(settings)
-    select = models.Backups.search(
-        query,
-        destination=destination,
-        tags=tags,
-        name=name,
-        newer_than=None if since is None else _epoch(since) - 1,
-        older_than=None if until is None else _epoch(until) + 1,
-        include_deleted=include_deleted,
-    )
-    return list(select)
-
-
-@strict_keywords()
-def show(
-    query: str = "",
-    destination: str | None = None,
-    tags: str | list[str] | None = None,
-    profile: str = "default",
-    config: str | None = None,
-    conf: Mapping[str, Any] | None = None,
-    name: str | None = None,
-    since: int | float | datetime | None = None,
-    until: int | float | datetime | None = None,
-    include_deleted: bool = False,
-) -> list[Any]:
-    """Log one line per matching backup (as 0.6's ``show``) and return the rows.
-
-    The arguments are :func:`search`'s.
-    """
-    from bakthat.utils import human_size, local_time
-
-    rows = search(query, destination, tags, profile, config, conf, name, since, until, include_deleted)
-    for row in rows:
-        log.info(
-            "%s\t%s\t%s\t%s\t%s\t(%s)",
-            local_time(row.backup_date), row.backend, human_size(row.size), row.stored_filename, row.source_path or "-", row.tags,
-        )
-    return rows
