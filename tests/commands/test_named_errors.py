@@ -98,10 +98,6 @@ def test_plugins_dir_pointing_to_a_missing_directory_is_named(home, tmp_path):
     expect(run_cli("show"), 2, "plugins_dir", str(tmp_path / "nowhere"), "does not exist")
 
 
-def test_cleanup_uploads_with_a_zero_interval_names_the_option(home):
-    expect(run_cli("cleanup_uploads", "--older-than", "0s"), 2, "--older-than", "longer than 0 seconds")
-
-
 # -- full disks --------------------------------------------------------------------------
 
 
