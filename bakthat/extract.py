@@ -18,8 +18,9 @@ A restore has three steps, and the target is touched only by the last one:
    (:mod:`bakthat.extract_disk`), relative to directory descriptors opened without
    following links.  The first bad member stops the restore.  Headers are parsed by
    :mod:`bakthat.tarreader` and checked in the calling thread while the members
-   before them are created in a writer thread (:class:`BackgroundStaging`), in
-   archive order; an error keeps that order too.
+   before them are created by a few writer threads
+   (:mod:`bakthat.extract_writers`), in archive order for each path; an error is
+   the earliest failing member's, as with one writer.
 2. **Verify.**  After the last member the end-of-archive marker must be present, the
    rest of the stream is read to its end (so that a checksum or authentication wrapper
    upstream sees every byte and can raise), and then the caller's ``before_commit`` hook
@@ -48,7 +49,8 @@ from typing import BinaryIO
 
 from bakthat.errors import BakthatError, IntegrityError, TargetExistsError, UnsafeArchiveError
 from bakthat.extract_commit import Commit
-from bakthat.extract_disk import BackgroundStaging, StagingTree, privileged
+from bakthat.extract_disk import StagingTree, privileged
+from bakthat.extract_writers import BackgroundStaging
 from bakthat.extract_members import MemberChecker
 from bakthat.tarreader import TarReader
 
@@ -209,7 +211,7 @@ def _extract_to_staging(
     stream: BinaryIO, root: str, checker: MemberChecker, select: Callable[[str], bool] | None = None
 ) -> StagingTree:
     """Parse and check members in this thread; create them (those ``select`` keeps, when
-    given) in another (see :class:`BackgroundStaging`), so parsing, disk writes and
+    given) in others (see :class:`BackgroundStaging`), so parsing, disk writes and
     whatever produces ``stream`` overlap.  Return the finished tree."""
     reader = TarReader(stream)
     root_fd = os.open(root, _DIR_FLAGS)

@@ -24,10 +24,8 @@ import copy
 import errno
 import logging
 import os
-import queue
 import stat
 import tarfile
-import threading
 from typing import Any
 
 from bakthat import fsmeta
@@ -57,6 +55,28 @@ def _create(make: Any, name: str, parent: int) -> Any:
         return make()
 
 
+def _created_owner(root_fd: int) -> tuple[int, int] | None:
+    """Return the (uid, gid) a file created below ``root_fd`` gets, or None when it
+    cannot be told (a set-group-id directory, or no user ids on this platform)."""
+    if not hasattr(os, "geteuid"):
+        return None
+    if os.fstat(root_fd).st_mode & stat.S_ISGID:
+        return None
+    return os.geteuid(), os.getegid()
+
+
+def _umask() -> int | None:
+    """Return this process's umask without changing it (Linux's /proc), or None."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def privileged() -> bool:
     """Return True when restoring as root: owners, exact modes and devices are restored."""
     return hasattr(os, "geteuid") and os.geteuid() == 0
@@ -66,12 +86,16 @@ def _child(fd: int, name: str, shown: str, create: bool = True) -> int:
     """Open directory ``name`` below ``fd`` without following a link, creating it if
     missing.  Raise UnsafeArchiveError if something else than a directory is there."""
     try:
-        return os.open(name, _DIR_FLAGS, dir_fd=fd)
-    except FileNotFoundError:
-        if not create:
-            raise
-        os.mkdir(name, 0o777, dir_fd=fd)
-        return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            try:
+                os.mkdir(name, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass  # another writer thread created it meanwhile: open what is there
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise unsafe(shown, f"{name!r} on its path is not a directory on disk; refusing to write through it") from None
@@ -167,6 +191,11 @@ class StagingTree:
         self._stream = stream  # tarfile's stream: member data is read from it
         self._dirs = _Directories(root_fd)
         self._privileged = privileged()
+        # A file this tree creates belongs to (euid, egid) and gets its creation mode
+        # less the umask, unless a set-group-id directory hands down its group: then
+        # chown and chmod are skipped where they would change nothing (see _file).
+        self._owner = _created_owner(root_fd)
+        self._umask = _umask()
         self._dir_members: list[tuple[list[str], tarfile.TarInfo]] = []
         self.deferred: list[tuple[list[str], int]] = []
         self.refused_xattrs: dict[str, int] = {}
@@ -216,7 +245,21 @@ class StagingTree:
         return sum(length for _, length in member.sparse)
 
     def _file(self, member: tarfile.TarInfo, name: str, parent: int) -> None:
-        fd = _create(lambda: os.open(name, _CREATE_FLAGS, 0o600, dir_fd=parent), name, parent)
+        pairs = self._xattr_pairs(member)
+        mode = member.mode & 0o7777
+        if not self._privileged:
+            mode &= ~(stat.S_ISUID | stat.S_ISGID)
+        # The final mode can be given to open() when the umask leaves it whole, no
+        # set-id bit is there for chown to clear, and no extended attribute or ACL is
+        # set after it (setting user.* needs write permission, and an ACL rewrites the
+        # mode): then fchmod is not needed.  The staging tree is private (0700) either way.
+        exact = not pairs and self._umask is not None and not mode & (0o7000 | self._umask)
+        create_mode = mode if exact else 0o600
+        try:
+            fd = os.open(name, _CREATE_FLAGS, create_mode, dir_fd=parent)
+        except FileExistsError:  # the archive lists this file twice: the later one wins
+            os.unlink(name, dir_fd=parent)
+            fd = os.open(name, _CREATE_FLAGS, create_mode, dir_fd=parent)
         try:
             self._stream.seek(member.offset_data)
             if member.sparse is None:
@@ -226,19 +269,28 @@ class StagingTree:
                     os.lseek(fd, offset, os.SEEK_SET)
                     self._copy(fd, length, member.name)
                 os.ftruncate(fd, member.size)
-            self._attributes(member, None, None, fd)
+            self._owners(member, fd, {})
+            if pairs:
+                self._set_xattrs(pairs, None, None, fd)
+            if not exact:
+                os.fchmod(fd, mode)
+            ns = member_mtime_ns(member)
+            os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
 
     def _copy(self, fd: int, length: int, name: str) -> None:
         left = length
+        read, write = self._stream.read, os.write
         while left:
-            chunk = self._stream.read(min(left, _BUFSIZE))
+            chunk = read(min(left, _BUFSIZE))
             if not chunk:
                 raise tarfile.ReadError(f"unexpected end of data in {name!r}")
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
+            done = write(fd, chunk)
+            if done < len(chunk):
+                view = memoryview(chunk)[done:]
+                while view:
+                    view = view[write(fd, view):]
             left -= len(chunk)
 
     # -- attributes ---------------------------------------------------------------------
@@ -249,12 +301,10 @@ class StagingTree:
         target: Any = fd if fd is not None else name
         at = {} if fd is not None else {"dir_fd": parent, "follow_symlinks": False}
         is_link = member.type == tarfile.SYMTYPE
-        if self._privileged:
-            uid = fsmeta.user_id(member.uname, member.uid)
-            gid = fsmeta.group_id(member.gname, member.gid)
-            os.chown(target, uid, gid, **at)
-        if member.pax_headers:
-            self._xattrs(member, name, parent, fd)
+        self._owners(member, target, at)
+        pairs = self._xattr_pairs(member)
+        if pairs:
+            self._set_xattrs(pairs, name, parent, fd)
         if not is_link:
             mode = member.mode & 0o7777
             if not self._privileged:
@@ -266,14 +316,28 @@ class StagingTree:
         ns = member_mtime_ns(member)
         os.utime(target, ns=(ns, ns), **at)
 
-    def _xattrs(self, member: tarfile.TarInfo, name: str | None, parent: int | None, fd: int | None) -> None:
+    def _owners(self, member: tarfile.TarInfo, target: Any, at: dict[str, Any]) -> None:
+        """As root, give ``target`` the member's owner and group (by name, falling back
+        to the ids); skipped when the entry, just created, has them already."""
+        if not self._privileged:
+            return
+        uid = fsmeta.user_id(member.uname, member.uid)
+        gid = fsmeta.group_id(member.gname, member.gid)
+        if (uid, gid) != self._owner or at or member.type == tarfile.DIRTYPE:
+            os.chown(target, uid, gid, **at)
+
+    def _xattr_pairs(self, member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+        """Return the extended attributes and ACLs to set on ``member`` (none when an
+        ACL record cannot be parsed: that is logged)."""
+        if not member.pax_headers or len(member.pax_headers) == 1 and "mtime" in member.pax_headers:
+            return []
         try:
-            pairs = fsmeta.xattrs_from_records(member.pax_headers)
+            return fsmeta.xattrs_from_records(member.pax_headers)
         except ValueError as exc:
             log.warning("Not restoring the ACL of %s: %s", member.name, exc)
-            return
-        if not pairs:
-            return
+            return []
+
+    def _set_xattrs(self, pairs: list[tuple[str, bytes]], name: str | None, parent: int | None, fd: int | None) -> None:
         refused = fsmeta.write_xattrs(fd if fd is not None else name, pairs, dir_fd=parent)  # type: ignore[arg-type]
         for xattr in refused:
             self.refused_xattrs[xattr] = self.refused_xattrs.get(xattr, 0) + 1
@@ -281,6 +345,17 @@ class StagingTree:
     def close(self) -> None:
         """Close the directory descriptors still open (any number of times)."""
         self._dirs.close()
+
+    def adopt(self, other: StagingTree) -> None:
+        """Take over the directory members and refused attributes of ``other`` (a tree
+        of another writer thread over the same root, handed different members), so
+        that :meth:`finish` applies them too.  A directory listed twice went to one
+        tree, in archive order, so the later listing still wins."""
+        self._dir_members.extend(other._dir_members)
+        other._dir_members = []
+        for xattr, count in other.refused_xattrs.items():
+            self.refused_xattrs[xattr] = self.refused_xattrs.get(xattr, 0) + count
+        other.refused_xattrs = {}
 
     def finish(self) -> None:
         """Apply the archive's directory attributes, deepest first."""
@@ -297,163 +372,3 @@ class StagingTree:
                 os.close(fd)
         for xattr, count in sorted(self.refused_xattrs.items()):
             log.warning("Extended attribute %s of %d entries not restored: the target file system refused it", xattr, count)
-
-
-class _MissingData(Exception):
-    """The reading thread stopped (with an error of its own) in the middle of a member's data."""
-
-
-class _Feed:
-    """The stream a background StagingTree reads member data from: the data pieces the
-    reading thread queued right after their member."""
-
-    def __init__(self, items: Any):
-        self._items = items
-        self._view: Any = b""
-
-    def seek(self, offset: int) -> None:
-        """Data always follows its member: nothing to do."""
-
-    def read(self, n: int) -> Any:
-        if not self._view:
-            item = next(self._items, None)
-            if item is None:
-                raise _MissingData()
-            if isinstance(item, tuple):
-                raise RuntimeError("restore pipeline out of step: member data missing")
-            self._view = memoryview(item)
-        data, self._view = self._view[:n], self._view[n:]
-        return data
-
-
-class BackgroundStaging:
-    """Create members in a thread of their own, while the caller reads the stream on.
-
-    The caller hands over each checked member with :meth:`add` and its data with
-    :meth:`data` (as many bytes as :meth:`StagingTree.data_length` says, in order);
-    a :class:`StagingTree` running in the thread creates them exactly as it would
-    have in the caller's thread, in archive order.  Work is passed in batches through
-    a bounded queue, so at most a few MiB of data wait.  :meth:`finish` waits for the
-    thread, then applies the directory attributes.
-
-    An error in the thread is raised by the next :meth:`add`, :meth:`data` or
-    :meth:`finish`.  When the caller fails itself, :meth:`stop` lets the thread
-    create what was handed over before the failing member and raises the thread's
-    error if there was one (it comes first in the archive), so an archive fails with
-    the same error whether or not its members are created in a thread.
-    """
-
-    BATCH_ITEMS = 256
-    BATCH_BYTES = 1 << 20
-    DEPTH = 2
-
-    def __init__(self, root_fd: int):
-        self._queue: queue.Queue[list[Any] | None] = queue.Queue(self.DEPTH)
-        self._batch: list[Any] = []
-        self._batch_bytes = 0
-        self._error: BaseException | None = None
-        self._abandon = False
-        self._pending = self._items()
-        self.tree = StagingTree(root_fd, _Feed(self._pending))
-        self._thread = threading.Thread(target=self._run, name="bakthat-restore-writer", daemon=True)
-        self._thread.start()
-
-    def _items(self) -> Any:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if self._error is not None or self._abandon:
-                continue  # keep emptying the queue after a failure
-            yield from batch
-
-    def _run(self) -> None:
-        items = self._pending
-        try:
-            for item in items:
-                if isinstance(item, tuple):
-                    self.tree.add(*item)
-        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
-            self._error = exc
-            for _ in items:
-                pass
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _put(self, batch: list[Any] | None) -> None:
-        while True:
-            try:
-                self._queue.put(batch, timeout=0.1)
-                return
-            except queue.Full:
-                self._raise()
-                if not self._thread.is_alive():
-                    raise RuntimeError("the restore writer thread has stopped")
-
-    def _flush(self) -> None:
-        if self._batch:
-            batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._put(batch)
-
-    def add(self, member: tarfile.TarInfo, parts: list[str]) -> None:
-        """Queue a checked member (its path components ``parts``)."""
-        self._raise()
-        self._batch.append((member, parts))
-        self._batch_bytes += tarfile.BLOCKSIZE
-        if len(self._batch) >= self.BATCH_ITEMS or self._batch_bytes >= self.BATCH_BYTES:
-            self._flush()
-
-    def data(self, piece: Any) -> None:
-        """Queue the next piece of the current member's data."""
-        self._batch.append(piece)
-        self._batch_bytes += len(piece)
-        if self._batch_bytes >= self.BATCH_BYTES:
-            self._flush()
-
-    def _join(self) -> None:
-        self._flush()
-        self._put(None)
-        self._thread.join()
-
-    def finish(self) -> None:
-        """Wait until every member is created, then apply directory attributes."""
-        self._join()
-        self._raise()
-        self.tree.finish()
-
-    def stop(self, cause: BaseException) -> None:
-        """After the caller failed with ``cause``: let the thread finish what came
-        before, and raise its error if it failed (else return; the caller re-raises)."""
-        if not self._thread.is_alive():
-            self._raise_before(cause)
-            return
-        if not isinstance(cause, Exception):  # KeyboardInterrupt and the like: quickly
-            self._abandon = True
-        try:
-            self._join()
-        except BaseException:  # noqa: BLE001 - the caller's error is raised instead
-            self._abandon = True
-            self._thread.join()
-        self._raise_before(cause)
-
-    def _raise_before(self, cause: BaseException) -> None:
-        if self._error is not None and self._error is not cause and not isinstance(self._error, _MissingData):
-            raise self._error from cause
-
-    def close(self) -> None:
-        """Close the directory descriptors (once the thread is done)."""
-        if self._thread.is_alive():
-            self._abandon = True
-            while self._thread.is_alive():
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    pass
-                try:
-                    self._queue.put_nowait(None)
-                except queue.Full:
-                    pass
-                self._thread.join(0.1)
-        self.tree.close()
