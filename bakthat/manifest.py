@@ -61,7 +61,7 @@ def archive_of(key: str) -> str:
 def build(plan: Any, stats: Any, *, size: int, sha256: str, host: str, header_sha256: str | None, version: str) -> dict[str, Any]:
     """Given a backup's plan, its tar walk's stats and what the store got, return the manifest.
 
-    ``plan`` has the attributes of :class:`bakthat.core._Plan` (name, stored_filename,
+    ``plan`` has the attributes of :class:`bakthat.backup_plan.Plan` (name, stored_filename,
     backup_date, tags as one string, compression, encryption, profile, source_path,
     session_id, key, warnings); ``stats`` those of :class:`bakthat.tarwriter` stats
     (bytes, files, partial, excluded, excluded_names, skipped, changed).  ``size`` and
