@@ -7,7 +7,6 @@ command module, so anything heavy (tqdm, the catalog) is imported inside functio
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import stat
 import sys
@@ -117,6 +116,8 @@ def plain(item: Any) -> Any:
 
 def print_json(value: Any) -> None:
     """Print a row, a list of rows or plain data as JSON on stdout (one line)."""
+    import json
+
     data = [plain(item) for item in value] if isinstance(value, list) else plain(value)
     json.dump(data, sys.stdout, default=str)
     sys.stdout.write("\n")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -42,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     directory = plugin.plugins_dir_of(settings)
     listed = available_plugins(settings)
     if args.json:
+        import json
+
         json.dump({"plugins_dir": directory, "plugins": listed}, sys.stdout)
         sys.stdout.write("\n")
         return 0
@@ -70,6 +70,8 @@ def _plugin_classes_in(path: str) -> list[str]:
 
     The file is parsed, not run.
     """
+    import ast
+
     try:
         with open(path, encoding="utf-8") as handle:
             tree = ast.parse(handle.read(), filename=path)

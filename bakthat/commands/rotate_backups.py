@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bakthat.commands._common import add_scope
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 NAME = "rotate_backups"
 HELP = "delete the backups of a name that the profile's rotation policy does not keep"
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_now(value: str | None) -> datetime | None:
     """Given ``--now`` (ISO 8601 or Unix seconds), return an aware datetime or None."""
+    from datetime import datetime, timezone
+
     from bakthat.errors import ConfigError
 
     if value is None:
@@ -85,6 +88,8 @@ def run_retention(args: argparse.Namespace, action: Callable[..., Any], *positio
 def show_plan(plan: Any, as_json: bool) -> None:
     """Print the plan: its explanation, or one JSON document on one line."""
     if as_json:
+        import json
+
         json.dump(plan.to_dict(), sys.stdout)
         sys.stdout.write("\n")
     else:
