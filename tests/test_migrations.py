@@ -25,32 +25,11 @@ from bakthat import migrations, models
 from bakthat.errors import CatalogError
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401 - fixtures
 from tests.conftest import ROOT, cli_ok, run_cli
+from tests.legacy_writer import SCHEMA_06
 
 ACCESS_KEY = "AKIAOLDBAKTHAT"
 BUCKET = "old-bakthat-bucket"
 VAULT = "old-vault"
-
-SCHEMA_0_6 = """
-CREATE TABLE "backups" ("id" INTEGER NOT NULL PRIMARY KEY, "backend" VARCHAR(255) NOT NULL,
-  "backend_hash" VARCHAR(255), "backup_date" INTEGER NOT NULL, "filename" TEXT NOT NULL,
-  "is_deleted" SMALLINT NOT NULL, "last_updated" INTEGER NOT NULL, "metadata" VARCHAR(255) NOT NULL,
-  "size" INTEGER NOT NULL, "stored_filename" TEXT NOT NULL, "tags" VARCHAR(255) NOT NULL);
-CREATE INDEX "backups_backend" ON "backups" ("backend");
-CREATE INDEX "backups_backend_hash" ON "backups" ("backend_hash");
-CREATE INDEX "backups_backup_date" ON "backups" ("backup_date");
-CREATE INDEX "backups_filename" ON "backups" ("filename");
-CREATE UNIQUE INDEX "backups_stored_filename" ON "backups" ("stored_filename");
-CREATE TABLE "jobs" ("id" INTEGER NOT NULL PRIMARY KEY, "filename" VARCHAR(255) NOT NULL, "job_id" VARCHAR(255) NOT NULL);
-CREATE INDEX "jobs_filename" ON "jobs" ("filename");
-CREATE TABLE "inventory" ("id" INTEGER NOT NULL PRIMARY KEY, "filename" VARCHAR(255) NOT NULL,
-  "archive_id" VARCHAR(255) NOT NULL);
-CREATE INDEX "inventory_filename" ON "inventory" ("filename");
-CREATE UNIQUE INDEX "inventory_archive_id" ON "inventory" ("archive_id");
-CREATE TABLE "config" ("id" INTEGER NOT NULL PRIMARY KEY, "key" VARCHAR(255) NOT NULL, "value" TEXT NOT NULL);
-CREATE UNIQUE INDEX "config_key" ON "config" ("key");
-CREATE TABLE "history" ("id" INTEGER NOT NULL PRIMARY KEY, "data" TEXT NOT NULL, "ts" INTEGER NOT NULL,
-  "action" VARCHAR(255) NOT NULL, "model" VARCHAR(255) NOT NULL, "pk" VARCHAR(255) NOT NULL);
-"""
 
 
 def hash_0_6(container: str) -> str:
@@ -92,7 +71,7 @@ ROWS_0_6 = [
 def make_0_6_catalog(path) -> None:
     """Write a catalog as bakthat 0.6 left it: schema, backups, Glacier inventory and jobs, sync state."""
     with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA_0_6)
+        db.executescript(SCHEMA_06)
         for backend, backend_hash, date, name, deleted, metadata, size, stored, tags in ROWS_0_6:
             db.execute(
                 "INSERT INTO backups (backend, backend_hash, backup_date, filename, is_deleted, last_updated, "
