@@ -109,3 +109,49 @@ def cli_ok(*args: str, env: dict | None = None, input: str | None = None, cwd=No
     result = run_cli(*args, env=env, input=input, cwd=cwd, timeout=timeout)
     assert result.returncode == 0, f"bakthat {' '.join(args)} exited {result.returncode}: {result.stderr}"
     return result
+
+
+@pytest.fixture
+def chain(tree):
+    """A full backup of the test tree, then an incremental after ``text.txt`` was removed and
+    ``sub/new.md`` added (unencrypted); return both rows, oldest first."""
+    import bakthat
+
+    rows = [bakthat.backup(str(tree), password="", level="full")]
+    (tree / "text.txt").unlink()
+    (tree / "sub" / "new.md").write_text("# new\n")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    return rows
+
+
+@pytest.fixture
+def chain3(tree):
+    """A full backup of the test tree and two incrementals on it (``added.txt`` added, then
+    ``text.txt`` changed), unencrypted; return the three rows, oldest first."""
+    import bakthat
+
+    rows = [bakthat.backup(str(tree), password="", level="full")]
+    (tree / "added.txt").write_text("added")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    (tree / "text.txt").write_text("changed")
+    rows.append(bakthat.backup(str(tree), password="", level="incr"))
+    return rows
+
+
+def lose_catalog(home: Path) -> None:
+    """Unbind and delete the catalog of ``home`` (with its WAL files), as a lost disk would."""
+    from bakthat import models
+
+    models.unbind()
+    for suffix in ("", "-wal", "-shm"):
+        path = home / f".bakthat.sqlite{suffix}"
+        if path.exists():
+            os.remove(path)
+
+
+def process_running(pid: int) -> bool:
+    """Return True if process ``pid`` exists and is not a zombie (it may still run code)."""
+    from bakthat import process
+
+    info = process.proc_stat(pid)
+    return info is not None and info.state not in ("Z", "X")

@@ -11,15 +11,6 @@ from bakthat.errors import NotFoundError
 from tests.backends.conftest import aws, moto_server, s3_client  # noqa: F401
 
 
-@pytest.fixture
-def chain(tree):
-    rows = [bakthat.backup(str(tree), password="", level="full")]
-    (tree / "text.txt").unlink()
-    (tree / "sub" / "new.md").write_text("# new\n")
-    rows.append(bakthat.backup(str(tree), password="", level="incr"))
-    return rows
-
-
 def paths(entries):
     return [entry.path for entry in entries]
 

@@ -16,6 +16,7 @@ import pytest
 
 import bakthat
 from bakthat import models
+from tests.conftest import process_running
 from tests.services import MARIADB_SERVER, POSTGRESQL_SERVER, mariadb_sql, postgresql_admin, require_binary
 from tests.sources import test_mysql as mysql_helpers
 from tests.sources import test_postgresql as pg_helpers
@@ -275,17 +276,9 @@ def test_a_hook_past_its_timeout_is_killed_with_its_whole_process_group(home, tm
     hook = json.loads(result.stdout)["jobs"][0]["hooks"][0]
     assert hook["timed_out"] is True
     child = int(pidfile.read_text())
-    assert not _alive(child), "the hook's child outlived the timeout"
+    assert not process_running(child), "the hook's child outlived the timeout"
     models.bind(str(home / "catalog.sqlite"))
     assert models.HookRuns.get().timed_out is True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ")[1][0] not in "ZX"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_dry_run_runs_only_the_dry_run_hooks_with_the_flag_set_and_stores_nothing(home, tmp_path):
@@ -393,7 +386,7 @@ def test_sigterm_during_a_job_kills_the_dump_runs_the_cleanup_hooks_and_records_
     out, err = running.communicate(timeout=60)
     assert running.returncode == 130, err
     assert cleaned.read_text() == "cleaned\n"
-    assert not _alive(int(pidfile.read_text()))
+    assert not process_running(int(pidfile.read_text()))
     models.bind(str(home / "catalog.sqlite"))
     assert [(run.job, run.status) for run in models.JobRuns.select()] == [("slow", "interrupted")]
     assert [(run.name, run.status, run.error) for run in models.SourceRuns.select()] == [

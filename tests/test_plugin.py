@@ -581,7 +581,7 @@ def test_param_defaults_make_a_required_option():
 
 # -- the heartbeat example plugin -------------------------------------------------------------------------------
 
-from tests.commands.test_heartbeat import monitor, url  # noqa: E402,F401 - the HTTP recorder fixture
+from tests.heartbeat_server import monitor, url  # noqa: E402,F401 - the HTTP recorder fixture
 
 
 def heartbeat_conf(server, path="/ping/uuid") -> dict:

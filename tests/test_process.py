@@ -9,6 +9,7 @@ import sys
 import time
 
 from bakthat import process
+from tests.conftest import process_running
 
 
 def test_bounded_output_keeps_everything_below_its_limits():
@@ -56,11 +57,6 @@ def test_display_argv_masks_password_options_url_passwords_and_known_secrets():
     assert shown == "tool '--password=***' --api-token '***' 'mysql://u:***@h/db' -x '***'"
 
 
-def _alive(pid: int) -> bool:
-    info = process.proc_stat(pid)
-    return info is not None and info.state not in ("Z", "X")
-
-
 def test_terminate_group_kills_children_that_ignore_sigterm(tmp_path):
     pidfile = tmp_path / "pid"
     script = f"trap '' TERM; sleep 300 & echo $! > {pidfile}; wait"
@@ -72,9 +68,9 @@ def test_terminate_group_kills_children_that_ignore_sigterm(tmp_path):
     process.terminate_group(child, grace=0.3)
     assert child.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
+    while process_running(grandchild) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(grandchild)
+    assert not process_running(grandchild)
 
 
 def test_a_child_runs_in_its_own_process_group():

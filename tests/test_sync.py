@@ -6,21 +6,11 @@ import json
 import os
 import time
 
-import pytest
-
 import bakthat
 from bakthat import models
 from bakthat.sync import sync
 from tests.backends.conftest import aws, moto_server  # noqa: F401 - fixtures
-from tests.conftest import run_cli, snapshot
-
-
-def lose_catalog(home) -> None:
-    models.unbind()
-    for suffix in ("", "-wal", "-shm"):
-        path = home / f".bakthat.sqlite{suffix}"
-        if path.exists():
-            os.remove(path)
+from tests.conftest import lose_catalog, run_cli, snapshot
 
 
 def test_a_lost_catalog_is_rebuilt_from_the_manifests_and_restores_work(tree, home, tmp_path):

@@ -69,19 +69,6 @@ def backed_up(tree):
     return bakthat.backup(str(tree), password="", tags="daily db", key="nightly")
 
 
-@pytest.fixture
-def chain(tree):
-    """A full backup of the test tree, then an incremental after ``text.txt`` was removed and
-    ``sub/new.md`` added (unencrypted); return both rows, oldest first."""
-    import bakthat
-
-    rows = [bakthat.backup(str(tree), password="", level="full")]
-    (tree / "text.txt").unlink()
-    (tree / "sub" / "new.md").write_text("# new\n")
-    rows.append(bakthat.backup(str(tree), password="", level="incr"))
-    return rows
-
-
 def expect(result: Ran, code: int, text: str = "") -> None:
     """Assert a command exited ``code`` with ``text`` in its stderr and no traceback."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)

@@ -6,21 +6,7 @@ import json
 import os
 import time
 
-import pytest
-
-import bakthat
 from tests.commands.conftest import expect
-
-
-@pytest.fixture
-def chain3(tree):
-    """A full backup and two incrementals on it, oldest first."""
-    rows = [bakthat.backup(str(tree), password="", level="full")]
-    (tree / "added.txt").write_text("added")
-    rows.append(bakthat.backup(str(tree), password="", level="incr"))
-    (tree / "text.txt").write_text("changed")
-    rows.append(bakthat.backup(str(tree), password="", level="incr"))
-    return rows
 
 
 def flip_byte(path):

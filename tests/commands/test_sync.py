@@ -11,15 +11,8 @@ from datetime import datetime, timezone
 import bakthat
 from bakthat import models
 from tests.commands.conftest import expect
+from tests.conftest import lose_catalog
 from tests.legacy_writer import backup_object
-
-
-def lose_catalog(home) -> None:
-    models.unbind()
-    for suffix in ("", "-wal", "-shm"):
-        path = home / f".bakthat.sqlite{suffix}"
-        if path.exists():
-            os.remove(path)
 
 
 def names() -> list[str]:

@@ -12,10 +12,10 @@ import uuid
 
 import pytest
 
-from bakthat import process
 from bakthat.context import RunContext
 from bakthat.errors import ConfigError
 from bakthat.hooks.command import CommandHook, parse_hook, run_hook
+from tests.conftest import process_running
 
 
 def context(**changes) -> RunContext:
@@ -109,11 +109,6 @@ def test_a_missing_program_is_a_failed_result_not_an_exception():
     assert result.error == "command not found: /nonexistent/bakthat-hook"
 
 
-def _alive(pid: int) -> bool:
-    info = process.proc_stat(pid)
-    return info is not None and info.state not in ("Z", "X")
-
-
 @pytest.mark.parametrize("ignores_term", [False, True])
 def test_a_hook_past_its_timeout_is_killed_with_its_whole_process_group(tmp_path, ignores_term):
     pidfile = tmp_path / "child.pid"
@@ -127,9 +122,9 @@ def test_a_hook_past_its_timeout_is_killed_with_its_whole_process_group(tmp_path
     assert time.monotonic() - started < 30
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while process_running(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(child), "the hook's background child survived the timeout"
+    assert not process_running(child), "the hook's background child survived the timeout"
 
 
 def test_a_hook_printing_50_mb_is_captured_bounded_without_deadlock():
@@ -178,6 +173,6 @@ def test_an_interrupt_while_a_hook_runs_kills_its_group_and_propagates(tmp_path)
     timer.join()
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while process_running(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(child)
+    assert not process_running(child)

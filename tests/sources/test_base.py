@@ -16,7 +16,6 @@ import uuid
 
 import pytest
 
-from bakthat import process
 from bakthat.context import RunContext
 from bakthat.errors import BakthatError, ConfigError, IntegrityError
 from bakthat.sources.base import (
@@ -35,6 +34,7 @@ from bakthat.sources.base import (
     require_program,
     text_list,
 )
+from tests.conftest import process_running
 
 
 def py(code: str) -> list[str]:
@@ -228,10 +228,9 @@ def test_abort_kills_the_whole_process_group_runs_the_cleanup_once_and_may_be_re
     dump.abort()
     dump.abort()
     deadline = time.monotonic() + 5
-    while (info := process.proc_stat(child)) is not None and info.state != "Z" and time.monotonic() < deadline:
+    while process_running(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    info = process.proc_stat(child)
-    assert info is None or info.state == "Z"
+    assert not process_running(child)
     assert cleaned == [True]
 
 
