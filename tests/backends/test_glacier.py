@@ -1,4 +1,8 @@
-"""Destination glacier: S3 archive storage classes, and the legacy vault API, against moto."""
+"""Destination glacier: S3 archive storage classes, and the legacy vault API, against moto.
+
+The vault backend's own tests are in test_vault.py, its streams' in test_vault_transfer.py,
+the retrievals table and wait loop's in test_retrieval.py.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +41,6 @@ class TestGlacierVaultConformance(BackendConformance):
 
 # --------------------------------------------------------------------------- S3 archive classes
 
-import hashlib  # noqa: E402
-import io  # noqa: E402
 import os  # noqa: E402
 
 import bakthat  # noqa: E402
@@ -152,162 +154,6 @@ def test_the_vault_mode_can_be_turned_off(aws):
     assert isinstance(get_backend("glacier", VAULT_CONF), VaultBackend)
 
 
-class FakeVault:
-    """A Glacier client that checks tree hashes and serves ranges, as the real service does."""
-
-    def __init__(self):
-        self.parts = {}
-        self.archives = {}
-        self.aborted = []
-
-    def create_vault(self, **kwargs):
-        return {}
-
-    def initiate_multipart_upload(self, vaultName, archiveDescription, partSize):
-        self.part_size = int(partSize)
-        return {"uploadId": "up-1"}
-
-    def upload_multipart_part(self, vaultName, uploadId, range, checksum, body):
-        start, end = (int(x) for x in range.split()[1].split("/")[0].split("-"))
-        assert end - start + 1 == len(body) <= self.part_size
-        assert start % self.part_size == 0, "a part starts at a multiple of the part size"
-        assert checksum == _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(body)).hex()
-        self.parts[start] = bytes(body)
-        return {"checksum": checksum}
-
-    def complete_multipart_upload(self, vaultName, uploadId, archiveSize, checksum):
-        offsets = sorted(self.parts)
-        # As Glacier: every part but the last is exactly partSize, and they follow each other.
-        assert all(len(self.parts[offset]) == self.part_size for offset in offsets[:-1])
-        assert offsets == [index * self.part_size for index in range(len(offsets))]
-        data = b"".join(self.parts[offset] for offset in offsets)
-        assert int(archiveSize) == len(data)
-        assert checksum == _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(data)).hex()
-        self.archives["arch-1"] = data
-        return {"archiveId": "arch-1", "checksum": checksum}
-
-    def abort_multipart_upload(self, vaultName, uploadId):
-        self.aborted.append(uploadId)
-
-    def initiate_job(self, vaultName, jobParameters):
-        return {"jobId": "job-1"}
-
-    def describe_job(self, vaultName, jobId):
-        return {"Completed": True, "StatusCode": "Succeeded", "CompletionDate": "2026-01-01T00:00:00.000Z"}
-
-    def get_job_output(self, vaultName, jobId, range):
-        start, end = (int(x) for x in range.split("=")[1].split("-"))
-        data = self.archives["arch-1"][start : end + 1]
-        return {
-            "body": io.BytesIO(data),
-            "status": 206,
-            "contentRange": f"bytes {start}-{end}/*",
-            "checksum": _vault_transfer.tree_hash(_vault_transfer.leaf_hashes(data)).hex(),
-        }
-
-
-def test_a_large_vault_archive_goes_up_in_tree_hashed_parts_and_down_in_ranges(catalog):
-    store = VaultBackend({"glacier_vault": "v", "vault_part_size": "1MiB", "vault_chunk_size": "1MiB"})
-    fake = FakeVault()
-    store.client = fake
-    data = os.urandom(3 * MiB + 12345)
-    store.put("big", io.BytesIO(data))
-    assert sorted(fake.parts) == [0, MiB, 2 * MiB, 3 * MiB]
-    with pytest.raises(RetrievalPendingError):
-        store.prepare_read("big")
-    store.prepare_read("big")  # the job is done now
-    with store.open_read("big") as stream:
-        assert hashlib.sha256(stream.read()).hexdigest() == hashlib.sha256(data).hexdigest()
-
-
-def test_a_damaged_vault_range_is_an_integrity_error(catalog):
-    from bakthat.errors import IntegrityError
-
-    store = VaultBackend({"glacier_vault": "v", "vault_part_size": "1MiB", "vault_chunk_size": "1MiB", "retrieval_wait": True, "retrieval_poll_interval": 0.01})
-    fake = FakeVault()
-    store.client = fake
-    store.put("big", io.BytesIO(os.urandom(2 * MiB + 1)))
-    fake.archives["arch-1"] = fake.archives["arch-1"][:-1] + bytes([fake.archives["arch-1"][-1] ^ 0xFF])
-    original = fake.get_job_output
-
-    def lying(**kwargs):
-        response = original(**kwargs)
-        response.pop("checksum")
-        return response
-
-    fake.get_job_output = lying
-    with pytest.raises(IntegrityError), store.open_read("big") as stream:
-        stream.read()
-
-
-class Recording:
-    """Wrap a boto3 Glacier client; record each call's name, arguments and response (all over HTTP)."""
-
-    def __init__(self, client):
-        self._client = client
-        self.calls = []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-
-        def call(**kwargs):
-            response = method(**kwargs)
-            self.calls.append((name, {k: v for k, v in kwargs.items() if k != "body"}, response))
-            return response
-
-        return call
-
-    def named(self, name):
-        return [(arguments, response) for called, arguments, response in self.calls if called == name]
-
-
-def small_parts_vault():
-    return get_backend(
-        "glacier",
-        {"glacier_vault": "parts", "vault_part_size": "1MiB", "vault_chunk_size": "1MiB", "retrieval_tier": "Expedited",
-         "retrieval_wait": True, "retrieval_poll_interval": 0.05},
-    )
-
-
-def test_a_vault_archive_goes_up_in_tree_hashed_parts_and_down_in_ranges_on_the_server(aws, catalog):
-    store = small_parts_vault()
-    store.client = recording = Recording(store.client)
-    data = os.urandom(5 * MiB + 12345)  # six 1 MiB leaves: the tree hash has an odd level
-    parts = 6
-    store.put("big", io.BytesIO(data))
-    ranges = [arguments["range"] for arguments, _ in recording.named("upload_multipart_part")]
-    assert ranges == [f"bytes {n * MiB}-{min((n + 1) * MiB, len(data)) - 1}/*" for n in range(parts)]
-    assert [arguments["partSize"] for arguments, _ in recording.named("initiate_multipart_upload")] == [str(MiB)]
-    (completed, response), = recording.named("complete_multipart_upload")
-    assert completed["archiveSize"] == str(len(data))
-    assert response["checksum"] == completed["checksum"]  # the server's tree hash of what it received
-    with store.open_read("big") as stream:
-        assert hashlib.sha256(stream.read()).hexdigest() == hashlib.sha256(data).hexdigest()
-    outputs = recording.named("get_job_output")
-    assert [arguments["range"] for arguments, _ in outputs] == [
-        f"bytes={n * MiB}-{min((n + 1) * MiB, len(data)) - 1}" for n in range(parts)
-    ]
-    assert all(response["contentRange"] and response["checksum"] for _, response in outputs)
-
-
-def test_a_vault_archive_damaged_at_rest_is_an_integrity_error(aws, catalog):
-    from moto.glacier.models import glacier_backends
-
-    from bakthat.errors import IntegrityError
-
-    store = small_parts_vault()
-    store.put("big", io.BytesIO(os.urandom(2 * MiB + 1)))
-    archive_id = store.stat("big").metadata["archive_id"]
-    from moto.core import DEFAULT_ACCOUNT_ID
-
-    archives = glacier_backends[DEFAULT_ACCOUNT_ID][store.region].vaults["parts"].archives
-    body = bytearray(archives[archive_id]["body"])
-    body[MiB + 7] ^= 0xFF  # in the second 1 MiB range: its tree hash, made by the server, matches
-    archives[archive_id]["body"] = bytes(body)
-    with pytest.raises(IntegrityError, match="SHA-256 mismatch"), store.open_read("big") as stream:
-        stream.read()
-
-
 def test_the_server_refuses_parts_that_break_glacier_rules(aws):
     """The server the vault tests talk to checks part sizes and tree hashes, as Glacier does."""
     import boto3
@@ -324,13 +170,6 @@ def test_the_server_refuses_parts_that_break_glacier_rules(aws):
         client.upload_multipart_part(vaultName="rules", uploadId=upload, range=f"bytes 0-{MiB - 1}/*", checksum=wrong, body=part)
     with pytest.raises(ClientError, match="bad part range"):
         client.upload_multipart_part(vaultName="rules", uploadId=upload, range="bytes 5-10/*", checksum=wrong, body=part[:6])
-
-
-def test_vault_part_size_must_be_a_power_of_two():
-    from bakthat.errors import ConfigError
-
-    with pytest.raises(ConfigError):
-        VaultBackend({"glacier_vault": "v", "vault_part_size": "3MiB"})
 
 
 def test_an_s3_object_in_an_archive_class_is_restored_the_same_way(aws, tree, tmp_path):
