@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import bakthat
-from bakthat import eventing, models, plugin
+from bakthat import eventing, models, plugin, plugin_loading
 from bakthat.errors import ConfigError, VetoedError
 from bakthat.plugin import HookError, Param, Plugin, PluginError, call_hook, unload_plugins
 from tests.conftest import ROOT, cli_ok, run_cli
@@ -761,7 +761,7 @@ def test_loading_again_is_cheap_when_everything_is_active(plugins_dir, data, mon
     write(plugins_dir, "recorder", RECORDER)
     conf = conf_for(plugins_dir, "recorder.First")
     bakthat.backup(str(data), conf=conf, prompt="no")
-    monkeypatch.setattr(plugin, "_add_plugins_dir", lambda directory: pytest.fail("nothing to load"))
+    monkeypatch.setattr(plugin_loading, "_add_plugins_dir", lambda directory: pytest.fail("nothing to load"))
     bakthat.backup(str(data), conf=conf, prompt="no")
 
 
