@@ -259,7 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     activated, then the full parser (with the plugins' commands) parses the line.
     """
     from bakthat.commands._common import apply_scope_defaults
+    from bakthat.drivers import defer_postgresql_driver
 
+    defer_postgresql_driver()  # peewee loads psycopg2 only for a PostgreSQL catalog
     argv = list(sys.argv[1:] if argv is None else argv)
     early = _preparse(argv)
     saved_logging = _configure_logging(early.verbose, early.quiet)

@@ -83,3 +83,39 @@ def test_profile_config_and_destination_are_accepted_before_the_command(data, ho
 def test_a_destination_before_a_command_that_has_none_is_refused():
     result = run_cli("-d", "s3", "configure", "--show")
     assert result.returncode == 2 and "configure does not take -d/--destination" in result.stderr
+
+
+# -- start-up (issue 15: --help and show stay fast) ---------------------------------------
+
+#: Libraries that no command needs to start, and that --help, --version and show must not
+#: import: each costs milliseconds to tens of milliseconds before any work.
+NEVER_AT_START_UP = ("boto3", "botocore", "s3transfer", "swiftclient", "keystoneclient", "cryptography", "psycopg2",
+                     "zstandard", "requests", "tqdm")
+#: What --help and --version do not need either: the catalog and the config parser.
+NOT_FOR_HELP = ("peewee", "yaml", "sqlite3", "bakthat.models", "bakthat.core")
+
+START_UP = """
+import contextlib, io, json, sys
+from bakthat.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["show"], ["show", "--json"]], ids=" ".join)
+def test_help_version_and_show_start_without_importing_what_they_do_not_use(home, args):
+    import subprocess
+    import sys
+
+    (home / ".bakthat.yml").write_text("default:\n  compression: zstd\n  exclude: ['*.tmp']\n")
+    result = subprocess.run([sys.executable, "-c", START_UP, *args], capture_output=True, text=True, cwd=home)
+    assert result.returncode == 0, result.stderr
+    code, modules = json.loads(result.stdout)
+    assert code == 0, result.stderr
+    unexpected = NEVER_AT_START_UP + (NOT_FOR_HELP if args[0].startswith("--") else ())
+    assert [name for name in unexpected if name in modules] == []
+    assert ("peewee" in modules) == (args[0] == "show")  # the check itself sees the catalog opened
