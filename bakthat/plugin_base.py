@@ -165,10 +165,10 @@ class Plugin(abc.ABC):
         from bakthat import file_filters
 
         if not callable(func):
-            raise PluginError(_record_of(self).spec, f"file filter {func!r} is not callable")
+            raise PluginError(record_of(self).spec, f"file filter {func!r} is not callable")
         name = name or f"{type(self).__name__}.{getattr(func, '__name__', 'filter')}"
         if name in file_filters.REGISTRY:
-            raise PluginError(_record_of(self).spec, f"a file filter named {name!r} is already registered")
+            raise PluginError(record_of(self).spec, f"a file filter named {name!r} is already registered")
         self.patch(file_filters.REGISTRY, name, func)
 
     def register_hook(self, name: str, func: Callable[[dict[str, Any]], Any]) -> None:

@@ -98,3 +98,40 @@ def test_unloading_the_plugin_removes_its_filter(with_plugin, home, tree):
 def test_without_filters_the_walk_gets_none_to_call():
     assert file_filters.REGISTRY == {}
     assert file_filters.active() is None
+
+
+
+def direct_plugin():
+    """Return a plugin created directly (as a test or an embedding does), not loaded from a profile."""
+    from bakthat.plugin import Plugin
+
+    class Filtering(Plugin):
+        def activate(self):
+            pass
+
+    return Filtering()
+
+def test_a_file_filter_that_is_not_callable_is_a_plugin_error_naming_the_plugin():
+    from bakthat.plugin import PluginError
+
+    with pytest.raises(PluginError, match=r"plugin 'Filtering': file filter 'skip' is not callable"):
+        direct_plugin().register_file_filter("skip")
+    assert file_filters.REGISTRY == {}
+
+
+def test_a_second_file_filter_of_the_same_name_is_a_plugin_error_and_the_first_stays():
+    from bakthat.plugin import PluginError, _undo
+
+    first, second = direct_plugin(), direct_plugin()
+
+    def keep(path, st):
+        return False
+
+    first.register_file_filter(keep, name="shared")
+    try:
+        with pytest.raises(PluginError, match=r"plugin 'Filtering': a file filter named 'shared' is already registered"):
+            second.register_file_filter(lambda path, st: True, name="shared")
+        assert file_filters.REGISTRY == {"shared": keep}
+    finally:
+        _undo(first)
+    assert file_filters.REGISTRY == {}
