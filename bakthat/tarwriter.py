@@ -49,6 +49,8 @@ from bakthat.errors import BakthatError
 log = logging.getLogger("bakthat")
 
 BUFFER_SIZE = 1 << 20
+#: Regular files up to this size are read in one call and written with their header.
+SMALL_FILE = 64 << 10
 #: How many excluded entries the stats keep by name (the count is always complete).
 NAMED_EXCLUDED = 20
 SOCKET = "a socket cannot be archived"
@@ -212,6 +214,10 @@ class _Writer:
     def __init__(self, sink: Any, stats: TarStats, progress: Callable[[int], None] | None):
         self._sink = sink
         self._offset = 0
+        # File data is read into this one buffer (no new 1 MiB object, and no fresh
+        # pages to fault in, per read); the sink copies what it keeps.
+        self._buffer = bytearray(BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
         self._stats = stats
         self._progress = progress
         # (dev, ino) -> [archive name of the first link, links still to come]
@@ -266,19 +272,50 @@ class _Writer:
         self._stats.bytes += size
         return missing
 
+    def small(self, header: bytes, fd: int, size: int) -> int:
+        """Write a regular file of at most SMALL_FILE bytes, header, data and padding in
+        one write; return how many bytes it was short of (zero-filled)."""
+        data = os.read(fd, size) if size else b""
+        if len(data) < size:
+            more = self._read_rest(fd, size - len(data))
+            data += more
+        missing = size - len(data)
+        self.write(header + data + bytes(missing + (-size % tarfile.BLOCKSIZE)))
+        self._stats.files += 1
+        self._stats.bytes += size
+        if self._progress is not None and data:
+            self._progress(len(data))
+        return missing
+
+    @staticmethod
+    def _read_rest(fd: int, left: int) -> bytes:
+        """Read up to ``left`` more bytes (a short read is not always the end)."""
+        parts = []
+        while left:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
     def _copy_range(self, fd: int, offset: int | None, length: int) -> int:
         if offset is not None:
             os.lseek(fd, offset, os.SEEK_SET)
         left = length
+        buffer, view, sink, progress = [self._buffer], self._view, self._sink, self._progress
         while left:
-            chunk = os.read(fd, min(left, BUFFER_SIZE))
-            if not chunk:
+            if left < BUFFER_SIZE:
+                buffer = [view[:left]]
+            count = os.readv(fd, buffer)
+            if not count:
                 self.write(bytes(left))  # the file shrank: keep the archive well-formed
                 return left
-            self.write(chunk)
-            left -= len(chunk)
-            if self._progress is not None:
-                self._progress(len(chunk))
+            sink.write(view[:count])
+            self._offset += count
+            left -= count
+            if progress is not None:
+                progress(count)
         return 0
 
     def finish(self) -> None:
@@ -471,6 +508,8 @@ class _Walk:
                 segments = None
         if segments is None:
             header = self.writer.header(before, arc, records, tarfile.REGTYPE, size=size)
+            if size <= SMALL_FILE:
+                return self.writer.small(header, fd, size)
         else:
             head, _, tail = arc.rpartition("/")
             stand_in = f"{head or '.'}/GNUSparseFile.0/{tail}"
@@ -556,7 +595,9 @@ def write_tar(
     minus what ``excludes`` (a pathspec matched against paths relative to the source)
     matches and bakthat's own files in ``skip`` (compared by device and inode).  When
     ``source`` is a symbolic link, what it points to is archived.  ``progress`` is called
-    with the byte count of each chunk of file data read.  Return the counts (see
+    with the byte count of each chunk of file data read.  ``fileobj.write`` may be
+    handed a view of a buffer that is reused once it returns: it copies what it keeps
+    (compressors, ``io.BytesIO`` and :class:`bakthat.streams.WriteBehind` do).  Return the counts (see
     :class:`TarStats`).  With a ``planner`` (:class:`bakthat.changes.ChangeSet`), only
     the entries it wants are written, then what its tail lists (the caller then calls
     its ``finish()``).  The counts go into ``stats`` if given (a fresh TarStats), so
