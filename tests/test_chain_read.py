@@ -30,7 +30,8 @@ def evolve(root: Path, conf: dict | None = None, password: str = "") -> tuple[li
 
 
 @pytest.fixture
-def chain(tmp_path):
+def evolved(tmp_path):
+    """The rows of full -> diff -> incr -> incr of a changing tree, and its state at each."""
     root = make_source(tmp_path / "src" / "www")
     rows, states = evolve(root)
     return rows, states
@@ -40,16 +41,16 @@ def restored_state(target: Path) -> dict:
     return tree_state(target / "www")
 
 
-def test_each_backup_records_its_level_and_base(chain):
-    rows, _ = chain
+def test_each_backup_records_its_level_and_base(evolved):
+    rows, _ = evolved
     assert [row.level for row in rows] == ["full", "diff", "incr", "incr"]
     assert [row.base for row in rows] == [None, rows[0].stored_filename, rows[1].stored_filename, rows[2].stored_filename]
     assert all(row.metadata["index"]["key"] == row.stored_filename + ".index.jsonl.zst" for row in rows)
     assert rows[1].metadata["index"]["deletions"] == 1  # docs/deep/b.txt
 
 
-def test_a_chain_restores_exactly_to_each_point(chain, tmp_path):
-    rows, states = chain
+def test_a_chain_restores_exactly_to_each_point(evolved, tmp_path):
+    rows, states = evolved
     for number, (row, state) in enumerate(zip(rows, states)):
         target = tmp_path / f"out{number}"
         bakthat.restore(row.stored_filename, target=target, prompt="no")
@@ -57,8 +58,8 @@ def test_a_chain_restores_exactly_to_each_point(chain, tmp_path):
         assert sorted(os.listdir(target)) == ["www"], "no work directory is left behind"
 
 
-def test_at_picks_the_newest_state_at_or_before_the_date(chain, tmp_path):
-    rows, states = chain
+def test_at_picks_the_newest_state_at_or_before_the_date(evolved, tmp_path):
+    rows, states = evolved
     from bakthat.levels import utc_iso
 
     for number, (row, state) in enumerate(zip(rows, states)):
@@ -71,8 +72,8 @@ def test_at_picks_the_newest_state_at_or_before_the_date(chain, tmp_path):
     assert not (tmp_path / "none").exists()
 
 
-def test_a_damaged_middle_link_is_refused_before_anything_is_written(chain, home, tmp_path):
-    rows, _ = chain
+def test_a_damaged_middle_link_is_refused_before_anything_is_written(evolved, home, tmp_path):
+    rows, _ = evolved
     archive = home / ".bakthat_store" / rows[1].stored_filename
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -88,8 +89,8 @@ def test_a_damaged_middle_link_is_refused_before_anything_is_written(chain, home
 
 
 @pytest.mark.parametrize("lost", ["archive", "index"])
-def test_a_missing_middle_link_is_named_and_nothing_is_written(chain, home, tmp_path, lost):
-    rows, _ = chain
+def test_a_missing_middle_link_is_named_and_nothing_is_written(evolved, home, tmp_path, lost):
+    rows, _ = evolved
     store = home / ".bakthat_store"
     key = rows[2].stored_filename + (".index.jsonl.zst" if lost == "index" else "")
     (store / key).unlink()
@@ -101,15 +102,15 @@ def test_a_missing_middle_link_is_named_and_nothing_is_written(chain, home, tmp_
     assert list(target.iterdir()) == []
 
 
-def test_a_deleted_base_row_breaks_the_chain_by_name(chain, tmp_path):
-    rows, _ = chain
+def test_a_deleted_base_row_breaks_the_chain_by_name(evolved, tmp_path):
+    rows, _ = evolved
     rows[1].set_deleted()
     with pytest.raises(BrokenChainError, match=rows[1].stored_filename):
         bakthat.restore(rows[2].stored_filename, target=tmp_path / "out", prompt="no")
 
 
-def test_include_restores_only_matching_paths_reading_only_the_archives_holding_them(chain, home, tmp_path):
-    rows, states = chain
+def test_include_restores_only_matching_paths_reading_only_the_archives_holding_them(evolved, home, tmp_path):
+    rows, states = evolved
     store = home / ".bakthat_store"
     # added.txt is held by the diff and new-name.txt by the first incr: the others are not read
     for row in (rows[0], rows[3]):
@@ -123,8 +124,8 @@ def test_include_restores_only_matching_paths_reading_only_the_archives_holding_
     assert restored["."][:3] == states[3]["."][:3], "the parent gets the recorded mode and mtime"
 
 
-def test_include_of_a_directory_brings_everything_below_it(chain, tmp_path):
-    rows, states = chain
+def test_include_of_a_directory_brings_everything_below_it(evolved, tmp_path):
+    rows, states = evolved
     target = tmp_path / "out"
     bakthat.restore(rows[2].stored_filename, include=["docs/"], target=target, prompt="no")
     restored = restored_state(target)
@@ -132,14 +133,14 @@ def test_include_of_a_directory_brings_everything_below_it(chain, tmp_path):
     assert {path: value for path, value in restored.items() if path != "."} == expected
 
 
-def test_include_that_matches_nothing_is_an_error(chain, tmp_path):
+def test_include_that_matches_nothing_is_an_error(evolved, tmp_path):
     with pytest.raises(NotFoundError, match="matches"):
         bakthat.restore("www", include=["nothing-like-this"], target=tmp_path / "out", prompt="no")
     assert not (tmp_path / "out").exists()
 
 
-def test_a_chain_restore_refuses_existing_entries_unless_overwrite(chain, tmp_path):
-    rows, states = chain
+def test_a_chain_restore_refuses_existing_entries_unless_overwrite(evolved, tmp_path):
+    rows, states = evolved
     target = tmp_path / "out"
     bakthat.restore(rows[0].stored_filename, target=target, prompt="no")
     with pytest.raises(TargetExistsError):
@@ -167,10 +168,10 @@ def test_an_encrypted_chain_restores_with_its_password(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_sync_into_an_empty_catalog_rebuilds_a_chain_that_then_restores(chain, home, tmp_path):
+def test_sync_into_an_empty_catalog_rebuilds_a_chain_that_then_restores(evolved, home, tmp_path):
     from bakthat.sync import sync
 
-    rows, states = chain
+    rows, states = evolved
     models.unbind()
     other = {"database": str(tmp_path / "rebuilt.sqlite")}
     added = sync(conf=other)
@@ -183,15 +184,15 @@ def test_sync_into_an_empty_catalog_rebuilds_a_chain_that_then_restores(chain, h
     assert differences(states[3], restored_state(tmp_path / "out")) == []
 
 
-def test_deleting_a_backup_deletes_its_index(chain, home):
-    rows, _ = chain
+def test_deleting_a_backup_deletes_its_index(evolved, home):
+    rows, _ = evolved
     bakthat.delete(rows[3].stored_filename)
     left = sorted(path.name for path in (home / ".bakthat_store").iterdir() if path.name.startswith(rows[3].stored_filename))
     assert left == []
 
 
-def test_a_dry_run_of_a_chain_reads_it_and_lists_the_state_without_writing(chain, home, tmp_path):
-    rows, states = chain
+def test_a_dry_run_of_a_chain_reads_it_and_lists_the_state_without_writing(evolved, home, tmp_path):
+    rows, states = evolved
     target = tmp_path / "out"
     plan = bakthat.restore(rows[3].stored_filename, target=target, prompt="no", dry_run=True)
     assert plan.dry_run and not plan.refused and not target.exists()

@@ -13,7 +13,18 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bakthat.errors import ConfigError
-from bakthat.rotation_plan import UNITS, Policy, bucket_key, bucket_label, parse_interval, plan_age, plan_rotation
+from bakthat.rotation_plan import (
+    UNITS,
+    Policy,
+    RefusedError,
+    bucket_key,
+    bucket_label,
+    parse_interval,
+    plan_age,
+    plan_rotation,
+    utc_iso,
+    week_day_named,
+)
 from bakthat.utils import _interval_string_to_seconds
 
 UTC = timezone.utc
@@ -362,3 +373,25 @@ def test_a_bad_policy_is_a_config_error(block, message):
     with pytest.raises(ConfigError) as raised:
         Policy.from_mapping(block)
     assert message in str(raised.value)
+
+
+def test_week_days_are_named_by_three_letters_or_more():
+    assert [week_day_named(day) for day in ("Monday", "sat", " SUNDAY ", "thu", "tues")] == [0, 5, 6, 3, 1]
+    assert [week_day_named(day) for day in ("mo", "s", "", "someday", "frid4y")] == [None] * 5
+
+
+def test_utc_iso_formats_a_unix_time_and_shows_the_number_when_out_of_range():
+    assert utc_iso(NOW) == "2026-11-22T12:00:00Z"
+    assert utc_iso(10**20) == str(10**20)
+
+
+def test_a_refused_plan_is_a_config_error_that_carries_the_plan():
+    plan = plan_rotation(rows_at([NOW - 100 * DAY, NOW - 90 * DAY, NOW - 80 * DAY]), policy(days=7), NOW)
+    error = RefusedError(plan.refused, plan)
+    assert isinstance(error, ConfigError) and error.exit_code == 2 and error.plan is plan
+
+
+@pytest.mark.parametrize("now", ["2026-11-22", True, None.__class__])
+def test_now_that_is_not_a_time_is_a_config_error_naming_it(now):
+    with pytest.raises(ConfigError, match="now= must be a Unix time or an aware datetime"):
+        plan_rotation(rows_at([NOW]), policy(days=2), now)
