@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from bakthat import heartbeat
-from tests.conftest import cli_ok, make_tree, run_cli
+from tests.conftest import cli_ok, run_cli
 from tests.heartbeat_server import monitor, url  # noqa: F401 - fixture
 
 
@@ -16,14 +16,9 @@ def configure(home, value: str) -> None:
     (home / ".bakthat.yml").write_text(f"default:\n  heartbeat_url: '{value}'\n")
 
 
-@pytest.fixture
-def data(tmp_path):
-    return make_tree(tmp_path / "data" / "mydir")
-
-
-def test_a_successful_backup_pings_the_url(home, monitor, data):
+def test_a_successful_backup_pings_the_url(home, monitor, tree):
     configure(home, url(monitor))
-    result = run_cli("backup", str(data), "--prompt", "no")
+    result = run_cli("backup", str(tree), "--prompt", "no")
     assert result.returncode == 0, result.stderr
     assert monitor.paths == ["/ping/s3cr3t-uuid"]
     state = json.loads(cli_ok("periodic_backups", "--json").stdout)
@@ -38,20 +33,20 @@ def test_a_failed_backup_pings_fail_and_keeps_its_exit_code(home, monitor, tmp_p
     assert monitor.paths == ["/ping/s3cr3t-uuid/fail"]
 
 
-def test_status_and_key_placeholders(home, monitor, data):
+def test_status_and_key_placeholders(home, monitor, tree):
     configure(home, url(monitor, "/push?status={status}&check={key}"))
-    assert run_cli("backup", str(data), "--prompt", "no").returncode == 0
+    assert run_cli("backup", str(tree), "--prompt", "no").returncode == 0
     assert monitor.paths == []
-    assert run_cli("backup", str(data), "--prompt", "no", "-k", "db nightly").returncode == 0
+    assert run_cli("backup", str(tree), "--prompt", "no", "-k", "db nightly").returncode == 0
     assert monitor.paths == ["/push?status=success&check=db%20nightly"]
 
 
-def test_an_unreachable_monitor_is_a_warning_naming_only_the_host(home, data):
+def test_an_unreachable_monitor_is_a_warning_naming_only_the_host(home, tree):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     configure(home, f"http://127.0.0.1:{port}/ping/s3cr3t-uuid")
-    result = run_cli("backup", str(data), "--prompt", "no")
+    result = run_cli("backup", str(tree), "--prompt", "no")
     assert result.returncode == 0, result.stderr
     assert f"warning: heartbeat ping (success) to http://127.0.0.1:{port}/… failed" in result.stderr
     assert "s3cr3t" not in result.stderr
@@ -60,10 +55,10 @@ def test_an_unreachable_monitor_is_a_warning_naming_only_the_host(home, data):
     assert "NOT delivered" in cli_ok("periodic_backups").stdout
 
 
-def test_an_http_error_is_a_warning(home, monitor, data):
+def test_an_http_error_is_a_warning(home, monitor, tree):
     monitor.status = 500
     configure(home, url(monitor))
-    result = run_cli("backup", str(data), "--prompt", "no")
+    result = run_cli("backup", str(tree), "--prompt", "no")
     assert result.returncode == 0
     assert "failed: HTTP 500" in result.stderr and "s3cr3t" not in result.stderr
 
