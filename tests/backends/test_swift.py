@@ -1,33 +1,31 @@
-"""The Swift backend against a real one-node Swift (.ci/swift-start): conformance, large
-objects, faults, verified reads, stale segments, configuration, logs.
+"""The Swift backend against a real one-node Swift (.ci/swift-start): conformance, deletes,
+faults through backup and restore, configuration, Keystone, logs.
 
-Faults are injected at our own layer (a wrapper around swiftclient's Connection), as
-for S3: the real Swift neither fails nor corrupts on demand.
+Its upload half is tested in test_swift_upload.py, its reads in test_swift_read.py, its
+HTTP statuses and errors in test_swift_http.py.  Faults are injected at our own layer
+(tests/backends/swift_faults.py): the real Swift neither fails nor corrupts on demand.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import io
 import json
 import logging
 import os
 import threading
-import time
-import tracemalloc
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import bakthat
-from bakthat import backends, models
+from bakthat import models
 from bakthat.backends import get_backend, swift
-from bakthat.errors import AlreadyExistsError, ConfigError, IntegrityError, StorageError
-from bakthat.testing.conformance import BackendConformance, InterruptingReader
+from bakthat.errors import ConfigError, IntegrityError, StorageError
+from bakthat.testing.conformance import BackendConformance
 from tests.conftest import run_cli, snapshot
-from tests.services import swift_connection, swift_names, unavailable
+from tests.backends.swift_faults import install_faulty, objects_of, random_tree, segments_of, small_segments
+from tests.services import swift_connection, unavailable
 
 MiB = 1 << 20
 
@@ -41,165 +39,7 @@ class TestSwiftConformance(BackendConformance):
     pass
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-class ClientException(Exception):
-    """Shaped like swiftclient's: an ``http_status``."""
-
-    def __init__(self, status: int):
-        super().__init__(f"injected HTTP {status}")
-        self.http_status = status
-
-
-class Faults:
-    """What to break, and what happened, shared by every connection a backend makes."""
-
-    def __init__(self, fail_segment=None, fail_times=10**6, corrupt_get=False, break_get_at=None, lie_about_size=False):
-        self.lie_about_size = lie_about_size
-        self.fail_segment = fail_segment
-        self.fail_times = fail_times
-        self.corrupt_get = corrupt_get
-        self.break_get_at = break_get_at
-        self.segment_puts: list[str] = []
-        self.ranges: list[str] = []
-        self.failures = 0
-        self.lock = threading.Lock()
-
-
-class FaultyConnection:
-    """Wrap a swiftclient Connection; break chosen segment PUTs, corrupt or break GETs."""
-
-    def __init__(self, connection, faults: Faults):
-        self._connection = connection
-        self.faults = faults
-
-    def __getattr__(self, name):
-        return getattr(self._connection, name)
-
-    def put_object(self, container, name, contents, **kwargs):
-        faults = self.faults
-        if container.endswith("_segments") and not kwargs.get("query_string"):
-            with faults.lock:
-                faults.segment_puts.append(name)
-                if faults.fail_segment is not None and name.endswith(f"/{faults.fail_segment:08d}") and faults.failures < faults.fail_times:
-                    faults.failures += 1
-                    raise ClientException(503)
-        return self._connection.put_object(container, name, contents, **kwargs)
-
-    def head_object(self, container, name, **kwargs):
-        headers = self._connection.head_object(container, name, **kwargs)
-        if self.faults.lie_about_size:
-            headers = {**headers, "content-length": str(int(headers["content-length"]) + 1)}
-        return headers
-
-    def get_object(self, container, name, **kwargs):
-        faults = self.faults
-        headers, body = self._connection.get_object(container, name, **kwargs)
-        if (kwargs.get("headers") or {}).get("Range"):
-            faults.ranges.append(kwargs["headers"]["Range"])
-        if faults.corrupt_get:
-            data = bytearray(body.read())
-            data[len(data) // 2] ^= 0xFF
-            return headers, Body(bytes(data))
-        if faults.break_get_at is not None and not faults.ranges:
-            return headers, Body(body.read(), break_at=faults.break_get_at)
-        return headers, body
-
-
-class Body:
-    """A response body over bytes that may raise a connection error at some offset."""
-
-    def __init__(self, data: bytes, break_at: int | None = None):
-        self._data = io.BytesIO(data)
-        self._break_at = break_at
-
-    def read(self, size=-1):
-        if self._break_at is not None and self._data.tell() >= self._break_at:
-            raise ConnectionResetError("injected: connection reset by peer")
-        if self._break_at is not None and size and size > 0:
-            size = min(size, self._break_at - self._data.tell())
-        return self._data.read(size)
-
-    def close(self):
-        pass
-
-
-def install_faulty(monkeypatch, **options) -> Faults:
-    """Make destination swift build its connections wrapped in FaultyConnection."""
-    faults = Faults(**options)
-
-    class Faulty(swift.Backend):
-        def make_connection(self):
-            return FaultyConnection(super().make_connection(), faults)
-
-    monkeypatch.setitem(backends.registry, "swift", Faulty)
-    return faults
-
-
-def small_segments(conf, **extra):
-    return {**conf, "swift_segment_size": "1MiB", "swift_concurrency": 2, "compression": "none", **extra}
-
-
-def random_tree(root, size: int):
-    root.mkdir(parents=True)
-    (root / "random.bin").write_bytes(os.urandom(size))
-    (root / "note.txt").write_text("hello\n")
-    return root
-
-
-def segments_of(conf) -> list[str]:
-    return swift_names(conf["swift_container"] + "_segments")
-
-
-def objects_of(conf) -> list[str]:
-    return swift_names(conf["swift_container"])
-
-
-# --------------------------------------------------------------------------- large objects
-
-
-def test_a_large_stream_becomes_a_static_large_object_with_checked_segments(swift_conf, monkeypatch):
-    faults = install_faulty(monkeypatch)
-    store = get_backend("swift", small_segments(swift_conf))
-    data = os.urandom(5 * MiB + 123)
-    upload = store.open_upload("big.bin")
-    for offset in range(0, len(data), 1 << 16):
-        upload.write(data[offset : offset + (1 << 16)])
-    info = upload.commit()
-    assert info.size == len(data)
-    assert len(set(faults.segment_puts)) == 6
-    connection = swift_connection()
-    head = connection.head_object(swift_conf["swift_container"], "big.bin")
-    assert head["x-static-large-object"] == "True"
-    assert head["x-object-meta-bakthat-sha256"] == hashlib.sha256(data).hexdigest()
-    _, manifest = connection.get_object(swift_conf["swift_container"], "big.bin", query_string="multipart-manifest=get")
-    entries = json.loads(manifest)
-    for entry, offset in zip(entries, range(0, len(data), MiB)):
-        assert entry["hash"] == hashlib.md5(data[offset : offset + MiB]).hexdigest()  # noqa: S324
-    with store.open_read("big.bin") as stream:
-        assert stream.read() == data
-
-
-def test_a_small_object_is_one_put_with_its_sha256_and_no_segments(backend, swift_conf):
-    backend.put("small", b"tiny")
-    head = swift_connection().head_object(swift_conf["swift_container"], "small")
-    assert head["x-object-meta-bakthat-sha256"] == hashlib.sha256(b"tiny").hexdigest()
-    assert "x-static-large-object" not in head
-    assert segments_of(swift_conf) == []
-
-
-def test_more_segments_than_a_manifest_holds_are_nested_under_sub_manifests(swift_conf):
-    store = get_backend("swift", small_segments(swift_conf))
-    store.max_segments = 2  # the cluster says 1000; nesting works the same at any limit
-    data = os.urandom(5 * MiB + 1)
-    store.put("nested.bin", data)
-    _, manifest = swift_connection().get_object(swift_conf["swift_container"], "nested.bin", query_string="multipart-manifest=get")
-    assert len(json.loads(manifest)) == 2 and all(entry.get("sub_slo") for entry in json.loads(manifest))
-    with store.open_read("nested.bin") as stream:
-        assert stream.read() == data
-    store.delete("nested.bin")
-    assert objects_of(swift_conf) == [] and segments_of(swift_conf) == []
+# --------------------------------------------------------------------------- deletes
 
 
 def test_deleting_a_large_object_deletes_its_segments(swift_conf):
@@ -208,24 +48,6 @@ def test_deleting_a_large_object_deletes_its_segments(swift_conf):
     assert len(segments_of(swift_conf)) == 3
     store.delete("big")
     assert objects_of(swift_conf) == [] and segments_of(swift_conf) == []
-
-
-def test_memory_stays_bounded_by_concurrency_and_segment_size(swift_conf):
-    store = get_backend("swift", small_segments(swift_conf, swift_segment_size="2MiB", swift_concurrency=2))
-    chunk = os.urandom(MiB)
-    tracemalloc.start()
-    try:
-        upload = store.open_upload("huge")
-        for _ in range(64):  # 64 MiB streamed
-            upload.write(chunk)
-        upload.commit()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    # (concurrency + 2) segments of 2 MiB: two in flight, the one filling and, for a moment,
-    # its joined copy; plus the caller's chunk and what the HTTP stack holds
-    assert peak < (2 + 2) * 2 * MiB + 2 * MiB, f"peak {peak / MiB:.1f} MiB"
-    assert store.stat("huge").size == 64 * MiB
 
 
 # --------------------------------------------------------------------------- faults
@@ -252,14 +74,6 @@ def test_a_transient_error_on_a_segment_is_retried(swift_conf, monkeypatch, tmp_
     assert row.size > 4 * MiB
 
 
-def test_ctrl_c_during_an_upload_aborts_it_and_removes_its_segments(swift_conf):
-    store = get_backend("swift", small_segments(swift_conf))
-    with pytest.raises(KeyboardInterrupt):
-        store.put("interrupted", InterruptingReader(5 * MiB))
-    assert not store.exists("interrupted")
-    assert segments_of(swift_conf) == []
-
-
 def test_a_corrupted_download_is_an_integrity_error_and_nothing_is_written(swift_conf, monkeypatch, tmp_path):
     source = random_tree(tmp_path / "src" / "data", 3 * MiB)
     bakthat.backup(str(source), destination="swift", conf=small_segments(swift_conf), prompt="no")
@@ -271,27 +85,6 @@ def test_a_corrupted_download_is_an_integrity_error_and_nothing_is_written(swift
     assert list(target.iterdir()) == []
 
 
-def test_an_object_bakthat_did_not_write_is_checked_against_its_md5_etag(swift_conf, monkeypatch):
-    store = get_backend("swift", swift_conf)
-    store.ensure_containers()
-    data = os.urandom(100_000)
-    swift_connection().put_object(swift_conf["swift_container"], "from-0.6.tgz", data)
-    with store.open_read("from-0.6.tgz") as stream:
-        assert stream.read() == data
-    install_faulty(monkeypatch, corrupt_get=True)
-    with pytest.raises(IntegrityError, match="MD5"), get_backend("swift", swift_conf).open_read("from-0.6.tgz") as stream:
-        stream.read()
-
-
-def test_a_download_broken_midway_resumes_with_a_ranged_get(swift_conf, monkeypatch):
-    data = os.urandom(3 * MiB)
-    get_backend("swift", small_segments(swift_conf)).put("k", data)
-    faults = install_faulty(monkeypatch, break_get_at=MiB + 5)
-    with get_backend("swift", small_segments(swift_conf)).open_read("k") as stream:
-        assert stream.read() == data
-    assert faults.ranges == [f"bytes={MiB + 5}-"]
-
-
 def test_a_store_that_reports_another_size_fails_the_backup_removes_the_object_and_writes_no_row(swift_conf, monkeypatch, tmp_path):
     install_faulty(monkeypatch, lie_about_size=True)
     source = random_tree(tmp_path / "src" / "data", 3 * MiB)
@@ -299,40 +92,6 @@ def test_a_store_that_reports_another_size_fails_the_backup_removes_the_object_a
         bakthat.backup(str(source), destination="swift", conf=small_segments(swift_conf), prompt="no")
     assert objects_of(swift_conf) == [] and segments_of(swift_conf) == []
     assert list(models.Backups.select()) == []
-
-
-def test_an_existing_object_is_refused_even_when_it_appears_during_the_upload(backend):
-    upload = backend.open_upload("raced")
-    upload.write(b"mine")
-    backend.put("raced", b"theirs")
-    with pytest.raises(AlreadyExistsError):
-        upload.commit()
-    upload.abort()
-    with backend.open_read("raced") as stream:
-        assert stream.read() == b"theirs"
-
-
-# --------------------------------------------------------------------------- stale segments
-
-
-def test_segments_a_killed_upload_left_are_found_and_deleted(swift_conf, cli_main, capsys, tmp_path):
-    store = get_backend("swift", small_segments(swift_conf))
-    store.put("kept", os.urandom(2 * MiB))  # a complete large object: its segments stay
-    killed = store.open_upload("killed.tar.zst")
-    killed.write(os.urandom(3 * MiB))  # three segments sent, then the process "dies"
-    for future in killed._futures:
-        future.result()
-    time.sleep(1.5)  # listings give seconds; the interval below must be over
-    assert len(segments_of(swift_conf)) == 2 + 3
-    stale = store.stale_uploads(older_than=0)
-    assert [(upload.key, len(upload.segments)) for upload in stale] == [("killed.tar.zst", 3)]
-    config = tmp_path / "bakthat.yml"
-    config.write_text(json.dumps({"default": small_segments(swift_conf)}))
-    assert cli_main(["cleanup_uploads", "-d", "swift", "-c", str(config), "--older-than", "1s"]) == 0, capsys.readouterr().err
-    assert "killed.tar.zst" in capsys.readouterr().out
-    assert len(segments_of(swift_conf)) == 2
-    with store.open_read("kept") as stream:
-        assert len(stream.read()) == 2 * MiB
 
 
 # --------------------------------------------------------------------------- configuration
@@ -365,13 +124,6 @@ def test_a_06_style_profile_backs_up_and_restores_through_the_cli(swift_server, 
     gone = run_cli("delete", "mydir", "-c", str(config))
     assert gone.returncode == 0, gone.stderr
     assert objects_of(swift_conf) == []
-
-
-def test_wrong_credentials_are_a_storage_error_naming_no_secret(swift_conf):
-    store = get_backend("swift", {**swift_conf, "secret_key": "not-the-key-123"})
-    with pytest.raises(StorageError, match="access denied") as caught:
-        store.put("x", b"x")
-    assert "not-the-key-123" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
