@@ -270,61 +270,86 @@ def _prepare_read(ctx: Any, row: Any, outcome: BackupCheck, password: str | None
         return None
 
 
-def _read_data(ctx: Any, row: Any, outcome: BackupCheck, secret: Mapping[str, Any]) -> None:
-    """Read one archive (and its index) end to end, writing nothing; record the outcome.
-    Safe to run in several threads at once, one backup each."""
+@dataclass
+class _Read:
+    """What reading one object of a backup found: members read, and the error if any."""
+
+    members: int = 0
+    error: BakthatError | None = None
+
+
+def _read_archive(ctx: Any, row: Any, secret: Mapping[str, Any], found: _Read) -> None:
+    """Read one archive end to end, writing nothing; record members and damage in ``found``."""
     from bakthat import legacy, legacy_raw
     from bakthat.chain_read import ArchiveStream, read_through
-    from bakthat.index_store import index_info, read_index
-
-    members = 0
 
     def counted() -> None:
-        nonlocal members
-        members += 1
+        found.members += 1
 
     try:
         if legacy.is_raw(row):  # a file bakthat 0.6 stored with compress: false: no tar to walk
             legacy_raw.read_and_check(ctx.backend, row, secret.get("passphrase"))
-            members = 1
+            found.members = 1
         else:
             read_through(ArchiveStream(ctx.backend, row, secret or None), counted)
-        if index_info(row) is not None:
-            read_index(ctx.backend, row, secret or None)
-    except WrongPasswordError as exc:
-        outcome.status = "unreadable" if outcome.status == "ok" else outcome.status
-        outcome.problems.append(f"its data could not be decrypted: {exc}")
-        return
-    except (IntegrityError, UnsafeArchiveError, NotFoundError) as exc:
-        outcome.damage(f"reading its data failed after {members} member(s): {exc}")
-        return
     except BakthatError as exc:
-        outcome.damage(f"reading its data failed after {members} member(s): {exc}")
-        return
-    outcome.data_read = True
-    log.info("Read %s: %d members, SHA-256 and decryption verified", row.stored_filename, members)
+        found.error = exc
+
+
+def _read_index(ctx: Any, row: Any, secret: Mapping[str, Any], found: _Read) -> None:
+    """Read and check the index object of a backup; record damage in ``found``."""
+    from bakthat.index_store import read_index
+
+    try:
+        read_index(ctx.backend, row, secret or None)
+    except BakthatError as exc:
+        found.error = exc
+
+
+def _record(row: Any, outcome: BackupCheck, archive: _Read, index: _Read | None) -> None:
+    """Record in ``outcome`` what reading the archive (and then the index) found."""
+    error = archive.error or (index.error if index is not None else None)
+    if isinstance(error, WrongPasswordError):
+        outcome.status = "unreadable" if outcome.status == "ok" else outcome.status
+        outcome.problems.append(f"its data could not be decrypted: {error}")
+    elif error is not None:
+        outcome.damage(f"reading its data failed after {archive.members} member(s): {error}")
+    else:
+        outcome.data_read = True
+        log.info("Read %s: %d members, SHA-256 and decryption verified", row.stored_filename, archive.members)
 
 
 def _read_all(ctx: Any, rows: Sequence[Any], results: Mapping[str, BackupCheck], password: str | None,
               prompt: Any, wait: bool) -> None:
-    """Read the data of ``rows``: passwords and retrievals first, one by one, then up to
-    READ_THREADS archives at once (each archive itself reads, decompresses and parses in
-    a pipeline of threads, see :class:`bakthat.chain_read.ArchiveStream`)."""
-    ready = []
+    """Read the data of ``rows``: passwords and retrievals first, one by one, then the
+    archives and their indexes, up to READ_THREADS objects at once (each archive itself
+    is read, decompressed and parsed in a pipeline of threads, see
+    :class:`bakthat.chain_read.ArchiveStream`)."""
+    from bakthat.index_store import index_info
+
+    tasks: list[tuple[Any, ...]] = []
+    reads = []
     for row in rows:
         outcome = results[row.stored_filename]
         secret = _prepare_read(ctx, row, outcome, password, prompt, wait)
-        if secret is not None:
-            ready.append((row, outcome, secret))
-    if len(ready) <= 1 or READ_THREADS <= 1:
-        for row, outcome, secret in ready:
-            _read_data(ctx, row, outcome, secret)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+        if secret is None:
+            continue
+        archive, index = _Read(), (_Read() if index_info(row) is not None else None)
+        reads.append((row, outcome, archive, index))
+        tasks.append((_read_archive, ctx, row, secret, archive))
+        if index is not None:
+            tasks.append((_read_index, ctx, row, secret, index))
+    if len(tasks) <= 1 or READ_THREADS <= 1:
+        for function, *arguments in tasks:
+            function(*arguments)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(ready)), thread_name_prefix="bakthat-check") as pool:
-        for future in [pool.submit(_read_data, ctx, row, outcome, secret) for row, outcome, secret in ready]:
-            future.result()  # _read_data records damage; anything else is a bug to raise
+        with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(tasks)), thread_name_prefix="bakthat-check") as pool:
+            for future in [pool.submit(*task) for task in tasks]:
+                future.result()  # damage is recorded in the _Read; anything else is raised
+    for row, outcome, archive, index in reads:
+        _record(row, outcome, archive, index)
 
 
 def _cold_class(backend: Any, key: str) -> str | None:

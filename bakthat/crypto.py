@@ -41,6 +41,7 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -263,15 +264,20 @@ _DERIVED: dict[tuple[bytes, bytes, int], bytes] = {}
 _DERIVED_MAX = 16
 
 
+_DERIVING = threading.Lock()  # one derivation at a time: a second reader of the stanza waits for it
+
+
 def _read_wrap_key(passphrase: str, salt: bytes, work_factor: int) -> bytes:
-    """:func:`_scrypt_key`, derived at most once per process for the same stanza."""
+    """:func:`_scrypt_key`, derived at most once per process for the same stanza
+    (readers in several threads included)."""
     tag = (hashlib.sha256(salt + passphrase.encode("utf-8")).digest(), salt, work_factor)
-    found = _DERIVED.get(tag)
-    if found is None:
-        found = _scrypt_key(passphrase, salt, work_factor)
-        if len(_DERIVED) >= _DERIVED_MAX:
-            _DERIVED.pop(next(iter(_DERIVED)), None)
-        _DERIVED[tag] = found
+    with _DERIVING:
+        found = _DERIVED.get(tag)
+        if found is None:
+            found = _scrypt_key(passphrase, salt, work_factor)
+            if len(_DERIVED) >= _DERIVED_MAX:
+                _DERIVED.pop(next(iter(_DERIVED)), None)
+            _DERIVED[tag] = found
     return found
 
 

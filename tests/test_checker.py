@@ -123,13 +123,13 @@ def test_archives_read_at_once_in_several_threads_still_name_every_damaged_backu
     from bakthat import checker
 
     threads = set()
-    read_data = checker._read_data
+    read_archive = checker._read_archive
 
-    def spied(ctx, row, outcome, secret):
+    def spied(ctx, row, secret, found):
         threads.add(threading.current_thread().name)
-        return read_data(ctx, row, outcome, secret)
+        return read_archive(ctx, row, secret, found)
 
-    monkeypatch.setattr(checker, "_read_data", spied)
+    monkeypatch.setattr(checker, "_read_archive", spied)
     flip_byte(store(home) / chain3[0].stored_filename)
     truncated = store(home) / chain3[2].stored_filename
     truncated.write_bytes(truncated.read_bytes()[:-40])
@@ -154,3 +154,13 @@ def test_a_damaged_archive_read_through_its_pipeline_stops_every_thread_it_start
     with pytest.raises(IntegrityError):
         read_through(stream)
     assert set(threading.enumerate()) - before == set()
+
+
+def test_a_damaged_index_read_beside_its_sound_archive_is_named(chain3, home):
+    from bakthat.index_store import index_key
+
+    flip_byte(store(home) / index_key(chain3[1].stored_filename))
+    result = bakthat.check([chain3[1].stored_filename], read_data=True)
+    [outcome] = result.backups
+    assert outcome.status == "damaged" and not outcome.data_read
+    assert any(index_key(chain3[1].stored_filename) in problem for problem in outcome.problems)
