@@ -122,7 +122,7 @@ class Protection:
 
 def utc_iso(timestamp: int) -> str:
     """Given a Unix time, return ``2026-11-20T02:00:00Z``."""
-    from bakthat.rotation_plan import utc_iso as plan_utc_iso
+    from bakthat.rotation_policy import utc_iso as plan_utc_iso
 
     return plan_utc_iso(timestamp)
 
@@ -416,7 +416,7 @@ def _reads_as_stamp(text: str) -> bool:
 def _interval(value: Any) -> int | None:
     if value is None:
         return None
-    from bakthat.rotation_plan import parse_interval
+    from bakthat.rotation_policy import parse_interval
 
     try:
         return parse_interval(value)
