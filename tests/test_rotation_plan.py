@@ -1,5 +1,6 @@
-"""Retention planning (bakthat.rotation_plan): policies, buckets and plans, property-based
-against grandfatherson, and intervals.  Nothing here touches a catalog or a store."""
+"""Retention planning (bakthat.rotation_plan): plans of rotate and delete-older-than,
+property-based against grandfatherson, their reasons and JSON.  Nothing here touches a
+catalog or a store; the policies and buckets are tested in tests/test_rotation_policy.py."""
 
 from __future__ import annotations
 
@@ -8,24 +9,12 @@ from datetime import date, datetime, timedelta, timezone
 
 import grandfatherson
 import pytest
-from grandfatherson import filters
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bakthat.errors import ConfigError
-from bakthat.rotation_plan import (
-    UNITS,
-    Policy,
-    RefusedError,
-    bucket_key,
-    bucket_label,
-    parse_interval,
-    plan_age,
-    plan_rotation,
-    utc_iso,
-    week_day_named,
-)
-from bakthat.utils import _interval_string_to_seconds
+from bakthat.rotation_plan import RefusedError, plan_age, plan_rotation
+from bakthat.rotation_policy import UNITS, Policy, bucket_key
 
 UTC = timezone.utc
 DAY = 86400
@@ -190,18 +179,6 @@ def test_delete_older_than_deletes_exactly_the_old_unprotected_backups(history, 
     assert {r.id for r in plan.to_delete} == expected
 
 
-@PROPERTY
-@given(st.integers(-10**10, 10**10), st.integers(0, 6))
-def test_week_buckets_match_grandfatherson_weeks(timestamp, first_week_day):
-    assume(-62_000_000_000 < timestamp < 253_000_000_000)
-    moment = aware(timestamp)
-    start = filters.Weeks.mask(moment, firstweekday=first_week_day)
-    key = bucket_key("weeks", timestamp, first_week_day)
-    assert bucket_label("weeks", key, first_week_day) == start.strftime("%Y-%m-%d")
-    assert bucket_key("weeks", int(start.timestamp()), first_week_day) == key
-    assert bucket_key("weeks", int(start.timestamp()) - 1, first_week_day) == key - 1
-
-
 # -- examples -----------------------------------------------------------------------
 
 
@@ -255,17 +232,6 @@ def test_a_backup_in_a_window_that_kept_another_one_says_so():
     assert {d.row.id: d.reasons for d in oldest.decisions}[3] == ["deleted: not the oldest of day bucket 2026-11-14"]
     outside = plan_rotation(rows, policy(days=2), NOW)
     assert {d.row.id: d.reasons for d in outside.decisions}[1] == ["deleted: outside every window"]
-
-
-def test_week_and_time_of_day_bucket_labels():
-    sunday = NOW
-    assert bucket_label("weeks", bucket_key("weeks", sunday, 5), 5) == "2026-11-21"  # Saturday
-    assert bucket_label("weeks", bucket_key("weeks", sunday, 0), 0) == "2026-11-16"  # Monday
-    assert bucket_label("weeks", bucket_key("weeks", sunday, 6), 6) == "2026-11-22"  # Sunday
-    assert bucket_label("hours", bucket_key("hours", sunday + 59 * 60)) == "2026-11-22T12:00Z"
-    assert bucket_label("minutes", bucket_key("minutes", sunday + 61)) == "2026-11-22T12:01Z"
-    assert bucket_label("seconds", bucket_key("seconds", sunday + 61)) == "2026-11-22T12:01:01Z"
-    assert bucket_label("years", bucket_key("years", sunday)) == "2026"
 
 
 def test_force_overrides_pins_but_never_the_newest():
@@ -322,67 +288,6 @@ def test_the_plan_json_is_stable():
         "stored_filename", "backup_date", "backup_date_utc", "tags", "decision", "reasons", "rules"
     ]
     assert data["backups"][0]["rules"] == [{"rule": "days", "bucket": "2026-11-22"}, {"rule": "newest"}]
-
-
-# -- policies and intervals -----------------------------------------------------------
-
-
-def test_the_0_6_interval_strings():
-    assert _interval_string_to_seconds("2D1h") == 2 * 86400 + 3600
-    assert _interval_string_to_seconds("3M") == 3 * 30 * 86400
-    assert _interval_string_to_seconds("3M2D8h20m5s") == 3 * 30 * 86400 + 2 * 86400 + 8 * 3600 + 20 * 60 + 5
-    assert _interval_string_to_seconds("1Y1W") == 365 * 86400 + 7 * 86400
-    with pytest.raises(ValueError):
-        _interval_string_to_seconds("1z")
-    assert parse_interval("2D1h") == 2 * 86400 + 3600
-
-
-@pytest.mark.parametrize("bad", ["1z", "", "0D", "D", "3d", "1.5D", "-1D", "2D 1h", None])
-def test_a_malformed_interval_is_a_config_error_naming_it(bad):
-    with pytest.raises(ConfigError, match="bad interval") as raised:
-        parse_interval(bad)
-    assert repr(bad) in str(raised.value)
-
-
-def test_policy_keys_as_0_6_reads_them():
-    block = {"days": "7", "weeks": 4, "months": 3, "years": 1, "hours": 0, "minutes": 0, "seconds": 0, "first_week_day": 0}
-    pol = Policy.from_mapping(block)
-    assert dict(pol.counts) == {"years": 1, "months": 3, "weeks": 4, "days": 7, "hours": 0, "minutes": 0, "seconds": 0}
-    assert pol.first_week_day == 0 and pol.keep == "newest" and pol.pin_tag == "keep"
-    assert Policy.from_mapping({"days": 1}).first_week_day == 5
-    assert Policy.from_mapping({"days": 1, "first_week_day": "Sunday"}).first_week_day == 6
-
-
-@pytest.mark.parametrize(
-    "block, message",
-    [
-        ({"days": -1}, "days must be a whole number"),
-        ({"days": True}, "days must be a whole number"),
-        ({"days": 1.5}, "days must be a whole number"),
-        ({"dayz": 7}, "unknown key(s) dayz"),
-        ({"days": 7, "first_week_day": 7}, "first_week_day must be 0"),
-        ({"days": 7, "first_week_day": "someday"}, "first_week_day must be 0"),
-        ({"days": 7, "keep": "middle"}, "keep must be 'newest' or 'oldest'"),
-        ({"days": 7, "pin_tag": "two words"}, "pin_tag must be one tag"),
-        ({"days": 0, "weeks": 0, "months": 0}, "keeps nothing"),
-        ({}, "keeps nothing"),
-        ([7, 4, 3], "must be a mapping"),
-    ],
-)
-def test_a_bad_policy_is_a_config_error(block, message):
-    with pytest.raises(ConfigError) as raised:
-        Policy.from_mapping(block)
-    assert message in str(raised.value)
-
-
-def test_week_days_are_named_by_three_letters_or_more():
-    assert [week_day_named(day) for day in ("Monday", "sat", " SUNDAY ", "thu", "tues")] == [0, 5, 6, 3, 1]
-    assert [week_day_named(day) for day in ("mo", "s", "", "someday", "frid4y")] == [None] * 5
-
-
-def test_utc_iso_formats_a_unix_time_and_shows_the_number_when_out_of_range():
-    assert utc_iso(NOW) == "2026-11-22T12:00:00Z"
-    assert utc_iso(10**20) == str(10**20)
 
 
 def test_a_refused_plan_is_a_config_error_that_carries_the_plan():
