@@ -1,10 +1,11 @@
 """What every action shares: its Context, resolving it, finding its row, publishing its status.
 
-:mod:`bakthat.core` (backup, delete, search), :mod:`bakthat.restore_action` and the
-modules that work on a destination (:mod:`bakthat.sync`, :mod:`bakthat.browse`,
-:mod:`bakthat.checker`, :mod:`bakthat.rotation`) start from :func:`resolve`.  Models
-and backends are looked up at call time through their modules, so plugins that
-replace them are honoured.
+:mod:`bakthat.core` (backup), :mod:`bakthat.restore_action`, :mod:`bakthat.delete_action`
+and the modules that work on a destination (:mod:`bakthat.sync`, :mod:`bakthat.browse`,
+:mod:`bakthat.checker`, :mod:`bakthat.rotation`) start from :func:`resolve`, and read
+the backups of that destination with :func:`backups_of`.  Models and backends are
+looked up at call time through their modules, so plugins that replace them are
+honoured.
 """
 
 from __future__ import annotations
@@ -62,6 +63,19 @@ def find_row(ctx: Context, filename: str) -> Any:
     """
     return models.find_backup(filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
 
+
+
+def backups_of(ctx: Context, name: str | None = None, *, profile: str | None = None, include_deleted: bool = False) -> Any:
+    """Given a context, return the query of the backups in its destination (this store,
+    by backend hash), newest first: of ``name`` and ``profile`` when given, live ones
+    only unless ``include_deleted`` (see :meth:`bakthat.models.Backups.search`)."""
+    Backups = models.Backups
+    query = Backups.search(
+        name=name, destination=ctx.destination, backend_hash=ctx.backend.backend_hash, include_deleted=include_deleted
+    )
+    if profile is not None:
+        query = query.where(Backups.profile == profile)
+    return query
 
 def status_publisher(session_id: str, action: str, source: str | None, name: str | None) -> Any:
     """Return a started-later StatusPublisher for a run, or None (logged) if the status

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakthat import models, passwords
+from bakthat import passwords
 from bakthat.errors import ConfigError, NotFoundError
 from bakthat.index import Entry, Index
 from bakthat.utils import strict_keywords
@@ -73,10 +73,11 @@ def files(
     BrokenChainError if its chain is broken, PasswordRequiredError/WrongPasswordError
     for an encrypted index without its secret.
     """
-    from bakthat.core import _context, _match, _match_at
+    from bakthat.actions import find_row, resolve
+    from bakthat.restore_action import match_at
 
-    ctx = _context(destination, profile, config, conf)
-    row = _match(ctx, name) if at is None else _match_at(ctx, name, at)
+    ctx = resolve(destination, profile, config, conf)
+    row = find_row(ctx, name) if at is None else match_at(ctx, name, at)
     state = state_of(ctx, row, _secrets(ctx, password, prompt))
     return list(state.entries())
 
@@ -116,7 +117,7 @@ def find(
     """
     import pathspec
 
-    from bakthat.core import _context
+    from bakthat.actions import backups_of, resolve
     from bakthat.errors import IntegrityError
     from bakthat.index_records import DIRECTORY, record_type
 
@@ -127,9 +128,8 @@ def find(
         spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"bad pattern: {exc}") from None
-    ctx = _context(destination, profile, config, conf)
-    Backups = models.Backups
-    rows = list(Backups.search(name=name, destination=ctx.destination, backend_hash=ctx.backend.backend_hash))
+    ctx = resolve(destination, profile, config, conf)
+    rows = list(backups_of(ctx, name))
     secret_of = _secrets(ctx, password, prompt)
     deltas: dict[str, Index] = {}
     found = []

@@ -20,8 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bakthat import models, passwords
-from bakthat.actions import Context, advancing, find_row, resolve, status_publisher
+from bakthat import passwords
+from bakthat.actions import Context, advancing, backups_of, find_row, resolve, status_publisher
 from bakthat.context import using_context
 from bakthat.errors import (
     BakthatError,
@@ -47,8 +47,7 @@ def match_at(ctx: Context, filename: str, at: Any) -> Any:
     """
     from bakthat.levels import History
 
-    Backups = models.Backups
-    rows = list(Backups.search(name=filename, destination=ctx.destination, backend_hash=ctx.backend.backend_hash))
+    rows = list(backups_of(ctx, filename))
     if not rows:
         find_row(ctx, filename)  # raises NotFoundError with close names
         raise NotFoundError(f"{filename!r} is not a backup name (--at picks among the backups of a name)")

@@ -80,13 +80,10 @@ class DeletedBackups(list):  # type: ignore[type-arg]
 def _scope(ctx: Any, name: str, profile: str) -> tuple[list[Any], list[Any]]:
     """Return (live rows, rows left 'deleting') of ``name`` in this destination and profile."""
     from bakthat import models
+    from bakthat.actions import backups_of
 
-    Backups = models.Backups
-    live = Backups.search(name=name, destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
-    live = live.where(Backups.profile == profile)
-    pending = Backups.search(
-        name=name, destination=ctx.destination, backend_hash=ctx.backend.backend_hash, include_deleted=True
-    ).where((Backups.profile == profile) & (Backups.state == "deleting"))
+    live = backups_of(ctx, name, profile=profile)
+    pending = backups_of(ctx, name, profile=profile, include_deleted=True).where(models.Backups.state == "deleting")
     return list(live), list(pending)
 
 
