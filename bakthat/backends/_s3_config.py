@@ -1,9 +1,9 @@
-"""The S3 backend's typed config: the profile keys it declares, checked once, with defaults.
+"""The S3 backend's typed config: the profile keys it reads, checked once, with defaults.
 
-:data:`SETTINGS` declares every key of destination ``s3`` (and ``glacier`` without a
-vault); :class:`S3Config` is built from them once, in the backend's constructor, and
-names the key in every ConfigError.  :mod:`bakthat.backends.s3` re-exports both (the
-settings schema is collected from the backend's public module).
+:data:`SETTINGS` (declared in :mod:`bakthat.profile_keys`) holds every key of
+destination ``s3`` (and ``glacier`` without a vault); :class:`S3Config` is built from
+them once, in the backend's constructor, and names the key in every ConfigError.
+:mod:`bakthat.backends.s3` re-exports both.
 """
 
 from __future__ import annotations

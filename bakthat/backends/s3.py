@@ -52,7 +52,7 @@ from bakthat.errors import AlreadyExistsError, IntegrityError, NotFoundError, Re
 
 log = logging.getLogger("bakthat.backends")
 
-#: Re-exported: the settings schema reads SETTINGS here; checker.py reads the archive classes.
+#: Re-exported from _s3_config: the backend's SETTINGS and typed config; checker.py reads the archive classes.
 __all__ = ["ARCHIVE_CLASSES", "CHECKSUM_ALGORITHMS", "SETTINGS", "STORAGE_CLASSES", "Backend", "S3Config", "StaleUpload", "restore_state"]
 
 
