@@ -10,15 +10,13 @@ changes what every later action uses; a subclass of a model keeps its table.
 
 Every database error is raised as :class:`~bakthat.errors.CatalogError` naming the
 catalog (a damaged file, a full disk, an unreachable server), except peewee's
-IntegrityError, which callers handle.
+IntegrityError, which callers handle; opening a database and those messages are in
+:mod:`bakthat.catalog_db`.
 
 The schema is documented in ``docs/catalog.md``; rows of ``backups`` exist only for
-archives the storage has confirmed.
-
-This module is longer than most (about 550 lines) because it holds every catalog table
-(``backups``, ``config``, ``reservations``, and the job, source and hook runs of
-``bakthat run``) beside the binding and error translation they share: one home for the
-schema, which the migrations mirror.
+archives the storage has confirmed.  Every catalog table (``backups``, ``config``,
+``reservations``, and the job, source and hook runs of ``bakthat run``) is here: one
+home for the schema, which the migrations mirror.
 """
 
 from __future__ import annotations
@@ -27,31 +25,24 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import peewee
 
-from bakthat.conf import DATABASE_SCHEMES as SCHEMES
-from bakthat.conf import redact_url, url_problem
-from bakthat.errors import CatalogError, ConfigError
+from bakthat.catalog_db import (  # noqa: F401 - re-exported: opening a catalog and its errors stay importable from here
+    PG_CONNECT_TIMEOUT,
+    SQLITE_PRAGMAS,
+    CatalogPostgresql,
+    CatalogSqlite,
+    catalog_error,
+    open_database,
+)
 from bakthat.utils import strict_keywords
 
 database = peewee.DatabaseProxy()
 _bound: dict[str, Any] = {"key": None, "kind": None, "display": None}
 _adopted: set[tuple[str, str, str]] = set()
-
-PG_CONNECT_TIMEOUT = 10
-
-SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
-    "synchronous": "normal",
-    "foreign_keys": 1,
-    "cache_size": -16 * 1024,
-}
-
 
 class JsonField(peewee.TextField):
     """A text column holding JSON; reads back as Python objects."""
@@ -432,127 +423,3 @@ def adopt_legacy_rows(destination: str, legacy_hash: str, backend_hash: str) -> 
     )
     _adopted.add(marker)
     return int(changed or 0)
-
-
-# -- opening a database ----------------------------------------------------------------
-
-
-def open_database(location: str) -> peewee.Database:
-    """Given a SQLite path or a database URL, return an unconnected catalog database.
-
-    Raise ConfigError for an unsupported URL scheme.
-    """
-    if "://" not in location:
-        path = Path(os.path.abspath(os.path.expanduser(location)))
-        return _sqlite(path)
-    problem = url_problem(location)
-    if problem:
-        raise ConfigError(f"database_url: {problem}")
-    from playhouse.db_url import parse
-
-    scheme = SCHEMES[location.split("://", 1)[0].lower()]
-    options = parse(location)
-    if scheme == "sqlite":
-        return _sqlite(Path(os.path.abspath(os.path.expanduser(str(options["database"])))))
-    options.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
-    db = CatalogPostgresql(**options)
-    db.display, db.path, db.kind = redact_url(location), None, "postgresql"
-    return db
-
-
-def _sqlite(path: Path) -> peewee.Database:
-    from bakthat.utils import display_path
-
-    shown = display_path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-    except OSError as exc:
-        raise CatalogError(f"cannot create the catalog {shown}: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raise CatalogError(f"the catalog {shown} is a directory, not a SQLite file: set database to a file path")
-    db = CatalogSqlite(str(path), pragmas=SQLITE_PRAGMAS, timeout=30)
-    db.display, db.path, db.kind = shown, path, "sqlite"
-    return db
-
-
-def _disk_full(path: Path | None) -> bool:
-    """Return True if the filesystem holding ``path`` has no space left for us."""
-    if path is None:
-        return False
-    try:
-        found = os.statvfs(path.parent)
-    except OSError:
-        return False
-    return found.f_bavail * found.f_frsize < 64 * 1024
-
-
-def catalog_error(shown: str, exc: BaseException, path: Path | None = None) -> CatalogError:
-    """Given the catalog's display name (and SQLite file) and a driver error, return a CatalogError that says what to do."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = text.lower()
-    if ("i/o error" in lowered or "disk is full" in lowered or "unable to open" in lowered) and _disk_full(path):
-        return CatalogError(f"the catalog {shown} cannot be written: no space left on its disk ({text})")
-    if "not a database" in lowered or "malformed" in lowered or "disk image" in lowered:
-        return CatalogError(
-            f"the catalog {shown} is damaged or not a SQLite database ({text}); move it aside and run "
-            "bakthat sync to rebuild it from the store"
-        )
-    if "disk is full" in lowered or "no space" in lowered:
-        return CatalogError(f"the catalog {shown} cannot be written: no space left on its disk ({text})")
-    if "readonly" in lowered or "read-only" in lowered:
-        return CatalogError(f"the catalog {shown} cannot be written: {text}")
-    if "database is locked" in lowered or "busy" in lowered:
-        return CatalogError(f"the catalog {shown} is locked by another process (waited 30 s): {text}")
-    if "unable to open" in lowered:
-        return CatalogError(f"cannot open the catalog {shown}: {text}")
-    if "driver not installed" in lowered:
-        return CatalogError(f"the catalog {shown} needs the PostgreSQL driver: pip install psycopg2-binary")
-    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)) and "://" in shown:
-        return CatalogError(f"cannot use the catalog {shown}: {text}")
-    return CatalogError(f"the catalog {shown}: {text}")
-
-
-class _CatalogErrors:
-    """Mixin for peewee databases: driver errors become CatalogError (IntegrityError stays)."""
-
-    display = "the catalog"
-    path: Path | None = None
-    kind = "sqlite"
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except peewee.IntegrityError:
-            raise
-        except (peewee.DatabaseError, peewee.InterfaceError, peewee.ImproperlyConfigured) as exc:
-            raise catalog_error(self.display, exc, self.path) from exc
-
-    def connect(self, reuse_if_open: bool = False) -> bool:
-        with self._translated():
-            return super().connect(reuse_if_open)  # type: ignore[misc]
-
-    def execute_sql(self, sql: str, params: Any = None) -> Any:
-        with self._translated():
-            return super().execute_sql(sql, params)  # type: ignore[misc]
-
-    def begin(self, *args: Any, **kwargs: Any) -> Any:
-        with self._translated():
-            return super().begin(*args, **kwargs)  # type: ignore[misc]
-
-    def commit(self) -> Any:
-        with self._translated():
-            return super().commit()  # type: ignore[misc]
-
-
-class CatalogSqlite(_CatalogErrors, peewee.SqliteDatabase):
-    """The SQLite catalog, with bakthat's error messages."""
-
-
-class CatalogPostgresql(_CatalogErrors, peewee.PostgresqlDatabase):
-    """A PostgreSQL catalog, with bakthat's error messages."""
-
-    kind = "postgresql"
