@@ -23,6 +23,8 @@ log = logging.getLogger("bakthat")
 
 
 def join_tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
+    """Given tags as one string or a list (each item may hold several words), return
+    them as the catalog stores them: words separated by one space, each once, in order."""
     if not tags:
         return ""
     words = tags.split() if isinstance(tags, str) else [word for tag in tags for word in str(tag).split()]
