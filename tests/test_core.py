@@ -1,4 +1,7 @@
-"""The public API: backup, restore, delete, search, with the catalog and the local store."""
+"""The public API through bakthat.core: backup (and its round trip through restore), search, with the catalog and the local store.
+
+Restore's choices are in tests/test_restore_action.py, delete's in tests/test_delete_action.py.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,8 @@ import bakthat
 from bakthat import models
 from bakthat.errors import (
     ConfigError,
-    NotFoundError,
     PasswordRequiredError,
     StorageError,
-    TargetExistsError,
     WrongPasswordError,
 )
 from tests.conftest import make_tree, snapshot
@@ -129,82 +130,6 @@ def test_a_python_object_tag_in_the_config_is_refused(tree, home):
         bakthat.backup(str(tree), password="")
 
 
-def test_restore_picks_the_newest_backup_of_the_name(tree, tmp_path):
-    first = bakthat.backup(str(tree), password="")
-    (tree / "text.txt").write_text("changed\n")
-    second = bakthat.backup(str(tree), password="")
-    assert second.backup_date > first.backup_date
-    restored = bakthat.restore("mydir", target=tmp_path / "out")
-    assert restored.id == second.id
-    assert (tmp_path / "out" / "mydir" / "text.txt").read_text() == "changed\n"
-
-
-def test_restore_by_exact_stored_filename_gets_that_version(tree, tmp_path):
-    first = bakthat.backup(str(tree), password="")
-    (tree / "text.txt").write_text("changed\n")
-    bakthat.backup(str(tree), password="")
-    bakthat.restore(first.stored_filename, target=tmp_path / "out")
-    assert (tmp_path / "out" / "mydir" / "text.txt").read_text().startswith("compressible text")
-
-
-def test_restore_matches_names_exactly_not_by_substring(tree, tmp_path):
-    bakthat.backup(str(tree), password="", custom_filename="webapp")
-    with pytest.raises(NotFoundError, match="no backup named 'web'.*webapp"):
-        bakthat.restore("web", target=tmp_path / "out")
-
-
-def test_restore_of_an_unknown_name_raises_not_found(home):
-    with pytest.raises(NotFoundError):
-        bakthat.restore("nothing-here")
-
-
-def test_restore_with_a_wrong_password_writes_nothing(tree, tmp_path):
-    bakthat.backup(str(tree), password="right", conf=FAST)
-    target = tmp_path / "out"
-    target.mkdir()
-    with pytest.raises(WrongPasswordError) as caught:
-        bakthat.restore("mydir", password="wrong", target=target, conf=FAST)
-    assert "wrong" not in str(caught.value).replace("wrong password", "")
-    assert list(target.iterdir()) == []
-
-
-def test_restore_of_an_encrypted_backup_without_a_password_asks_for_one(tree, tmp_path):
-    bakthat.backup(str(tree), password="right", conf=FAST)
-    with pytest.raises(PasswordRequiredError):
-        bakthat.restore("mydir", target=tmp_path / "out", conf=FAST)
-
-
-def test_bakthat_password_variable_serves_backup_and_restore(tree, tmp_path, monkeypatch):
-    monkeypatch.setenv("BAKTHAT_PASSWORD", "from-env")
-    row = bakthat.backup(str(tree), conf=FAST)
-    assert row.encryption == "age-scrypt"
-    bakthat.restore("mydir", target=tmp_path / "out", conf=FAST)
-    assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)
-
-
-# Damaged archives (flipped bytes, truncation, extension, a wrong password), on the local
-# store and on S3: tests/test_restore_integrity.py.
-
-
-def test_restore_into_the_current_directory_by_default(tree, tmp_path):
-    bakthat.backup(str(tree), password="")
-    bakthat.restore("mydir")
-    assert snapshot(Path.cwd() / "mydir") == snapshot(tree)
-
-
-def test_restore_never_overwrites_existing_files_unless_asked(tree, tmp_path):
-    bakthat.backup(str(tree), password="")
-    target = tmp_path / "out"
-    (target / "mydir").mkdir(parents=True)
-    (target / "mydir" / "text.txt").write_text("keep me\n")
-    with pytest.raises(TargetExistsError):
-        bakthat.restore("mydir", target=target)
-    assert (target / "mydir" / "text.txt").read_text() == "keep me\n"
-    assert [p.name for p in target.iterdir()] == ["mydir"]
-    bakthat.restore("mydir", target=target, overwrite=True)
-    assert (target / "mydir" / "text.txt").read_text().startswith("compressible text")
-
-
 def test_a_single_file_backs_up_and_restores_under_its_name(tmp_path):
     source = tmp_path / "data" / "dump.sql"
     source.parent.mkdir()
@@ -266,42 +191,6 @@ def test_search_filters_by_name_tags_destination_and_date(tree):
     assert bakthat.search(destination="s3") == []
     assert len(bakthat.search(since=a.backup_date)) == 2
     assert bakthat.search(until=a.backup_date - 10) == []
-
-
-def test_delete_marks_the_row_then_removes_archive_and_manifest(tree, home):
-    row = bakthat.backup(str(tree), password="")
-    deleted = bakthat.delete("mydir")
-    assert deleted.id == row.id
-    stored = models.Backups.get_by_id(row.id)
-    assert stored.is_deleted and stored.state == "deleted"
-    assert stored_files(home) == []
-    assert bakthat.search() == []
-    with pytest.raises(NotFoundError):
-        bakthat.restore("mydir")
-
-
-def test_deleting_a_backup_whose_archive_is_already_gone_succeeds_with_a_warning(tree, home, caplog):
-    row = bakthat.backup(str(tree), password="")
-    (store_dir(home) / row.stored_filename).unlink()
-    deleted = bakthat.delete("mydir")
-    assert models.Backups.get_by_id(deleted.id).state == "deleted"
-    assert "already gone" in caplog.text
-
-
-def test_a_failed_object_delete_leaves_the_row_unrestorable_and_marked_for_retry(tree, home, monkeypatch):
-    from bakthat.backends import local
-
-    row = bakthat.backup(str(tree), password="")
-
-    def refuse(self, key):
-        raise StorageError("disk on fire")
-
-    monkeypatch.setattr(local.Backend, "delete", refuse)
-    with pytest.raises(StorageError):
-        bakthat.delete("mydir")
-    stored = models.Backups.get_by_id(row.id)
-    assert stored.is_deleted and stored.state == "deleting"
-    assert (store_dir(home) / row.stored_filename).exists()
 
 
 def test_two_backups_in_the_same_second_get_distinct_stored_filenames(tree):
