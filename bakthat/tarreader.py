@@ -32,6 +32,7 @@ from typing import Any
 from bakthat.errors import BakthatError, IntegrityError
 from bakthat.extract_members import MAX_LONG_NAME, MAX_PAX_HEADER, unsafe
 from bakthat.fsmeta import MAX_SPARSE_SEGMENTS
+from bakthat.tarheader import byte_sum
 
 __all__ = ["TarReader"]
 
@@ -83,7 +84,7 @@ def _number(field: bytes) -> int:
 
 
 def _checksum_matches(block: bytes, stored: int) -> bool:
-    unsigned = sum(block) - sum(block[148:156]) + 256
+    unsigned = byte_sum(block) - byte_sum(block[148:156]) + 256
     if stored == unsigned:
         return True
     signed = 256 + sum(struct.unpack_from("148b8x356b", block))

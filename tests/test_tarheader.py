@@ -110,3 +110,23 @@ def test_a_sparse_member_holding_over_8_gib_of_data_keeps_the_next_member_findab
         members = list(tar)
     assert [(m.name, m.size) for m in members] == [("s", 20 * GIB), ("after", 0)]
     assert members[0].sparse == [(0, 9 * GIB), (20 * GIB, 0)]
+
+
+@pytest.mark.parametrize("block", [bytes(512), b"\xff" * 512, bytes(range(256)) * 2, b"\xff" * 8, b"", b"\x7f\x80" * 300],
+                         ids=["zeros", "all-ff", "every-byte", "a-field", "empty", "not-a-block-multiple"])
+def test_byte_sum_is_the_sum_of_the_bytes_even_where_adler32_would_wrap(block):
+    from bakthat.tarheader import byte_sum
+
+    assert byte_sum(block) == sum(block)
+    assert byte_sum(memoryview(block)) == sum(block)
+
+
+def test_byte_sum_agrees_with_sum_on_random_blocks():
+    import random
+
+    from bakthat.tarheader import byte_sum
+
+    rng = random.Random(15)
+    for _ in range(200):
+        block = rng.randbytes(rng.choice([8, 255, 256, 257, 512, 1024]))
+        assert byte_sum(block) == sum(block)
