@@ -32,7 +32,7 @@ from typing import Any
 import peewee
 
 from bakthat import manifest, models
-from bakthat.core import _context
+from bakthat.actions import resolve
 from bakthat.errors import BakthatError, ConfigError, IntegrityError, NotFoundError
 
 log = logging.getLogger("bakthat")
@@ -134,7 +134,7 @@ def sync(
     naming it, never the end of the sync; rows already in the catalog (live or
     deleted) are left alone.
     """
-    ctx = _context(destination, profile, config, conf)
+    ctx = resolve(destination, profile, config, conf)
     Backups = models.Backups
     known = {row.stored_filename for row in Backups.select(Backups.stored_filename)}
     skipped: list[tuple[str, str]] = []
