@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise ConfigError(f"--older-than: {exc}") from None
     settings = get_profile(args.profile, args.config)
-    destination = args.destination or settings.get("default_destination") or "local"
+    destination = args.destination or settings.destination
     backend = backends.get_backend(destination, settings)
     uploads = abort_stale_uploads(backend, older_than, dry_run=args.dry_run)
     if args.json:

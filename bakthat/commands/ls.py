@@ -32,7 +32,7 @@ def listing(args: argparse.Namespace) -> list[dict]:
     from bakthat.index_store import archive_of_index
 
     settings = get_profile(args.profile, args.config)
-    destination = args.destination or settings.get("default_destination") or "local"
+    destination = args.destination or settings.destination
     backend = backends.get_backend(destination, settings)
     models.bind_settings(settings)
     Backups = models.Backups

@@ -52,7 +52,7 @@ def _stored_size(args: argparse.Namespace) -> int | None:
     settings = get_profile(args.profile, args.config)
     models.bind_settings(settings)
     try:
-        row = models.find_backup(args.filename, destination=args.destination or settings.get("default_destination") or "local")
+        row = models.find_backup(args.filename, destination=args.destination or settings.destination)
     except NotFoundError:
         return None
     return row.size

@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_profile(args.profile, args.config)
     models.bind_settings(settings)
     backend = None
-    destination = args.destination or settings.get("default_destination")
-    if destination and backends.get_backend_class(destination).archive_retrievals:
+    destination = args.destination or settings.destination
+    if backends.get_backend_class(destination).archive_retrievals:
         backend = backends.get_backend(destination, settings)
     rows = retrieval.retrievals(backend, refresh=not args.no_refresh, include_done=args.all)
     if args.json:

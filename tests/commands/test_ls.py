@@ -43,3 +43,9 @@ def test_a_deleted_backup_is_no_longer_listed(cli, backed_up):
 
 def test_an_unknown_destination_exits_2(cli):
     expect(cli("ls", "-d", "ftp"), 2, "unknown destination 'ftp'")
+
+
+def test_the_profiles_default_destination_is_listed_when_none_is_given(cli, backed_up, home):
+    (home / ".bakthat.yml").write_text("default:\n  default_destination: memory\n")
+    assert json.loads(cli.ok("ls", "--json").stdout) == []
+    assert [e["key"] for e in json.loads(cli.ok("ls", "-d", "local", "--json").stdout)] == [backed_up.stored_filename]
