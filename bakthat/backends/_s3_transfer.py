@@ -36,8 +36,8 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 #: Part sizes grow by one ``part_size`` every this many parts, so a stream of unknown
-#: length fits in S3's 10,000 parts: 16 MiB parts reach 880 GB, 64 MiB parts 3.5 TB.
-PART_GROWTH_EVERY = 1000
+#: length fits in S3's 10,000 parts: 8 MiB parts reach 880 GB, 32 MiB parts 3.5 TB.
+PART_GROWTH_EVERY = 500
 #: The metadata key (single PUT) or object tag (multipart) holding the object's SHA-256.
 SHA256_KEY = "bakthat-sha256"
 

@@ -95,8 +95,8 @@ def test_part_sizes_grow_so_a_stream_of_unknown_length_fits_in_10000_parts(backe
         upload._part_number = number
         sizes.append(upload._current_part_size() // MiB)
     upload.abort()
-    assert sizes == [16, 16, 32, 96, 160]
-    total = sum(16 * MiB * (1 + n // _s3_transfer.PART_GROWTH_EVERY) for n in range(_s3_transfer.MAX_PARTS))
+    assert sizes == [8, 16, 24, 88, 160]
+    total = sum(8 * MiB * (1 + n // _s3_transfer.PART_GROWTH_EVERY) for n in range(_s3_transfer.MAX_PARTS))
     assert total > 800 * 10**9
 
 
