@@ -41,14 +41,17 @@ def _common_options(top_level: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``bakthat`` command, one sub-parser per command module.
+def build_parser(complete: bool = True) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``bakthat`` command, one sub-parser per command.
 
     Each command is reachable under its 0.6 name (``delete_older_than``) and, where that
-    has underscores, under a hyphenated alias (``delete-older-than``).
+    has underscores, under a hyphenated alias (``delete-older-than``).  With ``complete``
+    false, the sub-parsers are listed from :data:`bakthat.commands.COMMANDS` and a
+    command's module is imported, and its options added, only when the command line
+    names it: ``bakthat show`` imports one command module, ``bakthat --help`` none.
     """
     from bakthat import __version__
-    from bakthat.commands import command_modules
+    from bakthat.commands import COMMANDS
 
     parser = argparse.ArgumentParser(
         prog="bakthat",
@@ -60,25 +63,52 @@ def build_parser() -> argparse.ArgumentParser:
     from bakthat.commands._common import add_scope
 
     add_scope(parser)  # before the command as well as after it, as the AWS CLI does
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
     commands.required = True
     sub_options = _common_options(False)
-    for module in command_modules():
-        hyphenated = module.NAME.replace("_", "-")
-        aliases = [hyphenated] if hyphenated != module.NAME else []
-        aliases += list(getattr(module, "ALIASES", ()))  # such as check's "verify"
+    for name, (help, extra_aliases) in COMMANDS.items():
+        hyphenated = name.replace("_", "-")
+        aliases = [hyphenated] if hyphenated != name else []
+        aliases += list(extra_aliases)  # such as check's "verify"
         sub = commands.add_parser(
-            module.NAME,
-            aliases=aliases,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
-            parents=[sub_options],
+            name, aliases=aliases, help=help, description=help, parents=[sub_options],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(sub)
-        sub.set_defaults(func=module.run, _takes_destination=_takes_destination(sub))
+        commands._unfilled[sub] = name
+        if complete:
+            commands._fill(sub)
     _add_plugin_commands(commands, sub_options)
     return parser
+
+
+class _Commands(argparse._SubParsersAction):
+    """The sub-parsers of the commands, each completed from its module when it is used.
+
+    ``_unfilled`` maps a sub-parser not filled yet to its command's name (underscored names:
+    shtab reads an action's ``complete`` attribute).
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._unfilled: dict[argparse.ArgumentParser, str] = {}
+
+    def _fill(self, sub: argparse.ArgumentParser) -> None:
+        """Import the command module of ``sub`` and add its description, options and runner."""
+        name = self._unfilled.pop(sub, None)
+        if name is None:
+            return
+        from bakthat.commands import command_module
+
+        module = command_module(name)
+        sub.description = getattr(module, "DESCRIPTION", module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(func=module.run, _takes_destination=_takes_destination(sub))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
+        chosen = self._name_parser_map.get(values[0])  # type: ignore[index]
+        if chosen is not None:
+            self._fill(chosen)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _takes_destination(parser: argparse.ArgumentParser) -> bool:
@@ -267,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved_logging = _configure_logging(early.verbose, early.quiet)
     try:
         plugin_error = None if "--version" in argv else _load_plugins(early)
-        parser = build_parser()
+        parser = build_parser(complete=False)
         try:
             args = parser.parse_args(argv)
             misplaced = apply_scope_defaults(args)

@@ -119,3 +119,22 @@ def test_help_version_and_show_start_without_importing_what_they_do_not_use(home
     unexpected = NEVER_AT_START_UP + (NOT_FOR_HELP if args[0].startswith("--") else ())
     assert [name for name in unexpected if name in modules] == []
     assert ("peewee" in modules) == (args[0] == "show")  # the check itself sees the catalog opened
+
+
+def test_the_command_table_says_what_each_command_module_says():
+    from bakthat.commands import COMMANDS, command_modules
+
+    assert {module.NAME: (module.HELP, tuple(getattr(module, "ALIASES", ()))) for module in command_modules()} == COMMANDS
+
+
+def test_the_parser_imports_the_module_of_the_command_it_parses_and_no_other():
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from bakthat.cli import build_parser; build_parser(complete=False).parse_args(['delete-older-than', 'x', '1d']);"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('bakthat.commands.'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # delete_older_than shares its options with rotate_backups
+    assert json.loads(result.stdout) == ["bakthat.commands._common", "bakthat.commands.delete_older_than", "bakthat.commands.rotate_backups"]
