@@ -1,26 +1,31 @@
-"""Throughput and peak memory of ``bakthat backup -d s3`` / ``restore`` against a moto server.
+"""Issue 15's S3 rows against a moto server: upload throughput and client memory against
+boto3's ``upload_file`` (and the AWS CLI's), restore against a download plus ``zstd -d | tar x``.
 
 Run::
 
-    python benchmarks/bench_s3.py [--size 1GiB] [--part-size 16MiB] [--concurrency 4]
-                                  [--aws /path/to/aws] [--compression zstd]
+    python benchmarks/bench_s3.py [--size 1GiB] [--reps 3] [--part-size 8MiB] [--concurrency 4]
+                                  [--aws /path/to/aws] [--json]
 
 What it does, in one run:
 
 1. starts ``moto.server`` in its own process on 127.0.0.1 (so its memory is not ours);
-2. writes ``--size`` bytes of random data (incompressible: the archive is as large as
-   the source) into a source directory;
-3. runs ``bakthat backup <dir> -d s3`` as a child process with an empty ``TMPDIR``,
-   measuring wall time and the child's peak RSS (``wait4``), and watching the child's
-   open files (``/proc/<pid>/fd``) and ``TMPDIR`` the whole time: any file it opens
-   outside the source, the catalog and the Python installation is reported;
-4. runs ``bakthat restore`` of that backup the same way;
-5. for comparison, uploads and downloads the same archive bytes with ``aws s3 cp``
-   (the AWS CLI, found on PATH or given with ``--aws``) or, when there is none, with a
-   plain boto3 ``upload_file``/``download_file`` script; the table says which.
+2. writes ``--size`` bytes of random data into a source directory and backs it up to
+   S3 with zstd (the archive the restores read), then fetches that archive's bytes;
+3. ``--reps`` times, interleaved: the uploads of the same bytes (``bakthat backup`` of
+   the archive file with ``--compression none``, boto3's ``upload_file`` and ``aws s3
+   cp`` of the file, same part size and concurrency), each object deleted after (moto
+   keeps objects in memory); then the restores of the zstd archive: ``bakthat restore``,
+   ``aws s3 cp`` to a file then ``zstd -d | tar x`` (the CLI downloads in parallel
+   ranged GETs), and one streaming GET (boto3 ``get_object``) piped into ``zstd -d |
+   tar x``;
+4. prints each row's median wall and CPU seconds (every stage of a pipeline summed) and
+   the peak RSS of its largest process (``wait4``), checks the restored bytes, and
+   reports any file bakthat's uploads created in ``TMPDIR`` or opened outside the
+   source, the catalog and Python (there must be none: no temp file).
 
 Figures depend on the machine and on moto (a Python server: it, not the client, is
-usually the bottleneck), so compare the rows of one run, not runs on two machines.
+usually the bottleneck; it re-reads the whole object for every ranged GET, which
+penalizes the AWS CLI's parallel downloads), so compare the rows of one run.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,6 +126,7 @@ def run_measured(argv: list[str], env: dict[str, str], tmpdir: Path, allowed: li
         raise RuntimeError(f"{argv[:3]} failed: {err.decode(errors='replace')[-2000:]}")
     return {
         "seconds": elapsed,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "peak_rss_mib": usage.ru_maxrss / 1024,
         "unexpected_files": watcher.unexpected(),
         "tmpdir_entries": sorted(watcher.tmp_entries),
@@ -153,47 +160,46 @@ def write_source(directory: Path, size: int) -> None:
             left -= len(chunk)
 
 
-def report(title: str, results: dict[str, dict], archive_size: int, destination: str, checks: str, as_json: bool) -> None:
-    """Print the table of a transfer benchmark, what the watchers saw, and optionally JSON."""
-    print(f"\n{title}\n")
-    print("| command | seconds | MiB/s (archive) | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|")
-    for name, result in results.items():
-        rate = archive_size / MiB / result["seconds"]
-        print(f"| {name} | {result['seconds']:.1f} | {rate:.0f} | {result['peak_rss_mib']:.0f} |")
-    backup, restore = results[f"bakthat backup -d {destination}"], results[f"bakthat restore -d {destination}"]
-    print(f"\n{checks}; this script's own RSS {own_rss_mib():.0f} MiB (a child's peak RSS includes its parent's at spawn)")
-    print(f"files created in TMPDIR during backup/restore: {backup['tmpdir_entries'] or 'none'}")
-    print(f"files opened by the backup outside the source, catalog and Python: {backup['unexpected_files'] or 'none'}")
-    print(f"files opened by the restore outside the target, catalog and Python: {restore['unexpected_files'] or 'none'}")
-    if as_json:
-        print(json.dumps({name: {k: v for k, v in r.items() if k != "stdout"} for name, r in results.items()}, indent=2))
+def measure_shell(command: str, env: dict[str, str], tmpdir: Path) -> dict:
+    """Run a shell pipeline; return wall and CPU seconds (every stage summed) and the
+    peak RSS of its largest stage."""
+    return run_measured(["sh", "-c", "set -e; " + command], env, tmpdir, ["/"])
+
+
+def s3_call(env: dict[str, str], *lines: str) -> None:
+    """Run boto3 code in a child (``c`` is the client), so this process stays small."""
+    subprocess.run([sys.executable, "-c", "import sys, boto3; c = boto3.client('s3'); " + "; ".join(lines)],
+                   env=env, check=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
-    parser.add_argument("--part-size", default="16MiB")
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--compression", default="zstd", choices=["zstd", "gzip", "none"])
+    parser.add_argument("--part-size", help="the profile's part_size (default: bakthat's, 8 MiB)")
+    parser.add_argument("--concurrency", type=int, help="the profile's concurrency (default: bakthat's, 4)")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved runs of each row (medians)")
     parser.add_argument("--aws", default=shutil.which("aws"), help="the aws CLI (default: found on PATH)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     size = parse_size(args.size)
+    sys.path.insert(0, str(ROOT))
+    from bakthat.backends._s3_config import S3Config
+
+    part_size = parse_size(args.part_size) if args.part_size else S3Config.part_size
+    concurrency = args.concurrency or S3Config.concurrency
 
     work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
     moto, url = start_moto()
+    results: dict[str, list[dict]] = {}
     try:
         home, tmpdir, source = work / "home", work / "tmp", work / "src" / "bak"
         home.mkdir()
         tmpdir.mkdir()
         write_source(source, size)
         (home / ".bakthat.yml").write_text(
-            "default:\n"
-            "  s3_bucket: bench-bucket\n"
-            f"  part_size: {args.part_size}\n"
-            f"  concurrency: {args.concurrency}\n"
-            f"  compression: {args.compression}\n"
+            "default:\n  s3_bucket: bench-bucket\n"
+            + (f"  part_size: {args.part_size}\n" if args.part_size else "")
+            + (f"  concurrency: {args.concurrency}\n" if args.concurrency else "")
         )
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -205,71 +211,94 @@ def main() -> int:
             "AWS_SECRET_ACCESS_KEY": "bench-secret",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": str(work / "aws-config"),
         }
+        (work / "aws-config").write_text(
+            f"[default]\ns3 =\n  multipart_chunksize = {part_size // MiB}MB\n"
+            f"  max_concurrent_requests = {concurrency}\n"
+        )
         prefix = os.path.dirname(os.path.dirname(os.__file__))
         allowed = [str(source), str(home / ".bakthat"), sys.prefix, sys.base_prefix, prefix, str(ROOT)]
         bakthat = [sys.executable, "-m", "bakthat"]
-        results = {}
-        results["bakthat backup -d s3"] = run_measured(
-            [*bakthat, "backup", str(source), "-d", "s3", "--prompt", "no", "--json"], env, tmpdir, allowed
-        )
-        row = json.loads(results["bakthat backup -d s3"]["stdout"])
-        stored, archive_size = row["stored_filename"], row["size"]
-        target = work / "restored"
-        results["bakthat restore -d s3"] = run_measured(
-            [*bakthat, "restore", "bak", "-d", "s3", "--target", str(target), "--prompt", "no"],
-            env,
-            tmpdir,
-            [*allowed, str(target)],
-        )
-        same = file_sha256(target / "bak" / "random.bin") == file_sha256(source / "random.bin")
-        shutil.rmtree(target)
 
-        # The same archive bytes, for the comparison tools (fetched in a child process so
-        # this one stays small: a child's peak RSS counts its parent's at spawn time).
-        archive = work / "archive.bin"
-        fetch = (
-            "import sys, boto3; boto3.client('s3').download_file(sys.argv[1], sys.argv[2], sys.argv[3])"
-        )
-        subprocess.run([sys.executable, "-c", fetch, "bench-bucket", stored, str(archive)], env=env, check=True)
-        back = work / "archive.back"
-        if args.aws:
-            tool = "aws s3 cp"
-            aws_env = {**env, "AWS_CONFIG_FILE": str(work / "aws-config")}
-            (work / "aws-config").write_text(
-                "[default]\n"
-                "s3 =\n"
-                f"  multipart_chunksize = {parse_size(args.part_size) // MiB}MB\n"
-                f"  max_concurrent_requests = {args.concurrency}\n"
-            )
-            up = [args.aws, "s3", "cp", str(archive), "s3://bench-bucket/compare.bin", "--endpoint-url", url, "--no-progress"]
-            down = [args.aws, "s3", "cp", "s3://bench-bucket/compare.bin", str(back), "--endpoint-url", url, "--no-progress"]
-        else:
-            tool = "boto3 upload_file/download_file"
-            aws_env = env
-            script = (
-                "import sys, boto3; from boto3.s3.transfer import TransferConfig;"
-                f"c = boto3.client('s3', endpoint_url='{url}');"
-                f"t = TransferConfig(multipart_chunksize={parse_size(args.part_size)}, max_concurrency={args.concurrency});"
-                "getattr(c, sys.argv[1])(*sys.argv[2:], Config=t)"
-            )
-            up = [sys.executable, "-c", script, "upload_file", str(archive), "bench-bucket", "compare.bin"]
-            down = [sys.executable, "-c", script, "download_file", "bench-bucket", "compare.bin", str(back)]
-        everything = ["/"]
-        results[f"{tool} (upload)"] = run_measured(up, aws_env, tmpdir, everything)
-        results[f"{tool} (download)"] = run_measured(down, aws_env, tmpdir, everything)
+        def add(name: str, result: dict) -> dict:
+            results.setdefault(name, []).append(result)
+            return result
+
+        # The archive the restores read (zstd), and its bytes for the peers' uploads.
+        made = run_measured([*bakthat, "backup", str(source), "-d", "s3", "--prompt", "no", "--json",
+                             "--name", "zst"], env, tmpdir, allowed)
+        stored = json.loads(made["stdout"])["stored_filename"]
+        archive = work / "archive.tar.zst"
+        s3_call(env, f"c.download_file('bench-bucket', {stored!r}, {str(archive)!r})")
+        s3_call(env, f"c.upload_file({str(archive)!r}, 'bench-bucket', 'peer.tar.zst')")
+        upload_peer = (f"{args.aws} s3 cp {archive} s3://bench-bucket/aws.bin --endpoint-url {url} --no-progress"
+                       if args.aws else None)
+        boto_up = [sys.executable, "-c", "import sys, boto3; from boto3.s3.transfer import TransferConfig; "
+                   f"boto3.client('s3').upload_file(sys.argv[1], 'bench-bucket', 'boto.bin', "
+                   f"Config=TransferConfig(multipart_chunksize={part_size}, max_concurrency={concurrency}))",
+                   str(archive)]
+        stream = (f"{sys.executable} -c \"import sys, boto3; body = boto3.client('s3').get_object("
+                  f"Bucket='bench-bucket', Key='peer.tar.zst')['Body']; "
+                  f"[sys.stdout.buffer.write(chunk) for chunk in body.iter_chunks(1 << 20)]\"")
+        for rep in range(1, args.reps + 1):
+            # Uploads of the same bytes: bakthat's upload of the archive file (compression
+            # none: what it stores is that file in a tar), boto3's and the CLI's of the file.
+            add("bakthat backup -d s3 (upload)", run_measured(
+                [*bakthat, "backup", str(archive), "-d", "s3", "--prompt", "no", "--compression", "none",
+                 "--name", f"up{rep}"], {**env, "TMPDIR": str(tmpdir)}, tmpdir, [*allowed, str(archive)]))
+            add("boto3 upload_file", run_measured(boto_up, env, tmpdir, ["/"]))
+            if upload_peer:
+                add("aws s3 cp (upload)", measure_shell(upload_peer, env, tmpdir))
+            s3_call(env, *[f"c.delete_object(Bucket='bench-bucket', Key={key!r})" for key in ("boto.bin", "aws.bin")],
+                    "[c.delete_object(Bucket='bench-bucket', Key=o['Key']) for o in "
+                    f"c.list_objects_v2(Bucket='bench-bucket', Prefix='up{rep}.').get('Contents', [])]")
+            # Restores of the zstd archive.
+            target = work / "restored"
+            add("bakthat restore -d s3", run_measured(
+                [*bakthat, "restore", "zst", "-d", "s3", "--target", str(target), "--prompt", "no"],
+                env, tmpdir, [*allowed, str(target)]))
+            same = file_sha256(target / "zst" / "random.bin") == file_sha256(source / "random.bin")
+            shutil.rmtree(target)
+            target.mkdir()
+            if args.aws:
+                add("aws s3 cp to a file, then zstd -d | tar x", measure_shell(
+                    f"{args.aws} s3 cp s3://bench-bucket/peer.tar.zst {work}/fetched --endpoint-url {url} "
+                    f"--no-progress >/dev/null; zstd -d -q -c {work}/fetched | tar xf - -C {target}; rm {work}/fetched",
+                    env, tmpdir))
+                shutil.rmtree(target)
+                target.mkdir()
+            add("one GET stream | zstd -d | tar x", measure_shell(
+                f"{stream} | zstd -d -q -c | tar xf - -C {target}", env, tmpdir))
+            same = same and file_sha256(target / "zst" / "random.bin") == file_sha256(source / "random.bin")
+            shutil.rmtree(target)
     finally:
         moto.kill()
         moto.wait()
 
-    report(
-        f"Source {size / MiB:.0f} MiB of random data; archive {archive_size / MiB:.0f} MiB "
-        f"({args.compression}); part size {args.part_size}, concurrency {args.concurrency}; moto server {url}",
-        results, archive_size, "s3", f"restored bytes identical: {same}", args.json,
-    )
-    backup = results["bakthat backup -d s3"]
+    archive_size = archive.stat().st_size
+    print(f"\nSource {size / MiB:.0f} MiB of random data; archive {archive_size / MiB:.0f} MiB (zstd); part size "
+          f"{part_size // MiB} MiB, concurrency {concurrency} (the peers' too); moto server {url}; "
+          f"{args.reps} interleaved runs, medians; load average at the end {os.getloadavg()}")
+    print(f"restore peer: {'the AWS CLI, ' + args.aws if args.aws else 'no aws CLI: boto3 only'}\n")
+    print("| command | wall s | MiB/s | CPU s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, runs in results.items():
+        wall = statistics.median(r["seconds"] for r in runs)
+        cpu = statistics.median(r["cpu_seconds"] for r in runs)
+        peak = max(r["peak_rss_mib"] for r in runs)
+        print(f"| {name} | {wall:.1f} | {archive_size / MiB / wall:.0f} | {cpu:.1f} | {peak:.0f} |")
+    backups = results["bakthat backup -d s3 (upload)"]
+    print(f"\nrestored bytes identical: {same}; this script's own RSS {own_rss_mib():.0f} MiB")
+    print(f"files created in TMPDIR during the uploads: {sorted({e for r in backups for e in r['tmpdir_entries']}) or 'none'}")
+    print(f"files opened by bakthat's uploads outside the source, catalog and Python: "
+          f"{sorted({f for r in backups for f in r['unexpected_files']}) or 'none'}")
+    if args.json:
+        print(json.dumps({name: [{k: v for k, v in r.items() if k != "stdout"} for r in runs]
+                          for name, runs in results.items()}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
-    return 0 if same and not backup["tmpdir_entries"] and not backup["unexpected_files"] else 1
+    clean = not any(r["tmpdir_entries"] or r["unexpected_files"] for r in backups)
+    return 0 if same and clean else 1
 
 
 if __name__ == "__main__":
