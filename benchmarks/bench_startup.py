@@ -116,17 +116,27 @@ def wall_runs(command: list[str], env: dict[str, str], cwd: Path, runs: int, war
 
 
 def imported(command: list[str], env: dict[str, str], cwd: Path) -> tuple[list[str], list[tuple[int, str]]]:
-    """Return the HEAVY modules ``command`` imports and its ten slowest top-level imports (µs, name)."""
+    """Return the HEAVY modules ``command`` imports and its ten slowest top-level imports (µs, name).
+
+    The modules are those in ``sys.modules`` at exit (``-X importtime`` also lists the
+    imports that failed, such as peewee's attempt at psycopg2 when it is hidden).
+    """
     result = subprocess.run([command[0], "-X", "importtime", *command[1:]], env=env, cwd=cwd, capture_output=True, text=True)
-    names, slowest = set(), []
+    slowest = []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
         _, cumulative, name = line.split("|", 2)
-        names.add(name.strip())
         if cumulative.strip().isdigit() and not name.startswith("  "):
             slowest.append((int(cumulative), name.strip()))
-    return [module for module in HEAVY if module in names], sorted(slowest, reverse=True)[:10]
+    if command[1:3] == ["-m", "bakthat"]:
+        code = ("import atexit, json, sys; atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr));"
+                "from bakthat.cli import main; sys.exit(main(sys.argv[1:]))")
+        run = [command[0], "-c", code, *command[3:]]
+    else:
+        run = [command[0], "-c", command[2] + "; import json, sys; print(json.dumps(sorted(sys.modules)), file=sys.stderr)"]
+    modules = json.loads(subprocess.run(run, env=env, cwd=cwd, capture_output=True, text=True).stderr.splitlines()[-1])
+    return [module for module in HEAVY if module in modules], sorted(slowest, reverse=True)[:10]
 
 
 def main() -> int:
