@@ -27,7 +27,6 @@ the profile and the key the same way.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import importlib
 import logging
@@ -234,9 +233,9 @@ def collect_settings() -> dict[str, Setting]:
                 secret = secret or earlier.secret
                 required = tuple(dict.fromkeys(earlier.required_for + setting.required_for))
                 if setting.keys is None and earlier.keys is not None:
-                    setting = dataclasses.replace(setting, keys=earlier.keys)
+                    setting = setting.replace(keys=earlier.keys)
             if secret != setting.secret or required != setting.required_for:
-                setting = dataclasses.replace(setting, secret=secret, required_for=required)
+                setting = setting.replace(secret=secret, required_for=required)
             merged[name] = setting
     return merged
 

@@ -75,3 +75,28 @@ def test_get_profile_returns_settings_that_know_their_file_and_raw_profile(home)
 def test_get_profile_from_a_conf_dict_names_conf_as_its_source():
     settings = get_profile(conf={"compression": "none"})
     assert settings.source == "conf=" and settings.raw == {"compression": "none"} and settings["compression"] == "none"
+
+
+# -- Setting: one key's declaration ---------------------------------------------------------
+
+
+def test_a_setting_is_read_only_compared_by_value_and_replaced_as_a_copy():
+    from bakthat.settings import Setting
+
+    setting = Setting(int, 5, "attempts", choices=(1, 5), required_for=("s3",))
+    assert setting == Setting(int, 5, "attempts", (1, 5), False, ("s3",)) and hash(setting) == hash(Setting(int, 5, "attempts", (1, 5), False, ("s3",)))
+    with pytest.raises(AttributeError, match="read-only"):
+        setting.default = 6
+    secret = setting.replace(secret=True)
+    assert secret.secret and not setting.secret and secret.choices == (1, 5) and secret != setting
+    with pytest.raises(TypeError, match="no field secrett"):
+        setting.replace(secrett=True)
+
+
+def test_importing_the_declarations_does_not_import_dataclasses_or_inspect():
+    import json
+    import subprocess
+    import sys
+
+    code = "import json, sys; import bakthat.settings, bakthat.profile_keys; print(json.dumps(['dataclasses' in sys.modules, 'inspect' in sys.modules]))"
+    assert json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout) == [False, False]
