@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from bakthat import eventing
-from bakthat.plugin_commands import Command, Param, add_command
+from bakthat.plugin_commands import Command, Param, add_command, check_takes_one_argument
 from bakthat.plugin_state import MISSING, PluginError, Record, call_hook, manager, record_of
 
 
@@ -172,11 +172,14 @@ class Plugin(abc.ABC):
         self.patch(file_filters.REGISTRY, name, func)
 
     def register_hook(self, name: str, func: Callable[[dict[str, Any]], Any]) -> None:
-        """Register ``func`` for the named hook; :func:`call_hook` calls it with a parameter dict."""
+        """Register ``func`` for the named hook; :func:`call_hook` calls it with a parameter dict.
+
+        Raise PluginError (naming the plugin and the hook) if ``name`` is not a non-empty
+        string or ``func`` cannot be called with one argument.
+        """
         if not isinstance(name, str) or not name:
             raise PluginError(record_of(self).spec, f"hook name must be a non-empty string, not {name!r}")
-        if not callable(func):
-            raise PluginError(record_of(self).spec, f"hook {name!r}: {func!r} is not callable")
+        check_takes_one_argument(record_of(self).spec, f"hook {name!r}", func)
         with manager().lock:
             manager().hooks.setdefault(name, []).append((self, func))
 

@@ -9,6 +9,7 @@ side of plugin commands is in :mod:`bakthat.cli`.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -84,20 +85,57 @@ def builtin_command_names() -> set[str]:
     return names
 
 
+def check_takes_one_argument(spec: str, what: str, func: Any) -> None:
+    """Raise PluginError (naming the plugin ``spec`` and ``what``) unless ``func`` is a
+    callable that can be called with one positional argument, the parameter dict.
+
+    A callable whose signature Python cannot read (some built-ins) is accepted.
+    """
+    if not callable(func):
+        raise PluginError(spec, f"{what}: {func!r} is not callable")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind({})
+    except TypeError:
+        label = getattr(func, "__qualname__", None) or repr(func)
+        raise PluginError(
+            spec, f"{what}: {label}{signature} cannot be called with the parameter dict (one argument)"
+        ) from None
+
+
 def add_command(
     plugin: Plugin, name: str, func: Callable[..., Any], params: Iterable[Param | str], help: str
 ) -> Command:
+    """Check a command ``plugin`` declares and record it in the current manager; return it.
+
+    Raise PluginError (naming the plugin and the command) for a malformed name, a
+    function that cannot take the parameter dict, a parameter that is not a
+    :class:`Param` (or a name), a parameter name that is reserved, repeated or not an
+    identifier, a ``type`` that is not callable, ``choices`` given as one string, or a
+    name taken by a built-in command or by another plugin.
+    """
     spec = record_of(plugin).spec
     if not isinstance(name, str) or not _COMMAND_NAME.match(name):
         raise PluginError(spec, f"command name {name!r} must be lower-case letters, digits, '-' or '_'")
-    if not callable(func):
-        raise PluginError(spec, f"command {name!r}: {func!r} is not callable")
+    check_takes_one_argument(spec, f"command {name!r}", func)
     declared = [Param(item) if isinstance(item, str) else item for item in params]
     seen = set()
     for param in declared:
         if not isinstance(param, Param):
             raise PluginError(spec, f"command {name!r}: parameters are Param objects or names, not {param!r}")
-        if not param.name.isidentifier() or param.name in _RESERVED_PARAMS or param.name in seen:
+        if not callable(param.type):
+            raise PluginError(
+                spec, f"command {name!r}: parameter {param.name!r} has type {param.type!r}, which is not callable"
+            )
+        if isinstance(param.choices, (str, bytes)):
+            raise PluginError(
+                spec, f"command {name!r}: the choices of parameter {param.name!r} are one string, not a list"
+            )
+        valid = isinstance(param.name, str) and param.name.isidentifier()
+        if not valid or param.name in _RESERVED_PARAMS or param.name in seen:
             raise PluginError(
                 spec,
                 f"command {name!r}: invalid or repeated parameter name {param.name!r} "

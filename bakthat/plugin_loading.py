@@ -7,7 +7,9 @@ and registers it in the current manager (:mod:`bakthat.plugin_state`); the first
 that fails stops the loading with a PluginError naming it.  Plugins subscribed too
 late for the running action's ``before_`` event are called now (:func:`_catch_up`),
 and a module global rebinding a model is applied as a patch
-(:func:`_adopt_module_rebindings`).  Discovery for ``bakthat plugins`` is in that
+(:func:`_adopt_module_rebindings`), as is a model of :mod:`bakthat.models` rebound by
+plain assignment in ``activate()`` (:func:`_record_plain_assignments`), so unloading
+restores both.  Discovery for ``bakthat plugins`` is in that
 command.
 """
 
@@ -122,8 +124,12 @@ def _load_one(spec: Any, settings: Mapping[str, Any]) -> Plugin:
     except Exception as exc:
         raise PluginError(spec, f"creating {cls.__name__} failed: {type(exc).__name__}: {exc}") from exc
     _complete(plugin, raw)
+    bound = _model_bindings()
     try:
-        plugin.activate()
+        try:
+            plugin.activate()
+        finally:
+            _record_plain_assignments(plugin, bound)
         _adopt_module_rebindings(plugin)
     except BaseException as exc:
         undo(plugin)
@@ -229,6 +235,28 @@ def _catch_up(handlers: list[Callable[..., Any]], session: Any) -> None:
         except Exception as exc:
             label = getattr(handler, "__qualname__", None) or repr(handler)
             raise VetoedError(f"{session.action} refused by {name} handler {label}: {exc}") from exc
+
+
+def _model_bindings() -> dict[str, Any]:
+    """Return ``{name: model}`` for the models :mod:`bakthat.models` binds now ({} if not imported)."""
+    models = sys.modules.get("bakthat.models")
+    if models is None:
+        return {}
+    return {name: value for name, value in vars(models).items() if is_model(value)}
+
+
+def _record_plain_assignments(plugin: Plugin, before: Mapping[str, Any]) -> None:
+    """Record, as patches of ``plugin``, the models of :mod:`bakthat.models` that its
+    ``activate()`` rebound by plain assignment (``bakthat.models.Backups = MyBackups``),
+    so that unloading it restores them as it restores :meth:`Plugin.patch`."""
+    models = sys.modules.get("bakthat.models")
+    if models is None:
+        return
+    record = plugin._bakthat_record
+    for name, original in before.items():
+        if vars(models).get(name, original) is not original:
+            # first in the record, so undoing (last to first) ends with the original
+            record.patches.insert(0, (models, name, original, False))
 
 
 def _adopt_module_rebindings(plugin: Plugin) -> None:
