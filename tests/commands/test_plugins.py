@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bakthat.plugin import unload_plugins
 from tests.conftest import ROOT, cli_ok, make_tree, run_cli
 
 EXAMPLES = ROOT / "plugins_example"
-
-
-@pytest.fixture(autouse=True)
-def unloaded():
-    unload_plugins()
-    yield
-    unload_plugins()
 
 
 def listing(*args: str, env: dict | None = None) -> dict:
