@@ -57,16 +57,26 @@ def _create(make: Any, name: str, parent: int) -> Any:
 
 def _created_owner(root_fd: int) -> tuple[int, int] | None:
     """Return the (uid, gid) a file created below ``root_fd`` gets, or None when it
-    cannot be told (a set-group-id directory, or no user ids on this platform)."""
+    cannot be told.  The staging root was just created by this process, so its own
+    owner shows how this file system assigns owners: a set-group-id directory, a
+    squashing network file system or a mount with fixed ids gives None."""
     if not hasattr(os, "geteuid"):
         return None
-    if os.fstat(root_fd).st_mode & stat.S_ISGID:
+    st = os.fstat(root_fd)
+    if st.st_mode & stat.S_ISGID or (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
         return None
-    return os.geteuid(), os.getegid()
+    return st.st_uid, st.st_gid
 
 
-def _umask() -> int | None:
-    """Return this process's umask without changing it (Linux's /proc), or None."""
+def _creation_umask(root_fd: int) -> int | None:
+    """Return the umask a file created below ``root_fd`` gets its mode cut by, or None
+    when it cannot be told: no /proc, or a default ACL on the staging root (inherited
+    by the directories below it), which replaces the umask."""
+    try:
+        if "system.posix_acl_default" in os.listxattr(root_fd):
+            return None
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/status", "rb") as status:
             for line in status:
@@ -195,7 +205,7 @@ class StagingTree:
         # less the umask, unless a set-group-id directory hands down its group: then
         # chown and chmod are skipped where they would change nothing (see _file).
         self._owner = _created_owner(root_fd)
-        self._umask = _umask()
+        self._umask = _creation_umask(root_fd)
         self._dir_members: list[tuple[list[str], tarfile.TarInfo]] = []
         self.deferred: list[tuple[list[str], int]] = []
         self.refused_xattrs: dict[str, int] = {}

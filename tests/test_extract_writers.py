@@ -59,27 +59,6 @@ def test_several_writers_restore_the_same_tree_as_one_writer(tmp_path, monkeypat
     assert stat.S_IMODE(os.stat(three / "d3/sub/f5.txt").st_mode) == 0o645
 
 
-def test_a_mode_the_umask_would_cut_is_restored_exactly(tmp_path, writers):
-    old = os.umask(0o077)
-    try:
-        safe_extract(stream(regular("open", b"x", mode=0o666), regular("kept", b"y", mode=0o600)), tmp_path)
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(os.stat(tmp_path / "open").st_mode) == 0o666
-    assert stat.S_IMODE(os.stat(tmp_path / "kept").st_mode) == 0o600
-
-
-def test_a_read_only_file_with_an_extended_attribute_gets_both(tmp_path, writers):
-    info, data = regular("ro", b"data", mode=0o444)
-    info.pax_headers = {"SCHILY.xattr.user.note": "kept"}
-    safe_extract(stream((info, data)), tmp_path)
-    assert stat.S_IMODE(os.stat(tmp_path / "ro").st_mode) == 0o444
-    try:
-        assert os.getxattr(tmp_path / "ro", "user.note") == b"kept"
-    except OSError as exc:  # a file system without user xattrs: the mode is what matters here
-        assert exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
-
-
 def test_the_earliest_failing_member_is_reported_whatever_writer_fails_first(tmp_path, writers, monkeypatch):
     from bakthat.extract_disk import StagingTree
 
