@@ -130,8 +130,6 @@ def load_excludes(
     string of one pattern per line (the profile's ``exclude``, ``--exclude``).  They form one list with gitignore semantics, so a later
     ``!pattern`` re-includes.  Raise ConfigError if ``exclude_file`` is missing.
     """
-    import pathspec
-
     from bakthat.conf import EXCLUDE_FILES, GITIGNORE
 
     lines: list[str] = []
@@ -150,4 +148,6 @@ def load_excludes(
         lines += group.splitlines() if isinstance(group, str) else [str(pattern) for pattern in group or ()]
     if not any(line.strip() and not line.startswith("#") for line in lines):
         return None
+    import pathspec  # only with patterns: about 15 ms of import
+
     return pathspec.GitIgnoreSpec.from_lines(lines)
