@@ -1,12 +1,11 @@
 """A damaged archive is refused by restore, naming the archive, and nothing is written;
-through both integrity paths.
+on the local store and on S3 (a moto server) alike.
 
-The local store reads cheaply, so restore first hashes the whole stored file and refuses
-a damaged one before decrypting or unpacking anything.  S3 and Glacier do not (a read
-costs a transfer, or a retrieval): there, damage is found while the archive streams
-through decryption (age's per-chunk authentication), decompression (zstd's checksum,
-gzip's CRC-32), the tar reader and the SHA-256 compared before the staged files are
-moved into the target.  Each test runs on both: the local store and S3 on a moto server.
+Every store takes one pass: damage is found while the archive streams through
+decryption (age's per-chunk authentication), decompression (zstd's checksum, gzip's
+CRC-32), the tar reader, and the SHA-256 hashed on the way, compared after the last
+member and before the staged files are moved into the target.  The two stores differ in
+how a read is served (a local file, or HTTP GETs), and each test runs on both.
 """
 
 from __future__ import annotations
@@ -35,7 +34,8 @@ class Store:
 
     @property
     def streams(self) -> bool:
-        """True when restore has no whole-file pre-check on this store."""
+        """True when the store declares reads as costly (S3, Glacier); restore takes the
+        same single pass either way."""
         return not get_backend(self.name, self.conf).cheap_reads
 
     def read(self, row) -> bytes:
@@ -69,7 +69,7 @@ def store(request, home):
     return Store(request.param, home)
 
 
-def test_the_two_stores_take_the_two_paths(store):
+def test_the_local_store_declares_cheap_reads_and_s3_does_not(store):
     assert store.streams is (store.name == "s3")
 
 
@@ -188,3 +188,18 @@ def test_without_a_recorded_checksum_the_stream_s_own_check_tells_damage_from_ho
     store.write(row, bytes(damaged))
     error = refused(store, tmp_path / "out", None, row=row)
     assert "damaged gzip data" in str(error) and "CRC" in str(error)
+
+
+def test_without_a_recorded_checksum_damage_after_the_last_member_is_found_before_the_commit(store, tree, tmp_path):
+    """A row without a SHA-256 (as bakthat 0.6's, adopted), whose gzip trailer is damaged:
+    the members are sound, so only reading the stream to its end (gzip's CRC-32) before
+    the commit refuses it."""
+    from bakthat import models
+
+    row = store.backup(tree, password="", compression="gzip")
+    models.Backups.update(sha256=None).where(models.Backups.id == row.id).execute()
+    store.flip(row, -8)  # the CRC-32 of the gzip trailer
+    with pytest.raises(IntegrityError, match="CRC"):
+        bakthat.restore("mydir", destination=store.name, target=tmp_path / "out", conf=store.conf, dry_run=True)
+    error = refused(store, tmp_path / "out", None, row=row)
+    assert "CRC" in str(error)
