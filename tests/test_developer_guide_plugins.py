@@ -71,13 +71,12 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
 @pytest.fixture(autouse=True)
-def clean_plugins_and_logging():
-    """The samples call logging.basicConfig and load plugins: undo both afterwards."""
+def clean_logging():
+    """The samples call logging.basicConfig: undo it afterwards (the shared isolated
+    fixture unloads the plugins they load)."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
-    unload_plugins()
     yield
-    unload_plugins()
     root.handlers[:], root.level = saved[0], saved[1]
 
 
