@@ -66,12 +66,12 @@ def build_parser(complete: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
     commands.required = True
     sub_options = _common_options(False)
-    for name, (help, extra_aliases) in COMMANDS.items():
+    for name, (summary, extra_aliases) in COMMANDS.items():
         hyphenated = name.replace("_", "-")
         aliases = [hyphenated] if hyphenated != name else []
         aliases += list(extra_aliases)  # such as check's "verify"
         sub = commands.add_parser(
-            name, aliases=aliases, help=help, description=help, parents=[sub_options],
+            name, aliases=aliases, help=summary, description=summary, parents=[sub_options],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         commands._unfilled[sub] = name
