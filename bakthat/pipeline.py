@@ -17,15 +17,22 @@ __all__ = ["HashingReader", "HashingWriter"]
 
 
 class HashingWriter:
-    """Pass writes to a sink while counting them and computing their SHA-256."""
+    """Pass writes to a sink while counting them and computing their SHA-256.
+
+    A sink that hashes every byte it is given anyway (an S3 upload records the SHA-256
+    with the object) offers its hash as ``running_sha256``: it is shared, not repeated.
+    """
 
     def __init__(self, sink: Any):
         self._sink = sink
-        self._hash = hashlib.sha256()
+        shared = getattr(sink, "running_sha256", None)
+        self._hash = shared if shared is not None else hashlib.sha256()
+        self._update = None if shared is not None else self._hash.update
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        self._hash.update(data)
+        if self._update is not None:
+            self._update(data)
         self.size += len(data)
         self._sink.write(data)
         return len(data)

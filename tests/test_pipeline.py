@@ -38,3 +38,27 @@ def test_closing_the_reader_closes_its_source():
     source = io.BytesIO(b"x")
     HashingReader(source).close()
     assert source.closed
+
+
+class HashingSink(io.BytesIO):
+    """A sink that hashes what it is given, as an S3 upload does."""
+
+    def __init__(self):
+        super().__init__()
+        self.running_sha256 = hashlib.sha256()
+
+    def write(self, data):
+        self.running_sha256.update(data)
+        return super().write(data)
+
+
+def test_the_writer_shares_the_hash_of_a_sink_that_hashes_so_the_bytes_are_hashed_once():
+    sink = HashingSink()
+    writer = HashingWriter(sink)
+    data = os.urandom(300_000)
+    writer.write(data[:1000])
+    writer.write(data[1000:])
+    assert writer.hexdigest() == sink.running_sha256.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert writer.size == len(data) and sink.getvalue() == data
+    sink.running_sha256.update(b"x")  # one object: the writer does not keep a second hash
+    assert writer.hexdigest() == hashlib.sha256(data + b"x").hexdigest()

@@ -2,9 +2,11 @@
 
 The contract is the one :mod:`bakthat.backends.s3` states (this module is its transfer
 half, kept apart so each stays readable): bytes cut into parts of ``part_size``, sent
-by ``concurrency`` worker threads with at most ``concurrency`` parts in flight plus the
-one being filled; each part with a checksum S3 verifies; the object visible only when
-the upload completes; every read counted and hashed and checked at the end.  This
+by ``concurrency`` worker threads; the parts are filled into at most ``concurrency + 1``
+buffers, allocated once and reused, so an upload's memory is bounded exactly; each
+part with a checksum S3 verifies; the stream hashed once (the SHA-256 the object, the
+catalog and the manifest record); the object visible only when the upload completes;
+every read counted and hashed and checked at the end.  This
 module imports nothing of :mod:`bakthat.backends.s3` at run time (no import cycle):
 the backend is passed in.
 """
@@ -18,6 +20,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bakthat.backends import base
@@ -89,15 +92,22 @@ class S3Upload(base.Upload):
         self.concurrency = backend.config.concurrency
         self.extra = backend.put_arguments(metadata)
         self.progress = Progress("Upload", None, progress or backend.progress)
-        self._buffer = bytearray()
-        self._hash = hashlib.sha256()
+        #: The SHA-256 of every byte written: recorded with the object, and shared with
+        #: the caller's HashingWriter (base.Upload.running_sha256), so hashed once.
+        self.running_sha256 = hashlib.sha256()
         self.size = 0
+        # The part being filled: ``_filled`` bytes of ``_buffer`` (None: none taken yet).
+        self._buffer: bytearray | None = None
+        self._filled = 0
+        # Part buffers not in use, and how many exist (never more than concurrency + 1).
+        self._free: list[bytearray] = []
+        self.part_buffers = 0
+        self._returned = threading.Condition()
         self.upload_id: str | None = None
         self._part_number = 0
         self._parts: dict[int, dict[str, Any]] = {}
         self._futures: list[Future[None]] = []
         self._executor: ThreadPoolExecutor | None = None
-        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._cancel = threading.Event()
         self._failure: BaseException | None = None
         self._state = "open"
@@ -122,23 +132,56 @@ class S3Upload(base.Upload):
         return translate_error(failure, "uploading a part of", self.backend.describe(self.key))
 
     def write(self, data: bytes) -> int:
-        """Take ``data``; hand each full part to a worker (waiting for a free slot).
+        """Take ``data``; hand each full part to a worker (waiting for a free buffer).
 
-        A full part's buffer is given to the worker as it is (no copy) and a new one is
-        started, so at most ``concurrency`` parts are in flight plus the one filling.
+        Bytes are copied once, into a part buffer; a full buffer is given to a worker as
+        it is (no copy) and comes back to the pool when its part is sent, so at most
+        ``concurrency + 1`` buffers ever exist: ``concurrency`` in flight, one filling.
         """
         self._check()
-        self._hash.update(data)
+        self.running_sha256.update(data)
         self.size += len(data)
         view = memoryview(data).cast("B")
         while view:
-            need = self._current_part_size() - len(self._buffer)
-            self._buffer += view[:need]
-            view = view[need:]
-            if len(self._buffer) >= self._current_part_size():
-                part, self._buffer = self._buffer, bytearray()
-                self._submit(part)
+            size = self._current_part_size()
+            if self._buffer is None:
+                self._buffer = self._take_buffer(size)
+            taken = view[: size - self._filled]
+            end = self._filled + len(taken)
+            self._buffer[self._filled : end] = taken  # in place (the first buffer grows)
+            self._filled = end
+            view = view[len(taken) :]
+            if end == size:
+                self._submit_filled()
         return len(data)
+
+    def _take_buffer(self, size: int) -> bytearray:
+        """Return a free part buffer of at least ``size`` bytes, waiting for one if all
+        ``concurrency + 1`` are in use.  The first grows as it is written (a small object
+        never costs a whole part); later ones are allocated whole, once."""
+        with self._returned:
+            while not self._free and self.part_buffers > self.concurrency:
+                self._returned.wait(0.5)  # wake up regularly to notice a failed part (or Ctrl-C)
+                self._check()
+            if self._free:
+                buffer = self._free.pop()
+                return buffer if len(buffer) >= size else bytearray(size)  # parts grew
+            self.part_buffers += 1
+            return bytearray() if self.part_buffers == 1 else bytearray(size)
+
+    def _give_back(self, buffer: bytearray, _future: object = None) -> None:
+        with self._returned:
+            self._free.append(buffer)
+            self._returned.notify()
+
+    def _submit_filled(self) -> None:
+        """Send the buffer being filled as the next part (trimmed to its bytes, in place)."""
+        part, filled = self._buffer, self._filled
+        assert part is not None
+        self._buffer, self._filled = None, 0
+        if len(part) > filled:
+            del part[filled:]
+        self._submit(part)
 
     def _start_multipart(self) -> None:
         client = self.backend.client
@@ -157,29 +200,22 @@ class S3Upload(base.Upload):
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="bakthat-s3-part")
         log.debug("multipart upload of %s started", self.key)
 
-    def _submit(self, part: bytes | bytearray) -> None:
+    def _submit(self, part: bytearray) -> None:
+        if self._failure is not None:
+            raise self._wrap_failure()
         if self.upload_id is None:
             self._start_multipart()
         if self._part_number >= MAX_PARTS:
             raise StorageError(f"{self.key}: more than {MAX_PARTS} parts; raise part_size")
         self._part_number += 1
         number = self._part_number
-        # Wait for a free slot; wake up regularly to notice a failed part (or Ctrl-C).
-        while not self._slots.acquire(timeout=0.5):
-            self._check()
-        self._check_after_acquire()
         assert self._executor is not None
         future = self._executor.submit(self._upload_part, number, part)
-        future.add_done_callback(self._part_done)
+        future.add_done_callback(partial(self._part_done, part))
         self._futures.append(future)
 
-    def _check_after_acquire(self) -> None:
-        if self._failure is not None:
-            self._slots.release()
-            raise self._wrap_failure()
-
-    def _part_done(self, future: Future[None]) -> None:
-        self._slots.release()
+    def _part_done(self, part: bytearray, future: Future[None]) -> None:
+        self._give_back(part)
         exc = future.exception() if not future.cancelled() else None
         if exc is not None and not isinstance(exc, _Cancelled):
             with self._lock:
@@ -187,7 +223,7 @@ class S3Upload(base.Upload):
                     self._failure = exc
             self._cancel.set()
 
-    def _upload_part(self, number: int, part: bytes | bytearray) -> None:
+    def _upload_part(self, number: int, part: bytearray) -> None:
         checksum = part_checksum(self.algorithm, part)
         client = self.backend.client
 
@@ -226,7 +262,7 @@ class S3Upload(base.Upload):
 
     def commit(self) -> base.ObjectInfo:
         self._check()
-        digest = self._hash.hexdigest()
+        digest = self.running_sha256.hexdigest()
         if not self.backend.config.conditional_writes and not self.if_match and self.backend.exists(self.key):
             raise AlreadyExistsError(f"{self.backend.describe(self.key)} already exists; nothing was replaced")
         if self.upload_id is None:
@@ -239,8 +275,9 @@ class S3Upload(base.Upload):
 
     def _put_single(self, digest: str) -> str:
         client = self.backend.client
-        body = bytes(self._buffer)
-        self._buffer = bytearray()
+        body = self._buffer if self._buffer is not None else bytearray()
+        del body[self._filled :]  # the first buffer: grown as written, so nothing to trim
+        self._buffer, self._filled = None, 0
         arguments = {**self.extra, "Metadata": {**self.extra.get("Metadata", {}), SHA256_KEY: digest}}
         arguments.update(part_checksum(self.algorithm, body))
         arguments.update(self._conditions())
@@ -260,9 +297,8 @@ class S3Upload(base.Upload):
         return response.get("ETag", "")
 
     def _complete_multipart(self, digest: str) -> str:
-        if self._buffer:
-            last, self._buffer = self._buffer, bytearray()
-            self._submit(last)
+        if self._filled:
+            self._submit_filled()
         for future in self._futures:
             try:
                 future.result()
@@ -327,7 +363,7 @@ class S3Upload(base.Upload):
             return
         self._state = "aborted"
         self._cancel.set()
-        self._buffer = bytearray()
+        self._buffer, self._filled, self._free = None, 0, []
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         if self.upload_id is not None:

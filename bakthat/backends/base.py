@@ -45,6 +45,12 @@ class Upload:
     and safe to call after a failed ``commit``.
     """
 
+    #: The SHA-256 (a ``hashlib`` object) of every byte given to :meth:`write`, for an
+    #: upload that computes it anyway to record it with the object;
+    #: :class:`~bakthat.pipeline.HashingWriter` then reads this one instead of hashing
+    #: the stream a second time.  None: the upload computes none.
+    running_sha256: Any = None
+
     def write(self, data: bytes) -> int:
         raise NotImplementedError
 

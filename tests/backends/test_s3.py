@@ -7,6 +7,8 @@ Fault injection happens at our own layer (tests/backends/s3_faults.py).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -55,6 +57,19 @@ def test_a_transient_error_on_a_part_is_retried(aws, monkeypatch, tmp_path):
     assert made[0].failures == 1
     assert sum(1 for part in made[0].parts if part["PartNumber"] == 2) == 2
     assert row.size > 10 * MiB and uploads_in_progress() == []
+
+
+def test_a_multipart_backup_records_one_sha256_equal_to_that_of_the_stored_object(aws, monkeypatch, tmp_path):
+    source = big_tree(tmp_path / "src" / "data", 12 * MiB)
+    row = bakthat.backup(str(source), destination="s3", conf=conf(), prompt="no")
+    stored = s3_client().get_object(Bucket=BUCKET, Key=row.stored_filename)
+    assert stored["ETag"].endswith('-3"')  # three parts of 5 MiB
+    digest = hashlib.sha256(stored["Body"].read()).hexdigest()
+    tags = s3_client().get_object_tagging(Bucket=BUCKET, Key=row.stored_filename)["TagSet"]
+    assert row.sha256 == digest
+    assert {"Key": "bakthat-sha256", "Value": digest} in tags
+    manifest = json.loads(s3_client().get_object(Bucket=BUCKET, Key=row.stored_filename + ".manifest.json")["Body"].read())
+    assert manifest["sha256"] == digest
 
 
 def test_a_corrupted_download_is_an_integrity_error_and_nothing_is_written(aws, monkeypatch, tmp_path):

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import tracemalloc
+import zlib
 
 import pytest
 
@@ -151,6 +152,45 @@ def test_memory_stays_bounded_by_concurrency_and_part_size(monkeypatch):
     assert sink.max_in_flight <= 3
     # (concurrency + 1) parts of 5 MiB: three in flight and one filling; plus the caller's chunk
     assert peak < (3 + 1) * 5 * MiB + 4 * MiB, f"peak {peak / MiB:.1f} MiB"  # measured: 20.1 MiB
+
+
+class KeepingSink(SlowSink):
+    """A fake S3 client that keeps every part's body object and the CRC-32 it had when sent."""
+
+    def __init__(self):
+        super().__init__()
+        self.bodies: list = []
+        self.sent: dict[int, int] = {}
+
+    def upload_part(self, **kwargs):
+        self.sent[kwargs["PartNumber"]] = zlib.crc32(kwargs["Body"])
+        self.bodies.append(kwargs["Body"])  # held: a buffer allocated per part could not be freed nor reused
+        return super().upload_part(**kwargs)
+
+
+def test_a_long_upload_reuses_at_most_concurrency_plus_one_part_buffers_and_sends_each_part_intact(monkeypatch):
+    sink = KeepingSink()
+    store = s3.Backend({"s3_bucket": "b", "part_size": "5MiB", "concurrency": 3})
+    store.client = sink
+    monkeypatch.setattr(store, "verify_committed", lambda key, size, digest, etag: s3.base.ObjectInfo(key, size))
+    upload = store.open_upload("long")
+    base = os.urandom(MiB)
+    expected: list[int] = []
+    crc = 0
+    for number in range(24 * 5 + 3):  # 24 whole parts of 5 MiB and a last one of 3 MiB
+        chunk = number.to_bytes(8, "big") + base[8:]  # every part's bytes differ
+        crc = zlib.crc32(chunk, crc)
+        if number % 5 == 4:
+            expected.append(crc)
+            crc = 0
+        upload.write(chunk)
+    expected.append(crc)
+    upload.commit()
+    assert [sink.sent[number] for number in sorted(sink.sent)] == expected  # 25 parts, none overwritten in flight
+    distinct = {id(body) for body in sink.bodies}
+    assert len(sink.bodies) == 25
+    assert len(distinct) <= 3 + 1
+    assert upload.part_buffers <= 3 + 1
 
 
 def test_ctrl_c_during_an_upload_aborts_it(backend):
