@@ -176,12 +176,8 @@ checks the chain and reads every archive it would read).  ``include``
                     ctx, row, secret_of, where, include=patterns, overwrite=overwrite, wait=wait, progress=progress
                 )
             except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                raise TargetFullError(
-                    f"no space left on the disk of {where} while restoring {row.stored_filename}; "
-                    "nothing was restored and the target is as it was"
-                ) from exc
+                _raise_if_target_full(exc, where, row.stored_filename)
+                raise
             return current.finish(row)
         if (row.metadata or {}).get("KeyValue"):
             from bakthat.keyvalue import restore_entry
@@ -250,12 +246,8 @@ checks the chain and reads every archive it would read).  ``include``
             except (WrongPasswordError, TargetExistsError):
                 raise
             except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                raise TargetFullError(
-                    f"no space left on the disk of {where} while restoring {row.stored_filename}; "
-                    "nothing was restored and the target is as it was"
-                ) from exc
+                _raise_if_target_full(exc, where, row.stored_filename)
+                raise
             except Exception as exc:
                 # Damage can look like anything downstream (a codec error, a malformed
                 # or hostile header): read the rest of the archive, and if its bytes do
@@ -280,6 +272,16 @@ checks the chain and reads every archive it would read).  ``include``
             raw.close()
         return current.finish(result)
     raise AssertionError("unreachable")
+
+
+def _raise_if_target_full(exc: OSError, where: Path, stored_filename: str) -> None:
+    """Given an OSError raised while restoring ``stored_filename`` into ``where``, raise
+    TargetFullError (from it) if it says the disk or the quota is full; else return."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise TargetFullError(
+            f"no space left on the disk of {where} while restoring {stored_filename}; "
+            "nothing was restored and the target is as it was"
+        ) from exc
 
 
 def _named(error: BakthatError, stored_filename: str) -> BakthatError:

@@ -165,6 +165,28 @@ def test_a_full_restore_target_is_named_and_left_clean(home, tmp_path):
     assert listing == [str(target), f"{target}/mine", f"{target}/mine/file"]
 
 
+def test_a_full_restore_target_is_named_and_left_clean_for_an_incremental_chain_too(home, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    for index in range(3):
+        (big / f"part{index}").write_bytes(os.urandom(1 << 20))
+    assert run_cli("backup", str(big), "--prompt", "no", "--compression", "none", "--level", "full").returncode == 0
+    (big / "part3").write_bytes(os.urandom(1 << 20))
+    incr = run_cli("backup", str(big), "--prompt", "no", "--compression", "none", "--level", "incr")
+    assert incr.returncode == 0, incr.stderr
+    target = tmp_path / "small-disk"
+    result = in_small_filesystem(
+        target, "2m",
+        f"mkdir '{target}/mine' && echo keep > '{target}/mine/file'; "
+        f"$BAKTHAT restore big --target '{target}'; echo \"exit=$?\"; find '{target}' | sort",
+    )
+    assert "exit=9" in result.stdout, (result.stdout, result.stderr)
+    assert f"no space left on the disk of {target} while restoring big." in result.stderr
+    assert "the target is as it was" in result.stderr and "Traceback" not in result.stderr
+    listing = [line for line in result.stdout.splitlines() if line.startswith(str(target))]
+    assert listing == [str(target), f"{target}/mine", f"{target}/mine/file"]
+
+
 # -- the catalog fails after the store has the archive ------------------------------------------
 
 
