@@ -4,7 +4,7 @@ boto3's ``upload_file`` (and the AWS CLI's), restore against a download plus ``z
 Run::
 
     python benchmarks/bench_s3.py [--size 1GiB] [--reps 3] [--part-size 8MiB] [--concurrency 4]
-                                  [--aws /path/to/aws] [--json]
+                                  [--aws /path/to/aws] [--uploads-only] [--json]
 
 What it does, in one run:
 
@@ -17,7 +17,7 @@ What it does, in one run:
    keeps objects in memory); then the restores of the zstd archive: ``bakthat restore``,
    ``aws s3 cp`` to a file then ``zstd -d | tar x`` (the CLI downloads in parallel
    ranged GETs), and one streaming GET (boto3 ``get_object``) piped into ``zstd -d |
-   tar x``;
+   tar x`` (``--uploads-only`` skips the restores: the CLI's row takes minutes on moto);
 4. prints each row's median wall and CPU seconds (every stage of a pipeline summed) and
    the peak RSS of its largest process (``wait4``), checks the restored bytes, and
    reports any file bakthat's uploads created in ``TMPDIR`` or opened outside the
@@ -179,6 +179,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, help="the profile's concurrency (default: bakthat's, 4)")
     parser.add_argument("--reps", type=int, default=3, help="interleaved runs of each row (medians)")
     parser.add_argument("--aws", default=shutil.which("aws"), help="the aws CLI (default: found on PATH)")
+    parser.add_argument("--uploads-only", action="store_true", help="only the upload rows (no restores)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     size = parse_size(args.size)
@@ -253,6 +254,9 @@ def main() -> int:
             s3_call(env, *[f"c.delete_object(Bucket='bench-bucket', Key={key!r})" for key in ("boto.bin", "aws.bin")],
                     "[c.delete_object(Bucket='bench-bucket', Key=o['Key']) for o in "
                     f"c.list_objects_v2(Bucket='bench-bucket', Prefix='up{rep}.').get('Contents', [])]")
+            if args.uploads_only:
+                same = True
+                continue
             # Restores of the zstd archive.
             target = work / "restored"
             add("bakthat restore -d s3", run_measured(
@@ -281,15 +285,17 @@ def main() -> int:
           f"{part_size // MiB} MiB, concurrency {concurrency} (the peers' too); moto server {url}; "
           f"{args.reps} interleaved runs, medians; load average at the end {os.getloadavg()}")
     print(f"restore peer: {'the AWS CLI, ' + args.aws if args.aws else 'no aws CLI: boto3 only'}\n")
-    print("| command | wall s | MiB/s | CPU s | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|")
+    print("| command | wall s | MiB/s | CPU s | peak RSS MiB | peak RSS of each run |")
+    print("|---|---:|---:|---:|---:|---|")
     for name, runs in results.items():
         wall = statistics.median(r["seconds"] for r in runs)
         cpu = statistics.median(r["cpu_seconds"] for r in runs)
         peak = max(r["peak_rss_mib"] for r in runs)
-        print(f"| {name} | {wall:.1f} | {archive_size / MiB / wall:.0f} | {cpu:.1f} | {peak:.0f} |")
+        each = ", ".join(f"{r['peak_rss_mib']:.0f}" for r in runs)
+        print(f"| {name} | {wall:.1f} | {archive_size / MiB / wall:.0f} | {cpu:.1f} | {peak:.0f} | {each} |")
     backups = results["bakthat backup -d s3 (upload)"]
-    print(f"\nrestored bytes identical: {same}; this script's own RSS {own_rss_mib():.0f} MiB")
+    print(f"\nrestored bytes identical: {'(no restores run)' if args.uploads_only else same}; "
+          f"this script's own RSS {own_rss_mib():.0f} MiB")
     print(f"files created in TMPDIR during the uploads: {sorted({e for r in backups for e in r['tmpdir_entries']}) or 'none'}")
     print(f"files opened by bakthat's uploads outside the source, catalog and Python: "
           f"{sorted({f for r in backups for f in r['unexpected_files']}) or 'none'}")
