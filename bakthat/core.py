@@ -316,6 +316,18 @@ def _dry_run_backup(ctx: Context, plan: Plan, suffix: str) -> Any:
     return found
 
 
+def _file_key(ctx: Context, plan: Plan) -> Any:
+    """Return a new crypto.FileKey for one file of an encrypted backup (its archive, or its
+    index): the plan's passphrase or recipients, the profile's scrypt work factor."""
+    from bakthat import crypto
+
+    return crypto.FileKey(
+        passphrase=plan.passphrase,
+        recipients=plan.recipients,
+        work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
+    )
+
+
 def _store(ctx: Context, plan: Plan) -> Any:
     """Stream the archive into the store, then write its manifest, then its catalog row.
 
@@ -330,17 +342,11 @@ def _store(ctx: Context, plan: Plan) -> Any:
     behind = None
     try:
         counted = HashingWriter(upload)
-        encrypter = key = None
+        encrypter = None
         if plan.encryption != "none":
             from bakthat import crypto  # not imported for plain backups: it costs memory
 
-            # One file key for the archive and its index: one scrypt derivation per backup.
-            key = crypto.FileKey(
-                passphrase=plan.passphrase,
-                recipients=plan.recipients,
-                work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
-            )
-            encrypter = crypto.EncryptingWriter(counted, key=key)
+            encrypter = crypto.EncryptingWriter(counted, key=_file_key(ctx, plan))
         # Encryption, hashing and the store's writes run in a thread of their own, so
         # the walk (this thread) and zstd's workers keep the cores busy.
         behind = WriteBehind(encrypter or counted)
@@ -379,7 +385,10 @@ def _store(ctx: Context, plan: Plan) -> Any:
         from bakthat import index_store
 
         delta, plan.state = plan.planner.finish()
-        plan.index = index_store.store_index(ctx.backend, delta, key=key)
+        # The index is a file of its own: its own file key, salt or ephemeral share (age).
+        plan.index = index_store.store_index(
+            ctx.backend, delta, key=None if encrypter is None else _file_key(ctx, plan)
+        )
         plan.index["entries"] = len(delta)
         plan.index["deletions"] = len(delta.deletions)
     header_sha256 = None if encrypter is None else hashlib.sha256(encrypter.header).hexdigest()

@@ -19,11 +19,11 @@ truncation detectable: a stream that ends without a chunk sealed as "last" is re
 All primitives come from the ``cryptography`` package.  Error messages never contain the
 passphrase or an identity (secret key).
 
-A :class:`FileKey` (the file key and the header wrapping it) can be shared by several
-files: a backup encrypts its archive and its file index with one, so it derives one
-scrypt key, not two; each file still has its own payload key and is a standard age
-file.  Reading derives once per stanza and process (the archive and index of one
-backup share theirs).
+A :class:`FileKey` (the file key and the header wrapping it) encrypts exactly one
+file: the age specification requires a new scrypt salt or X25519 ephemeral share for
+each stanza and each file, so a backup's archive and its file index each get their
+own (with a passphrase, two scrypt derivations per backup).  Reading derives once per
+stanza and process (a file read twice in one process, as a chain or a check may).
 
 This module is longer than most (about 950 lines) because the age format is one
 contract: the header parser with its safety checks, the scrypt and X25519 stanzas, the
@@ -258,8 +258,8 @@ def _scrypt_key(passphrase: str, salt: bytes, work_factor: int) -> bytes:
 
 
 #: Wrap keys derived by this process for reading, by (salted passphrase digest, salt,
-#: work factor): a backup's archive and index share one scrypt stanza (see FileKey), so
-#: reading both derives once.  A few entries: a chain or a check reads a handful.
+#: work factor): a file read twice in one process (a chain, a check) derives once.  A
+#: few entries: a chain or a check reads a handful.
 _DERIVED: dict[tuple[bytes, bytes, int], bytes] = {}
 _DERIVED_MAX = 16
 
@@ -472,16 +472,13 @@ def load_identities(path: str) -> list[str]:
 class FileKey:
     """The file key of age files and the header that wraps it, made once.
 
-    Given either a passphrase (one scrypt stanza: the one key derivation, at
-    ``work_factor``) or a non-empty sequence of ``age1...`` recipients (one X25519
-    stanza each), draw a random 16-byte file key and build the header.  Every
-    :class:`EncryptingWriter` given this key writes that header and a payload nonce of
-    its own, so each file's payload key (HKDF of the file key and its nonce) is its
-    own and each file is a standard age file that ``age -d`` opens with the same
-    passphrase or identity.  A backup encrypts its archive and its index with one
-    FileKey: one scrypt derivation per backup, not one per file, at the same work
-    factor.  (The stanza is reused whole: wrapping two file keys under one derived key
-    would reuse the wrap's fixed nonce, which ChaCha20-Poly1305 forbids.)
+    Given either a passphrase (one scrypt stanza with a fresh salt: one key
+    derivation, at ``work_factor``) or a non-empty sequence of ``age1...`` recipients
+    (one X25519 stanza each, with a fresh ephemeral share), draw a random 16-byte file
+    key and build the header, before the file is written (so the derivation's cost is
+    paid, and its errors raised, up front).  One :class:`EncryptingWriter` uses it:
+    the age specification requires a new salt or ephemeral share for each file, so a
+    second writer given the same key raises ValueError.
 
     Raise ValueError unless exactly one of passphrase / recipients is given, or if the
     work factor is outside [MIN_WORK_FACTOR, MAX_WORK_FACTOR]; raise ConfigError if a
@@ -524,6 +521,7 @@ class FileKey:
         else:
             stanzas = [_x25519_stanza(self._file_key, key) for key in keys]
         self.header = _build_header(self._file_key, stanzas)
+        self._used = False
 
     def __repr__(self) -> str:
         return "FileKey(<secret>)"
@@ -561,6 +559,12 @@ class EncryptingWriter:
             key = FileKey(passphrase=passphrase, recipients=recipients, work_factor=work_factor)
         elif passphrase or recipients:
             raise ValueError("give either a FileKey or a passphrase or recipients, not both")
+        if key._used:
+            raise ValueError(
+                "this FileKey has encrypted a file already: age requires a new salt or "
+                "ephemeral share (a new FileKey) for each file"
+            )
+        key._used = True
         self.header = key.header
         nonce = os.urandom(_PAYLOAD_NONCE_LEN)
         self._aead = ChaCha20Poly1305(_hkdf(key._file_key, nonce, b"payload"))

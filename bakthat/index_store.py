@@ -2,10 +2,9 @@
 
 Each backup stores its delta index (:mod:`bakthat.index`, serialised by
 :mod:`bakthat.index_file`) beside its archive, as ``<stored name>.index.jsonl.zst``
-(``.age`` appended when the archive is encrypted, and encrypted the same way, with the
-archive's file key, so a backup derives one scrypt key: the index names every path,
-and the deletion list with it, so it is never stored in plaintext beside an encrypted
-archive).  The manifest and the catalog row
+(``.age`` appended when the archive is encrypted, and encrypted the same way, as an age
+file of its own with its own file key: the index names every path, and the deletion
+list with it, so it is never stored in plaintext beside an encrypted archive).  The manifest and the catalog row
 (``metadata["index"]``) record its key, size and SHA-256.  It is written with
 :meth:`Backend.put`, which keeps it in a class readable at once even in a Glacier
 destination (the Glacier backend writes such side objects as STANDARD), so ``files``,
@@ -69,8 +68,8 @@ def cache_file(backend_hash: str, name: str) -> Path:
 
 def store_index(backend: Any, delta: Index, *, key: Any = None) -> dict[str, Any]:
     """Given a backend and the delta index of a new backup, store the index object
-    (encrypted with ``key``, the :class:`bakthat.crypto.FileKey` of the backup's
-    archive, when given) and return what the manifest records of it: ``{"key", "size",
+    (encrypted with ``key``, a new :class:`bakthat.crypto.FileKey` made for the index
+    alone, when given) and return what the manifest records of it: ``{"key", "size",
     "sha256"}``."""
     import hashlib
 

@@ -945,19 +945,27 @@ def encrypt_with(key: crypto.FileKey, data: bytes) -> bytes:
     return sink.getvalue()
 
 
-def test_files_sharing_a_file_key_derive_once_and_each_has_its_own_payload_key(monkeypatch):
+def test_a_file_key_encrypts_one_file_only_as_age_requires_a_new_salt_for_each_file(monkeypatch):
     derivations = counted_derivations(monkeypatch)
     key = crypto.FileKey(passphrase=PASSWORD, work_factor=WF)
-    archive, index = encrypt_with(key, b"the archive" * 9000), encrypt_with(key, b"the index")
-    assert derivations == [WF], "one derivation for both files, at the work factor asked for"
-    header = len(key.header)
-    assert archive[:header] == index[:header] == key.header
-    assert archive[header : header + 16] != index[header : header + 16], "each file draws its own payload nonce"
-    assert encrypt_with(key, b"same")[header:] != encrypt_with(key, b"same")[header:]
+    archive = encrypt_with(key, b"the archive" * 9000)
+    assert derivations == [WF], "the key is derived when the FileKey is made, at the work factor asked for"
+    assert archive.startswith(key.header)
+    with pytest.raises(ValueError, match="new salt or ephemeral share"):
+        EncryptingWriter(io.BytesIO(), key=key)
+    index = encrypt_with(crypto.FileKey(passphrase=PASSWORD, work_factor=WF), b"the index")
+    salt = lambda data: data.split(b"\n")[1]  # "-> scrypt <salt> <work factor>"
+    assert salt(archive).startswith(b"-> scrypt ") and salt(archive) != salt(index), "each file its own salt"
     assert decrypt(archive) == b"the archive" * 9000 and decrypt(index) == b"the index"
-    assert derivations == [WF, WF], "reading both derives once: they share the stanza"
     with pytest.raises(WrongPasswordError):
         decrypt(index, passphrase="wrong")
+
+
+def test_a_file_key_to_recipients_is_one_file_s_too_each_file_its_own_ephemeral_share():
+    _, recipient = generate_identity()
+    first, second = (encrypt_with(crypto.FileKey(recipients=[recipient]), b"x") for _ in range(2))
+    share = lambda data: data.split(b"\n")[1]  # "-> X25519 <ephemeral share>"
+    assert share(first).startswith(b"-> X25519 ") and share(first) != share(second)
 
 
 def test_a_file_key_is_given_instead_of_a_passphrase_not_beside_it():
@@ -971,9 +979,8 @@ def test_a_file_key_is_given_instead_of_a_passphrase_not_beside_it():
 
 @needs_age
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty interop tested on Linux")
-def test_age_binary_decrypts_the_second_file_of_a_shared_file_key(tmp_path):
+def test_age_binary_decrypts_a_file_written_with_a_file_key_made_beforehand(tmp_path):
     key = crypto.FileKey(passphrase=PASSWORD, work_factor=WF)
-    encrypt_with(key, b"first file")
     (tmp_path / "b.age").write_bytes(encrypt_with(key, b"second file"))
     out = tmp_path / "out"
     code, tty = run_with_tty(

@@ -57,26 +57,27 @@ def test_a_base_encrypted_with_another_password_gives_a_full(tree, home):
     assert row.level == "full" and "cannot be read" in row.metadata["level_reason"]
 
 
-def test_an_encrypted_backup_derives_one_key_for_its_archive_and_index_and_both_read_back(tree, home, monkeypatch):
+def test_an_encrypted_backup_s_archive_and_index_are_each_an_age_file_of_its_own_and_both_read_back(tree, home, monkeypatch):
     from bakthat import crypto
 
     cheap = {"scrypt_work_factor": 10}
-    bakthat.backup(str(tree), password="one key", level="full", conf=cheap)
+    bakthat.backup(str(tree), password="two keys", level="full", conf=cheap)
     derivations = []
     real = crypto._scrypt_key
     monkeypatch.setattr(crypto, "_scrypt_key", lambda *args: derivations.append(args[2]) or real(*args))
     monkeypatch.setattr(crypto, "_DERIVED", {})
     (tree / "new.txt").write_text("new")
-    incr = bakthat.backup(str(tree), password="one key", level="auto", conf=cheap)
+    incr = bakthat.backup(str(tree), password="two keys", level="auto", conf=cheap)
     assert incr.level == "incr" and incr.metadata["index"]["entries"] == 2
-    assert derivations == [10], "the archive and its index share one file key, at the work factor asked for"
+    assert derivations == [10, 10], "one derivation for each file, at the work factor asked for"
     archive = (store(home) / incr.stored_filename).read_bytes()
     index = (store(home) / index_store.index_key(incr.stored_filename)).read_bytes()
-    header = archive[: archive.index(b"\n---") + 1]
-    assert index.startswith(header) and b"-> scrypt " in header
-    monkeypatch.setenv("BAKTHAT_PASSWORD", "one key")
+    stanza = lambda data: data.split(b"\n")[1]
+    assert stanza(archive).startswith(b"-> scrypt ") and stanza(index).startswith(b"-> scrypt ")
+    assert stanza(archive) != stanza(index), "age: a new salt for each file"
+    monkeypatch.setenv("BAKTHAT_PASSWORD", "two keys")
     assert bakthat.check([incr.stored_filename], read_data=True).ok
-    assert len(derivations) == 2, "check read the archive and its index with one more derivation"
+    assert len(derivations) == 4, "check read the archive and its index, one derivation each"
 
 
 def test_level_auto_follows_max_chain_and_full_every(tree):
