@@ -149,16 +149,16 @@ def check(
     NotFoundError if a name matches no live backup, ConfigError for a bad subset.
     Damage is reported in the result, never raised.
     """
-    from bakthat.core import _context
+    from bakthat.actions import backups_of, resolve
     from bakthat.eventing import session
     from bakthat.sync import _safe_objects, find_orphans
 
     wanted = [names] if isinstance(names, str) else list(names)
     subset = None if read_data_subset is None else parse_subset(read_data_subset)
     with session("check") as current:
-        ctx = _context(destination, profile, config, conf)
+        ctx = resolve(destination, profile, config, conf)
         Backups = models.Backups
-        live = list(Backups.search(destination=ctx.destination, backend_hash=ctx.backend.backend_hash))
+        live = list(backups_of(ctx))
         selected = _select(live, wanted, ctx.destination)
         skipped_keys: list[tuple[str, str]] = []
         objects = _safe_objects(ctx.backend, skipped_keys)

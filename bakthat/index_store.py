@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bakthat import index_cache, models
+from bakthat import index_cache
 from bakthat.pipeline import HashingReader
 from bakthat.errors import IntegrityError, NotFoundError
 from bakthat.index import Index
@@ -141,11 +141,9 @@ def read_index(backend: Any, row: Any, secret: Mapping[str, Any] | None) -> Inde
 def live_rows(ctx: Any, name: str, profile: str | None = None) -> list[Any]:
     """Return the live rows of backup ``name`` in the context's destination (and
     ``profile`` when given)."""
-    Backups = models.Backups
-    query = Backups.search(name=name, destination=ctx.destination, backend_hash=ctx.backend.backend_hash)
-    if profile is not None:
-        query = query.where(Backups.profile == profile)
-    return list(query)
+    from bakthat.actions import backups_of
+
+    return list(backups_of(ctx, name, profile=profile))
 
 
 def history(rows: list[Any]) -> tuple[History, dict[str, Any], dict[str, str]]:
