@@ -205,6 +205,7 @@ class _JobRunner:
         ]
         if not self.dry_run:
             models.bind_settings(self.settings)
+            _mark_crashed_runs()
             models.JobRuns.create(session_id=self.session_id, job=self.job.name, profile=self.profile,
                                   host=socket.gethostname(), pid=os.getpid(), dry_run=False, started=started,
                                   status="running")
@@ -382,6 +383,28 @@ class _JobRunner:
                 result.rotated = len(deleted)
             SourceRuns.update(status=result.status, error=result.error, rotated=result.rotated).where(
                 SourceRuns.session_id == result.session_id).execute()
+
+
+def _mark_crashed_runs() -> None:
+    """Record as ``crashed`` the job runs of this host that the catalog still holds as
+    ``running`` although their process is gone (killed, or the machine stopped), so the
+    catalog does not report them running forever.  The catalog must be bound."""
+    from bakthat import models
+    from bakthat.process import pid_alive
+
+    JobRuns = models.JobRuns
+    stale = [
+        run.session_id
+        for run in JobRuns.select(JobRuns.session_id, JobRuns.pid).where(
+            (JobRuns.status == "running") & (JobRuns.host == socket.gethostname())
+        )
+        if run.pid != os.getpid() and not pid_alive(run.pid)
+    ]
+    if stale:
+        log.warning("%d earlier job run(s) ended without recording how; recorded as crashed", len(stale))
+        JobRuns.update(status="crashed", error="the process ended without recording how the job ended").where(
+            JobRuns.session_id.in_(stale)
+        ).execute()
 
 
 def _ran(plan: Plan) -> list[HookResult]:

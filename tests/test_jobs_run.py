@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -404,3 +405,28 @@ def test_a_job_without_any_password_source_says_once_that_it_stores_unencrypted(
     assert result.stderr.count("stored unencrypted") == 1
     assert "every backup of job plain is stored unencrypted" in result.stderr
     assert all(not path.name.endswith(".age") for path in (home / "store").iterdir())
+
+
+def test_a_job_run_whose_process_died_is_recorded_as_crashed_by_the_next_run_not_running_forever(home, tmp_path):
+    tree = tmp_path / "www"
+    tree.mkdir()
+    (tree / "index.html").write_text("hello")
+    config = profile(home, f"""\
+        jobs:
+          web:
+            sources: [{tree}]
+        """)
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    killed.wait()
+    models.bind(str(home / "catalog.sqlite"))
+    models.JobRuns.create(session_id="killed-run", job="web", profile="default", host=socket.gethostname(),
+                          pid=killed.pid, started=time.time() - 60, status="running")
+    models.JobRuns.create(session_id="other-host", job="web", profile="default", host="elsewhere.example",
+                          pid=killed.pid, started=time.time() - 60, status="running")
+    assert bakthat.run("web", config=str(config)).exit_code == 0
+    models.bind(str(home / "catalog.sqlite"))
+    status = {run.session_id: run.status for run in models.JobRuns.select()}
+    assert status.pop("killed-run") == "crashed"
+    assert status.pop("other-host") == "running", "a run on another host is not ours to judge"
+    assert list(status.values()) == ["ok"]
