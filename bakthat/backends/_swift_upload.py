@@ -44,7 +44,8 @@ class SwiftUpload(base.Upload):
         self.progress = Progress("Upload", None, progress or backend.progress)
         self._chunks: list[bytes] = []  # the segment filling up
         self._filled = 0
-        self._hash = hashlib.sha256()
+        #: Shared with the caller's HashingWriter (base.Upload.running_sha256): hashed once.
+        self.running_sha256 = hashlib.sha256()
         self.size = 0
         self._segments: dict[int, dict[str, Any]] = {}
         self._stored: list[str] = []  # names in the segments container, for abort
@@ -74,7 +75,7 @@ class SwiftUpload(base.Upload):
         is, so at most ``swift_concurrency`` segments are in flight plus the one filling.
         """
         self._check()
-        self._hash.update(data)
+        self.running_sha256.update(data)
         self.size += len(data)
         view = memoryview(data).cast("B")
         size = self.backend.segment_size
@@ -158,7 +159,7 @@ class SwiftUpload(base.Upload):
     def commit(self) -> base.ObjectInfo:
         """Store the object (one PUT, or the SLO manifest after the last segment), then check it."""
         self._check()
-        digest = self._hash.hexdigest()
+        digest = self.running_sha256.hexdigest()
         headers = {**self.headers, "If-None-Match": "*", SHA256_HEADER: digest}
         if self._executor is None:
             self.backend.ensure_containers()

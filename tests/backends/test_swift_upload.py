@@ -155,3 +155,18 @@ def test_segments_a_killed_upload_left_are_found_and_deleted(swift_conf, cli_mai
     assert len(segments_of(swift_conf)) == 2
     with store.open_read("kept") as stream:
         assert len(stream.read()) == 2 * MiB
+
+
+def test_the_upload_s_sha256_is_the_one_the_pipeline_records_so_the_stream_is_hashed_once(swift_conf):
+    from bakthat.pipeline import HashingWriter
+
+    store = get_backend("swift", small_segments(swift_conf))
+    data = os.urandom(2 * MiB + 7)
+    upload = store.open_upload("hashed-once.bin")
+    counted = HashingWriter(upload)
+    for offset in range(0, len(data), 1 << 16):
+        counted.write(data[offset : offset + (1 << 16)])
+    upload.commit()
+    assert counted._hash is upload.running_sha256, "one hash object for the pipeline and the upload"
+    head = swift_connection().head_object(swift_conf["swift_container"], "hashed-once.bin")
+    assert counted.hexdigest() == head["x-object-meta-bakthat-sha256"] == hashlib.sha256(data).hexdigest()
