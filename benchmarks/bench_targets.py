@@ -38,19 +38,18 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_pipeline as bp  # noqa: E402
+import bench_s3  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -109,27 +108,6 @@ def from_result(result: dict[str, Any]) -> Figures:
     return figures
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise bp.BenchError("moto server did not start")
-
-
 # --------------------------------------------------------------------------- parts
 
 
@@ -151,7 +129,10 @@ def s3_part(args: argparse.Namespace, workdir: Path, pool: Any, roots: dict[str,
     bp.rmtree(run)
     (run / "logs").mkdir(parents=True)
     runner = bp.Runner(run / "logs", 180 + 900 * args.s3_size / 10**9)
-    moto, url = start_moto()
+    try:
+        moto, url = bench_s3.start_moto()
+    except RuntimeError as exc:  # bench_s3's "moto server did not start"
+        raise bp.BenchError(str(exc)) from exc
     figures: dict[str, Figures] = {}
     try:
         home = run / "home"
