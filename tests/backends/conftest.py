@@ -17,6 +17,8 @@ import urllib.request
 
 import pytest
 
+from bakthat import models
+
 _server: dict[str, object] = {}
 
 
@@ -50,6 +52,14 @@ def reset_server() -> None:
     request = urllib.request.Request(server_url() + "/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    """A catalog of the test's own, bound for the test (vault archive ids and retrievals live there)."""
+    models.bind(str(tmp_path / "catalog.sqlite"))
+    yield
+    models.unbind()
 
 
 @pytest.fixture(scope="session")

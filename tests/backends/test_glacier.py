@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from bakthat import models
 from bakthat.backends import get_backend
 from bakthat.backends.vault import VaultBackend
 from bakthat.testing.conformance import BackendConformance
 from tests.backends.conftest import s3_client
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    models.bind(str(tmp_path / "catalog.sqlite"))
-    yield
-    models.unbind()
 
 
 class TestGlacierS3Conformance(BackendConformance):

@@ -7,17 +7,9 @@ import time
 
 import pytest
 
-from bakthat import models
 from bakthat.backends import get_backend, retrieval
 from bakthat.backends.retrieval import RetrievalConfig, Retrievals, pending_message, record_retrieval, wait_for
 from bakthat.errors import ConfigError, RetrievalPendingError, StorageError
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    models.bind(str(tmp_path / "catalog.sqlite"))
-    yield
-    models.unbind()
 
 
 @pytest.fixture

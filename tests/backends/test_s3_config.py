@@ -3,7 +3,6 @@ every bad value a ConfigError naming its key, no secret in its repr."""
 
 from __future__ import annotations
 
-import re
 
 import pytest
 

@@ -22,13 +22,6 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    models.bind(str(tmp_path / "catalog.sqlite"))
-    yield
-    models.unbind()
-
-
-@pytest.fixture
 def store(aws, catalog):
     return VaultBackend({"glacier_vault": "vault-tests", "retrieval_tier": "Bulk"})
 

@@ -12,7 +12,6 @@ import os
 
 import pytest
 
-from bakthat import models
 from bakthat.backends import get_backend
 from bakthat.backends._vault_transfer import description, leaf_hashes, tree_hash
 from bakthat.errors import IntegrityError, StorageError
@@ -20,13 +19,6 @@ from bakthat.testing.conformance import InterruptingReader
 from tests.backends import moto_glacier
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    models.bind(str(tmp_path / "catalog.sqlite"))
-    yield
-    models.unbind()
 
 
 # --------------------------------------------------------------------------- tree hashes
