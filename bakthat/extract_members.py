@@ -69,7 +69,9 @@ def path_parts(member_name: str, path: str, what: str) -> list[str]:
         raise unsafe(member_name, f"{what} is empty")
     if "\0" in path:
         raise unsafe(member_name, f"{what} contains a NUL byte")
-    parts = [part for part in path.split("/") if part not in ("", ".")]
+    parts = path.split("/")
+    if "" in parts or "." in parts:
+        parts = [part for part in parts if part not in ("", ".")]
     if ".." in parts:
         raise unsafe(member_name, f"{what} {path!r} has a '..' component")
     return parts
@@ -104,10 +106,18 @@ class MemberChecker:
                 return None
             raise unsafe(name, f"a {kind} cannot be the restore directory itself")
         path = "/".join(parts)
-        for depth in range(1, len(parts)):
-            parent_kind = self._kinds.get("/".join(parts[:depth]), DIR)
-            if parent_kind != DIR:
-                raise unsafe(name, f"its parent {'/'.join(parts[:depth])!r} is a {parent_kind} in this archive")
+        # Every path in the model has all its ancestors in it, as directories (they are
+        # added with it, and no path ever changes kind): when the parent is there, it is
+        # the only one to look at.
+        parent = path.rpartition("/")[0]
+        parent_kind = self._kinds.get(parent) if parent else DIR
+        if parent_kind is None:
+            for depth in range(1, len(parts)):
+                parent_kind = self._kinds.get("/".join(parts[:depth]), DIR)
+                if parent_kind != DIR:
+                    raise unsafe(name, f"its parent {'/'.join(parts[:depth])!r} is a {parent_kind} in this archive")
+        elif parent_kind != DIR:
+            raise unsafe(name, f"its parent {parent!r} is a {parent_kind} in this archive")
         model_kind = FILE if kind == HARDLINK else kind
         previous = self._kinds.get(path)
         if previous is not None:
@@ -125,8 +135,9 @@ class MemberChecker:
             link_target = self._check_hardlink(member)
         elif member.sparse is not None:
             self._check_sparse(member)
-        for depth in range(1, len(parts)):
-            self._kinds.setdefault("/".join(parts[:depth]), DIR)
+        if parent and parent not in self._kinds:
+            for depth in range(1, len(parts)):
+                self._kinds.setdefault("/".join(parts[:depth]), DIR)
         self._kinds[path] = model_kind
         if kind == DIR:
             self.explicit_dirs.add(path)

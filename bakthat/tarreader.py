@@ -49,8 +49,9 @@ _DATA_TYPES = frozenset(tarfile.REGULAR_TYPES) | (frozenset(bytes([n]) for n in 
 _TERMINATORS = b"\0 "
 _NUMBER_RECORDS = {"mtime": float, "uid": int, "gid": int, "size": int}
 _TEXT_RECORDS = {"path": "name", "linkpath": "linkname", "uname": "uname", "gname": "gname"}
-#: The most bytes asked of the source at a time; the first read of a header asks less,
-#: so a refused header has cost little reading.
+#: The bytes asked of the source at a time (a ReadAhead then hands over its chunks
+#: whole, without a copy); until the first member has been parsed, reads ask for less,
+#: so a refused first header has cost little reading.
 READ_SIZE = 1 << 20
 _HEADER_READ = 64 << 10
 
@@ -60,6 +61,8 @@ class _Damaged(Exception):
 
 
 def _text(field: bytes) -> str:
+    if not field or not field[0]:  # an empty field (link name, prefix): the usual case
+        return ""
     end = field.find(0)
     return (field if end < 0 else field[:end]).decode("utf-8", "surrogateescape")
 
@@ -147,6 +150,7 @@ class TarReader:
         self._data_end = 0  # end of the current member's data region
         self._globals: dict[str, str] = {}
         self._eof = False
+        self._want = _HEADER_READ  # READ_SIZE once the first member is through
         self.offset = 0
         self.members: list[tarfile.TarInfo] = []
 
@@ -157,7 +161,8 @@ class TarReader:
         return self._base + self._pos
 
     def _fill(self, want: int) -> bool:
-        """Read one more piece of the source into the buffer; False at its end."""
+        """Read one more piece of the source into the buffer, in place of the consumed
+        one (``_pos`` is at its end); False at the end of the source."""
         if self._eof:
             return False
         data = self._source.read(want)
@@ -166,25 +171,28 @@ class TarReader:
             return False
         if not isinstance(data, bytes):
             data = bytes(data)
-        if self._pos >= len(self._buf):
-            self._base += len(self._buf)
-            self._buf, self._pos = data, 0
-        else:
-            rest = self._buf[self._pos :]
-            self._base += self._pos
-            self._buf, self._pos = bytes(rest) + bytes(data), 0
+        self._base += len(self._buf)
+        self._buf, self._pos = data, 0
         return True
 
     def _take(self, n: int) -> bytes:
-        """Return the next ``n`` bytes of the stream (fewer at its end)."""
-        end = self._pos + n
-        while end > len(self._buf):
-            if not self._fill(max(_HEADER_READ, n)):
-                break
-            end = self._pos + n
-        data = self._buf[self._pos : end]
-        self._pos = min(end, len(self._buf))
-        return bytes(data)
+        """Return the next ``n`` bytes of the stream (fewer at its end).  Only the bytes
+        returned are copied: a header that straddles two pieces of the source does not
+        make the reader join the pieces themselves."""
+        pos = self._pos
+        end = pos + n
+        if end <= len(self._buf):
+            self._pos = end
+            return self._buf[pos:end]
+        pieces = [self._buf[pos:]]
+        got = len(pieces[0])
+        self._pos = len(self._buf)
+        while got < n and self._fill(self._want):
+            part = self._buf[: n - got]
+            pieces.append(part)
+            self._pos = len(part)
+            got += len(part)
+        return b"".join(pieces)
 
     def _skip_to(self, offset: int) -> None:
         while offset > self._base + len(self._buf):
@@ -206,7 +214,7 @@ class TarReader:
         n = min(n, self._data_end - self.position)
         if n <= 0:
             return b""
-        if self._pos >= len(self._buf) and not self._fill(min(max(n, _HEADER_READ), READ_SIZE)):
+        if self._pos >= len(self._buf) and not self._fill(self._want):
             return b""
         end = min(self._pos + n, len(self._buf))
         view = memoryview(self._buf)[self._pos : end]
@@ -264,7 +272,8 @@ class TarReader:
             block, start = found
             try:
                 fields = _HEADER.unpack(block)
-                if not _checksum_matches(block, _number(fields[6])):
+                chksum = _number(fields[6])
+                if not _checksum_matches(block, chksum):
                     raise _Damaged("bad checksum")
                 kind = fields[7]
                 size = _number(fields[4])
@@ -299,8 +308,9 @@ class TarReader:
                 continue
             if kind == tarfile.GNUTYPE_SPARSE:
                 raise unsafe(_text(fields[0]), "it is an old-style GNU sparse file, which bakthat does not write or restore")
+            self._want = READ_SIZE
             try:
-                return self._member(fields, kind, size, first, extended, sparse_00, long_name, long_link)
+                return self._member(fields, kind, size, chksum, first, extended, sparse_00, long_name, long_link)
             except _Damaged as exc:
                 raise self.damaged(f"{exc} in the member at byte {first}") from None
 
@@ -312,15 +322,20 @@ class TarReader:
         self._skip_to(self.position + (-size % BLOCK))
         return data
 
-    def _member(self, fields: tuple, kind: bytes, size: int, first: int, extended: dict[str, str] | None,
+    def _member(self, fields: tuple, kind: bytes, size: int, chksum: int, first: int, extended: dict[str, str] | None,
                 sparse_00: list[list[int]], long_name: str | None, long_link: str | None) -> tarfile.TarInfo:
         info = tarfile.TarInfo()
         name = _text(fields[0])
-        info.mode = _number(fields[1])
-        info.uid = _number(fields[2])
-        info.gid = _number(fields[3])
-        info.mtime = _number(fields[5])
-        info.chksum = _number(fields[6])
+        mode, uid, gid, mtime = fields[1], fields[2], fields[3], fields[5]
+        try:  # the usual octal fields ("0000644\0"), in one go; else one by one
+            if not (mode[-1] in _TERMINATORS and uid[-1] in _TERMINATORS and gid[-1] in _TERMINATORS
+                    and mtime[-1] in _TERMINATORS):
+                raise ValueError
+            info.mode, info.uid, info.gid = int(mode[:-1], 8), int(uid[:-1], 8), int(gid[:-1], 8)
+            info.mtime = int(mtime[:-1], 8)
+        except ValueError:
+            info.mode, info.uid, info.gid, info.mtime = _number(mode), _number(uid), _number(gid), _number(mtime)
+        info.chksum = chksum
         info.linkname = _text(fields[8])
         info.uname = _text(fields[11])
         info.gname = _text(fields[12])

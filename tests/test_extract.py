@@ -363,6 +363,17 @@ def test_a_member_below_a_file_of_the_archive_is_refused(target):
     )
 
 
+def test_a_member_deeper_below_a_symlink_or_file_is_refused_by_the_member_check(target):
+    # The directory between them is not an archive member: the check must look past it.
+    assert_refused_and_untouched(
+        target, [directory("real"), symlink("evil", "real"), regular("evil/sub/passwd", b"x")],
+        match="parent 'evil' is a symbolic link",
+    )
+    assert_refused_and_untouched(
+        target, [directory("d"), regular("d/f", b"x"), regular("d/f/g/h", b"y")], match="parent 'd/f' is a regular file"
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # A5: hard links
 
