@@ -3,15 +3,22 @@
 :class:`ArchiveStream` opens one stored archive (0.6's Blowfish or age decryption,
 then zstd or gzip) as a plain tar stream and checks, once it has been read to its end,
 that the stored bytes match the recorded size and SHA-256; ``restore`` and ``check
---read-data`` both read archives through it.
+--read-data`` both read archives through it.  When something stops the reading (a codec
+error, a malformed or hostile tar header), :meth:`ArchiveStream.damage` reads and hashes
+the rest to tell damage in the store from an archive that is what backup stored.
 
 :func:`restore_backup_chain` is what ``restore`` does for a differential or
 incremental backup, a ``--at`` date or ``--include`` patterns: it finds the chain
 (:mod:`bakthat.levels`), reads the index of every link from the store and merges them
 (:mod:`bakthat.chain_state`), checks that every archive of the chain is there with its
-recorded size (and, where reads are cheap, its SHA-256), and only then streams the
-archives, each once, into one staging tree (:mod:`bakthat.chain_restore`).  A missing
-or damaged link is refused before anything is written, naming it.
+recorded size (no archive is read for that), and then streams the archives, each once,
+into one staging tree (:mod:`bakthat.chain_restore`), each link's SHA-256 compared once
+its stream has been read and before its members reach the tree.  A missing link, or one
+whose size differs, is refused before any archive is read; a link found damaged while
+it streams (SHA-256 mismatch, or decryption, decompression or a tar header failing on
+bytes that are not the recorded ones) is refused when it is found.  Either way the
+error is BrokenChainError naming the link, and nothing reaches the target (the staging
+tree is discarded).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bakthat.pipeline import HashingReader
-from bakthat.errors import IntegrityError, NotFoundError
+from bakthat.errors import IntegrityError, NotFoundError, TargetExistsError, WrongPasswordError
 from bakthat.levels import BrokenChainError, Link
 
 log = logging.getLogger("bakthat")
@@ -100,6 +107,30 @@ class ArchiveStream:
         if row.sha256 and (self.hashed.hexdigest() != row.sha256 or self.hashed.size != row.size):
             raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch (damaged or altered); nothing was restored")
 
+    def damage(self, cause: BaseException) -> IntegrityError | None:
+        """Given the exception that stopped the reading of this stream, read and hash the
+        rest of the stored object; return an IntegrityError saying how it is damaged if
+        decrypting or decompressing the rest fails or its bytes are not the recorded
+        size and SHA-256, or None if they are (then ``cause`` is not damage in the store,
+        or cannot be told from it: a read of the store that failed)."""
+        try:
+            drain_for_damage(self.plain, cause)
+        except IntegrityError as found:
+            return found
+        try:
+            # The decrypting and decompressing thread has finished (drained, or stopped
+            # by its error): the stored bytes may be read from this thread.
+            while self.stored.read(1 << 20):
+                pass
+            self.hashed.drain()
+        except Exception:  # noqa: BLE001 - the store could not be read: cause stands
+            log.debug("could not read the rest of %s", self.row.stored_filename, exc_info=True)
+            return None
+        row = self.row
+        if row.sha256 and (self.hashed.hexdigest() != row.sha256 or self.hashed.size != row.size):
+            return IntegrityError(f"{row.stored_filename}: SHA-256 mismatch, the stored archive is damaged or altered")
+        return None
+
     def close(self) -> None:
         """Stop the pipeline's threads, then close the stored object.  Idempotent."""
         for thread in reversed(self._threads):
@@ -107,35 +138,47 @@ class ArchiveStream:
         self._raw.close()
 
 
-def read_through(stream: ArchiveStream, on_member: Callable[[], None] | None = None) -> int:
+def drain_for_damage(stream: Any, cause: BaseException) -> None:
+    """Read ``stream`` to its end after ``cause`` stopped a restore; raise the
+    IntegrityError its own checks raise on the way, if any, instead of ``cause``
+    (unless ``cause`` is that error)."""
+    try:
+        while stream.read(1 << 20):
+            pass
+    except IntegrityError as damaged:
+        if damaged is not cause:
+            raise damaged from cause
+    except Exception:  # noqa: BLE001 - the restore's own error is the one to report
+        log.debug("could not read the rest of a refused archive", exc_info=True)
+
+
+def read_through(
+    stream: ArchiveStream,
+    on_member: Callable[[], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> int:
     """Given an open ArchiveStream, read it to its end, checking every member as a
     restore does (writing nothing; ``on_member`` is called after each), then verify its
     SHA-256; return the number of members.  The stream is closed.  Raise what reading
-    raises for damage (IntegrityError, UnsafeArchiveError)."""
+    raises for damage (IntegrityError, UnsafeArchiveError); ``on_error``, if given, is
+    called with it first, the stream still open, and may raise another error instead."""
     from bakthat.extract import list_members
 
     members = 0
     try:
-        for _ in list_members(stream):
-            members += 1
-            if on_member is not None:
-                on_member()
-        stream.verify()
+        try:
+            for _ in list_members(stream):
+                members += 1
+                if on_member is not None:
+                    on_member()
+            stream.verify()
+        except Exception as exc:
+            if on_error is not None:
+                on_error(exc)
+            raise
     finally:
         stream.close()
     return members
-
-
-def verify_stored(backend: Any, row: Any) -> None:
-    """Hash the whole stored object of ``row``; raise IntegrityError if it differs from
-    the recorded size or SHA-256."""
-    reader = HashingReader(backend.open_read(row.stored_filename))
-    try:
-        reader.drain()
-    finally:
-        reader.close()
-    if row.sha256 and (reader.hexdigest() != row.sha256 or reader.size != row.size):
-        raise IntegrityError(f"{row.stored_filename}: the stored archive does not match its SHA-256 (damaged or altered)")
 
 
 def plan_chain(
@@ -159,11 +202,22 @@ def plan_chain(
     return chain, by_name, state, deltas
 
 
+def broken_link(target: Link, link: Link, cause: Exception, outcome: str) -> BrokenChainError:
+    """Return the BrokenChainError saying that ``target`` cannot be used because the
+    archive of ``link``, a link of its chain, is missing or damaged (``cause``)."""
+    return BrokenChainError(
+        f"cannot use {target.describe()}: its chain needs {link.describe()}, whose archive is missing or "
+        f"damaged ({cause}); {outcome}",
+        target.stored_filename,
+        link.stored_filename,
+    )
+
+
 def check_objects(ctx: Any, chain: Sequence[Link], rows: Mapping[str, Any], wait: bool) -> None:
-    """Check that every archive of a chain is in the store with its recorded size (and,
-    where reads are cheap, its SHA-256), asking cold storage for them first.  Raise
-    BrokenChainError naming the first link that is missing or damaged."""
-    target = chain[-1]
+    """Check that every archive of a chain is in the store with its recorded size,
+    asking cold storage for them first; no archive is read (its SHA-256 is compared as
+    it streams).  Raise BrokenChainError naming the first link that is missing or has
+    another size."""
     for link in chain:
         row = rows[link.stored_filename]
         ctx.backend.prepare_read(row.stored_filename, wait=wait)
@@ -171,15 +225,37 @@ def check_objects(ctx: Any, chain: Sequence[Link], rows: Mapping[str, Any], wait
             info = ctx.backend.stat(row.stored_filename)
             if info.size != row.size:
                 raise IntegrityError(f"the store holds {info.size} bytes, the catalog {row.size}")
-            if ctx.backend.cheap_reads and row.sha256:
-                verify_stored(ctx.backend, row)
         except (NotFoundError, IntegrityError) as exc:
-            raise BrokenChainError(
-                f"cannot use {target.describe()}: its chain needs {link.describe()}, whose archive is missing or "
-                f"damaged ({exc}); nothing was read or written",
-                target.stored_filename,
-                link.stored_filename,
-            ) from exc
+            raise broken_link(chain[-1], link, exc, "nothing was read or written") from exc
+
+
+def _open_link(
+    ctx: Any,
+    target: Link,
+    link: Link,
+    row: Any,
+    secret: Mapping[str, Any] | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[ArchiveStream, Callable[[Exception], None]]:
+    """Open the archive of ``link`` (a link of the chain of ``target``); return the
+    stream and the function to call with an error that stops its reading, which raises
+    BrokenChainError naming the link if the stored archive turns out to be damaged (and
+    returns otherwise).  Raise BrokenChainError if the archive's header is damaged."""
+    try:
+        stream = ArchiveStream(ctx.backend, row, secret, progress)
+    except BrokenChainError:
+        raise
+    except IntegrityError as exc:  # an age header that is not the recorded one
+        raise broken_link(target, link, exc, "nothing was restored") from exc
+
+    def refuse_damage(exc: Exception) -> None:
+        if isinstance(exc, (OSError, BrokenChainError, TargetExistsError, WrongPasswordError)):
+            return  # the target's disk, or not the archive's bytes
+        found = stream.damage(exc)
+        if found is not None:
+            raise broken_link(target, link, found, "nothing was restored") from exc
+
+    return stream, refuse_damage
 
 
 def _reading(
@@ -225,8 +301,9 @@ def restore_backup_chain(
     """Restore the state at the backup of ``row`` (its whole chain, or with ``include``
     only the matching paths, reading only the archives that hold them) into ``target``.
 
-    Raise BrokenChainError before anything is written if a link of the chain is missing
-    or damaged; NotFoundError if ``include`` matches nothing; TargetExistsError if a
+    Raise BrokenChainError naming the link if a link of the chain is missing or has
+    another size (before any archive is read) or is found damaged as it streams (before
+    any of it reaches the target); NotFoundError if ``include`` matches nothing; TargetExistsError if a
     top-level entry exists in the target and ``overwrite`` is false; what reading and
     extracting raise otherwise (the target is then left as it was).
     """
@@ -236,23 +313,26 @@ def restore_backup_chain(
     parts = []
     for position, link in enumerate(reading):
         link_row = rows[link.stored_filename]
-        opened: list[ArchiveStream] = []
+        opened: list[tuple[ArchiveStream, Callable[[Exception], None]]] = []
 
-        def open_part(link_row: Any = link_row, opened: list[ArchiveStream] = opened) -> Any:
-            stream = ArchiveStream(ctx.backend, link_row, secret_of(link_row), progress)
-            opened.append(stream)
-            return stream
+        def open_part(link: Link = link, link_row: Any = link_row, opened: list[Any] = opened) -> Any:
+            opened.append(_open_link(ctx, chain[-1], link, link_row, secret_of(link_row), progress))
+            return opened[-1][0]
 
-        def verify(opened: list[ArchiveStream] = opened) -> None:
-            opened[-1].verify()
+        def verify(opened: list[Any] = opened) -> None:
+            opened[-1][0].verify()
+
+        def on_error(exc: Exception, opened: list[Any] = opened) -> None:
+            opened[-1][1](exc)
 
         if selection is None:
             deletions = [] if position == 0 else [os.fsdecode(key) for key in deltas[link.stored_filename].deletions]
-            parts.append(ChainPart(link.stored_filename, open_part, deletions, verify))
+            parts.append(ChainPart(link.stored_filename, open_part, deletions, verify, on_error=on_error))
         else:
             holder = state.holders.index(link.stored_filename)
             wanted = _wanted(state, selection, holder)
-            parts.append(ChainPart(link.stored_filename, open_part, (), verify, select=wanted.__contains__))
+            parts.append(ChainPart(link.stored_filename, open_part, (), verify, select=wanted.__contains__,
+                                   on_error=on_error))
     log.info(
         "Restoring %s (%s) into %s: %d archive(s) of its chain",
         row.stored_filename, row.level or "full", target, len(parts),
@@ -316,13 +396,15 @@ def plan_backup_chain(
     from bakthat.dryrun import MAX_LISTED, RestorePlan, _existing_kind
     from bakthat.index_records import DIRECTORY, FILE, SYMLINK, key_of, record_type, unpack
 
-    _, rows, state, _, selection, reading = _reading(ctx, row, secret_of, include, wait)
+    chain, rows, state, _, selection, reading = _reading(ctx, row, secret_of, include, wait)
     if selection is not None:
         paths = sorted({*selection.paths, *selection.partners, *selection.parents})
     else:
         paths = sorted(os.fsdecode(key) for key in state)
     for link in reading:
-        read_through(ArchiveStream(ctx.backend, rows[link.stored_filename], secret_of(rows[link.stored_filename]), progress))
+        link_row = rows[link.stored_filename]
+        stream, refuse_damage = _open_link(ctx, chain[-1], link, link_row, secret_of(link_row), progress)
+        read_through(stream, on_error=refuse_damage)
     kinds = {DIRECTORY: "directory", SYMLINK: "symbolic link"}
     plan = RestorePlan(row=row, target=str(target), overwrite=overwrite)
     for relative in paths:

@@ -11,7 +11,9 @@ plain tar stream and the paths its backup records as deleted:
    exist: a deletion of something the tree does not hold means the chain does not fit
    together), then its archive is extracted over the tree with ``safe_extract(...,
    overwrite=True)``, with every safety check of a single restore; the part's
-   ``verify`` runs once its stream has been read, before its members reach the tree;
+   ``verify`` runs once its stream has been read, before its members reach the tree
+   (a restore from the store compares the archive's SHA-256 there: the chain's
+   archives are not read before), and its ``on_error`` sees an error that stops it;
 3. only when every part is in, the tree's top-level entries are renamed into the
    target, which must not hold them yet.
 
@@ -57,7 +59,11 @@ class ChainPart:
     and the stream is closed after.  ``deletions`` are the archive paths (tar member
     names) its backup records as deleted, topmost first.  ``verify``, if given, is
     called once the stream has been read to its end and before the part's members
-    reach the tree (raise IntegrityError there for a checksum mismatch).
+    reach the tree (raise IntegrityError there for a checksum mismatch).  ``on_error``,
+    if given, is called with an error (an Exception) that stops the extraction of the
+    part, while its stream is still open; it may raise another error in its place (the
+    restore of a stored chain reads the rest of the archive to tell damage in the store
+    from a hostile archive).
     """
 
     backup: str
@@ -65,6 +71,7 @@ class ChainPart:
     deletions: Sequence[str] = ()
     verify: Callable[[], None] | None = None
     select: Callable[[str], bool] | None = None
+    on_error: Callable[[Exception], None] | None = None
 
 
 def restore_chain(
@@ -86,7 +93,8 @@ def restore_chain(
     target has a directory where the tree has a non-directory or the reverse);
     ``finish``, if given, is called with the tree's path once every part is in and
     before anything reaches the target; anything ``safe_extract``, ``open`` or ``verify``
-    raises (UnsafeArchiveError, IntegrityError ...) unchanged.  Whatever is raised, the
+    raises (UnsafeArchiveError, IntegrityError ...) unchanged, or what a part's
+    ``on_error`` raises in its place.  Whatever is raised, the
     target is left as it was.
     """
     if not parts:
@@ -105,12 +113,17 @@ def restore_chain(
                 _delete(tree, path, part.backup)
             stream = part.open()
             try:
-                safe_extract(stream, tree, overwrite=True, before_commit=part.verify, select=part.select)
-            except TargetExistsError as exc:
-                raise IntegrityError(
-                    f"{part.backup} does not fit the tree of the backups before it ({exc}); "
-                    "its index should have recorded the deletion; nothing was restored"
-                ) from exc
+                try:
+                    safe_extract(stream, tree, overwrite=True, before_commit=part.verify, select=part.select)
+                except TargetExistsError as exc:
+                    raise IntegrityError(
+                        f"{part.backup} does not fit the tree of the backups before it ({exc}); "
+                        "its index should have recorded the deletion; nothing was restored"
+                    ) from exc
+            except Exception as exc:
+                if part.on_error is not None:
+                    part.on_error(exc)
+                raise
             finally:
                 stream.close()
         if finish is not None:

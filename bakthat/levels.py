@@ -56,7 +56,8 @@ class BrokenChainError(IntegrityError):
     """A backup's chain has a missing or damaged link (exit code 6).
 
     ``backup`` is the stored filename asked for, ``missing`` the stored filename of the
-    link that is missing or damaged.  Raised before anything is read or written.
+    link that is missing or damaged.  Nothing has reached the restore target when it is
+    raised (a missing link is found before any archive is read, damage as it streams).
     """
 
     def __init__(self, message: str, backup: str, missing: str):

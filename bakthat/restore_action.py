@@ -22,6 +22,7 @@ from typing import Any
 
 from bakthat import passwords
 from bakthat.actions import Context, advancing, backups_of, find_row, resolve, status_publisher
+from bakthat.chain_read import drain_for_damage
 from bakthat.context import using_context
 from bakthat.errors import (
     BakthatError,
@@ -105,8 +106,9 @@ def restore(
     or an aware datetime) restores the newest backup of the name at or before it.  The
     backup of a differential or incremental is restored with its chain: the state at
     that backup (see :mod:`bakthat.chain_read`); a chain with a missing or damaged
-    link raises BrokenChainError naming it before anything is written (a dry run
-checks the chain and reads every archive it would read).  ``include``
+    link raises BrokenChainError naming it, with nothing written to the target (a
+    missing link is found before any archive is read, damage as the link streams; a
+    dry run checks the chain and reads every archive it would read).  ``include``
     (gitignore-style patterns, matched below the backup's top-level entry) restores
     only the matching paths, reading only the archives of the chain that hold them.
 
@@ -252,7 +254,7 @@ checks the chain and reads every archive it would read).  ``include``
                 # Damage can look like anything downstream (a codec error, a malformed
                 # or hostile header): read the rest of the archive, and if its bytes do
                 # not match the recorded SHA-256, say that the stored archive is damaged.
-                _drain_for_damage(plain, exc)
+                drain_for_damage(plain, exc)
                 hashed.drain()
                 if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
                     raise IntegrityError(
@@ -290,17 +292,3 @@ def _named(error: BakthatError, stored_filename: str) -> BakthatError:
     named = type(error)(f"{stored_filename}: {error}")
     named.__dict__.update(error.__dict__)
     return named
-
-
-def _drain_for_damage(stream: Any, cause: BaseException) -> None:
-    """Read ``stream`` to its end after ``cause`` stopped a restore; raise the
-    IntegrityError its own checks raise on the way, if any, instead of ``cause``
-    (unless ``cause`` is that error)."""
-    try:
-        while stream.read(1 << 20):
-            pass
-    except IntegrityError as damaged:
-        if damaged is not cause:
-            raise damaged from cause
-    except Exception:  # noqa: BLE001 - the restore's own error is the one to report
-        log.debug("could not read the rest of a refused archive", exc_info=True)

@@ -58,6 +58,24 @@ def test_a_chain_restores_exactly_to_each_point(evolved, tmp_path):
         assert sorted(os.listdir(target)) == ["www"], "no work directory is left behind"
 
 
+def test_a_chain_restore_reads_each_archive_once(evolved, tmp_path, monkeypatch):
+    from bakthat.backends import local
+
+    rows, states = evolved
+    opened: list[str] = []
+    original = local.Backend.open_read
+
+    def counting(self, key):
+        opened.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(local.Backend, "open_read", counting)
+    bakthat.restore(rows[3].stored_filename, target=tmp_path / "out", prompt="no")
+    assert differences(states[3], restored_state(tmp_path / "out")) == []
+    archives = [key for key in opened if ".index." not in key]
+    assert archives == [row.stored_filename for row in rows]
+
+
 def test_at_picks_the_newest_state_at_or_before_the_date(evolved, tmp_path):
     rows, states = evolved
     from bakthat.levels import utc_iso
@@ -86,6 +104,101 @@ def test_a_damaged_middle_link_is_refused_before_anything_is_written(evolved, ho
     assert not target.exists()
     # the full before it is still whole
     bakthat.restore(rows[0].stored_filename, target=tmp_path / "full", prompt="no")
+
+
+def same_size_other_content(archive: bytes) -> bytes:
+    """Return a zstd archive of the same size as ``archive`` that decompresses cleanly to
+    its tar with one byte of file data changed: only the SHA-256 can tell them apart."""
+    import io
+    import tarfile
+
+    import zstandard
+
+    plain = bytearray(zstandard.ZstdDecompressor().stream_reader(io.BytesIO(archive), read_across_frames=True).read())
+    with tarfile.open(fileobj=io.BytesIO(bytes(plain))) as tar:
+        member = next(member for member in tar if member.isfile() and member.size)
+    plain[member.offset_data] ^= 0x01
+    frame = zstandard.ZstdCompressor(level=19, write_checksum=False, write_content_size=False).compress(bytes(plain))
+    padding = len(archive) - len(frame) - 8
+    assert padding >= 0, "the recompressed archive must leave room for a skippable frame"
+    # a skippable frame (magic 0x184D2A50, little-endian length): every decoder ignores it
+    return frame + (0x184D2A50).to_bytes(4, "little") + padding.to_bytes(4, "little") + bytes(padding)
+
+
+DAMAGES = {
+    "a flipped byte in the full": (0, lambda data: data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) + data[len(data) // 2 + 1 :]),
+    "a flipped byte in the last link": (3, lambda data: data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]),
+    "a truncated link": (2, lambda data: data[:-100]),
+    "same size, other content": (3, same_size_other_content),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("existing", [False, True], ids=["new target", "existing target, overwrite"])
+def test_a_damaged_link_is_refused_naming_it_and_the_target_is_untouched(evolved, home, tmp_path, damage, existing):
+    rows, states = evolved
+    target = tmp_path / "out"
+    before = None
+    if existing:
+        bakthat.restore(rows[0].stored_filename, target=target, prompt="no")
+        (target / "www" / "mine.txt").write_text("not from any backup")
+        before = restored_state(target)
+    position, damaging = DAMAGES[damage]
+    damaged = rows[position]
+    archive = home / ".bakthat_store" / damaged.stored_filename
+    data = archive.read_bytes()
+    changed = damaging(data)
+    assert changed != data
+    archive.write_bytes(changed)
+    with pytest.raises(BrokenChainError) as caught:
+        bakthat.restore(rows[3].stored_filename, target=target, prompt="no", overwrite=existing)
+    assert caught.value.missing == damaged.stored_filename
+    assert caught.value.backup == rows[3].stored_filename
+    assert damaged.stored_filename in str(caught.value)
+    if existing:
+        assert sorted(os.listdir(target)) == ["www"], "no work directory is left behind"
+        assert differences(before, restored_state(target)) == []
+    else:
+        assert not target.exists()
+
+
+def test_a_damaged_link_of_an_encrypted_chain_is_refused_naming_it(tmp_path, home):
+    root = make_source(tmp_path / "src" / "www")
+    rows, _ = evolve(root, password="chain secret")
+    archive = home / ".bakthat_store" / rows[2].stored_filename
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01  # in the age payload: a chunk fails to authenticate
+    archive.write_bytes(bytes(data))
+    with pytest.raises(BrokenChainError) as caught:
+        bakthat.restore(rows[3].stored_filename, target=tmp_path / "out", password="chain secret", prompt="no")
+    assert caught.value.missing == rows[2].stored_filename
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hostile_link_that_is_what_backup_stored_stays_an_unsafe_archive(evolved, home, tmp_path):
+    import hashlib
+    import io
+    import tarfile
+
+    import zstandard
+
+    from bakthat.errors import UnsafeArchiveError
+
+    rows, _ = evolved
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        member = tarfile.TarInfo("../escaped.txt")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"bad"))
+    hostile = zstandard.ZstdCompressor().compress(plain.getvalue())
+    (home / ".bakthat_store" / rows[3].stored_filename).write_bytes(hostile)
+    models.Backups.update(size=len(hostile), sha256=hashlib.sha256(hostile).hexdigest()).where(
+        models.Backups.stored_filename == rows[3].stored_filename
+    ).execute()
+    with pytest.raises(UnsafeArchiveError) as caught:
+        bakthat.restore(rows[3].stored_filename, target=tmp_path / "out", prompt="no")
+    assert not isinstance(caught.value, BrokenChainError)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escaped.txt").exists()
 
 
 @pytest.mark.parametrize("lost", ["archive", "index"])
@@ -204,5 +317,7 @@ def test_a_dry_run_of_a_chain_reads_it_and_lists_the_state_without_writing(evolv
     data = bytearray(flip.read_bytes())
     data[len(data) // 2] ^= 1
     flip.write_bytes(bytes(data))
-    with pytest.raises((BrokenChainError, IntegrityError)):
+    with pytest.raises(BrokenChainError) as caught:
         bakthat.restore(rows[3].stored_filename, target=target, prompt="no", dry_run=True)
+    assert caught.value.missing == rows[2].stored_filename
+    assert not target.exists()

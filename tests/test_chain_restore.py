@@ -78,6 +78,40 @@ def test_a_damaged_middle_link_leaves_the_target_untouched(tmp_path):
     assert sorted(os.listdir(target)) == ["keep.txt"]
 
 
+def test_on_error_sees_the_error_of_its_part_with_the_stream_open_and_may_replace_it(tmp_path):
+    backups, _ = evolve(tmp_path)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    data = backups[2].archive.read_bytes()
+    stream = io.BytesIO(data[: len(data) // 2])
+    seen = []
+
+    class Damaged(IntegrityError):
+        pass
+
+    def on_error(exc):
+        seen.append((exc, stream.closed))
+        raise Damaged("www.3 is damaged in the store") from exc
+
+    parts = parts_of(backups)
+    parts[0].on_error = parts[1].on_error = lambda exc: seen.append(("wrong part", exc))
+    parts[2].open = lambda: stream
+    parts[2].on_error = on_error
+    with pytest.raises(Damaged):
+        restore_chain(parts, target)
+    assert len(seen) == 1 and isinstance(seen[0][0], IntegrityError) and seen[0][1] is False
+    assert stream.closed
+    assert sorted(os.listdir(target)) == ["keep.txt"]
+
+    # an on_error that returns leaves the error as it was
+    parts[2].open = lambda: io.BytesIO(data[: len(data) // 2])
+    parts[2].on_error = lambda exc: None
+    with pytest.raises(IntegrityError, match="truncated"):
+        restore_chain(parts, target)
+    assert sorted(os.listdir(target)) == ["keep.txt"]
+
+
 def test_a_missing_target_is_created_and_removed_again_on_failure(tmp_path):
     backups, _ = evolve(tmp_path)
     parts = parts_of(backups)
