@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from bakthat import passwords
@@ -34,6 +34,8 @@ def join_tags(tags: str | list[str] | tuple[str, ...] | None) -> str:
 def dumped_source(filename: Any, custom_filename: str | None) -> Any:
     """Return the parsed source if ``filename`` is a dumped source (a Source, or a
     ``postgresql://``, ``mysql://``, ``sqlite:///`` URL), else None (a path)."""
+    if isinstance(filename, PurePath) or (isinstance(filename, str) and "://" not in filename):
+        return None  # a path (every dump URL has "://"): the sources are not imported
     from bakthat import sources
     from bakthat.sources import pipeline
 

@@ -97,8 +97,11 @@ def load_state(path: str | os.PathLike[str], *, backup: str, root: str) -> Index
         level not in LEVELS
         or not isinstance(records, dict)
         or not isinstance(holders, list)
-        or not all(type(key) is bytes and type(record) is bytes and len(record) >= MIN_RECORD_SIZE
-                   for key, record in records.items())
+        # every key and record bytes, every record long enough (loops in C: this runs on
+        # every incremental, over every entry)
+        or not {type(key) for key in records} <= {bytes}
+        or not {type(record) for record in records.values()} <= {bytes}
+        or min(map(len, records.values()), default=MIN_RECORD_SIZE) < MIN_RECORD_SIZE
     ):
         log.warning("the cached index %s is not a state index; it is rebuilt from the store", path)
         return None

@@ -378,7 +378,7 @@ class _Walk:
                     st, _arc_path(self.arcname, relative), fsmeta.read_xattrs(fd), kind=tarfile.DIRTYPE
                 ))
             try:
-                entries = sorted(os.scandir(fd), key=lambda entry: entry.name)
+                names = sorted(os.listdir(fd))  # names only: no DirEntry objects, no sort key
             except OSError as exc:
                 if not relative:
                     raise SourceError(f"cannot read directory {self.root}: {exc.strerror}") from None
@@ -386,8 +386,8 @@ class _Walk:
                 return
             parent = (st.st_dev, st.st_ino)
             prefix = f"{relative}/" if relative else ""
-            for entry in entries:
-                self.entry(fd, parent, entry.name, prefix + entry.name)
+            for name in names:
+                self.entry(fd, parent, name, prefix + name)
         finally:
             os.close(fd)
 

@@ -80,11 +80,17 @@ def test_a_missing_cache_is_simply_absent(tmp_path):
     assert load_state(tmp_path / "nothing.state", backup="www.2", root="www") is None
 
 
-def test_a_cache_that_is_not_a_state_is_ignored(tmp_path, caplog):
+@pytest.mark.parametrize("key, record", [(b"www/bad", b"short"), ("www/text-key", None), (b"www/text-record", "")])
+def test_a_cache_that_is_not_a_state_is_ignored(tmp_path, caplog, key, record):
     path = tmp_path / "www.state"
     save_state(a_state(), path)
     state = a_state()
-    state.records()[b"www/bad"] = b"short"
+    records = state.records()
+    if record is None:
+        record = next(iter(records.values()))
+    elif record == "":
+        record = next(iter(records.values())).decode("latin-1")  # long enough, but text
+    records[key] = record
     save_state(state, path)
     with caplog.at_level(logging.WARNING, logger="bakthat"):
         assert load_state(path, backup="www.2", root="www") is None
