@@ -172,7 +172,66 @@ def s3_call(env: dict[str, str], *lines: str) -> None:
                    env=env, check=True)
 
 
+#: The ways ``upload_child`` uploads the bytes of one file (see its docstring).
+UPLOADERS = ("bakthat-stage", "bakthat-put", "boto3")
+
+
+def upload_child(how: str, path: str, key: str, part_size: int, concurrency: int, bucket: str = "bench-bucket") -> dict:
+    """Given an uploader of :data:`UPLOADERS`, upload the file at ``path`` to ``bucket``/``key``
+    in this process and return its timing: ``seconds`` from the client's creation to the
+    confirmed object, and ``bytes``.
+
+    ``bakthat-stage`` is a backup's upload stage without the tar writer and compressor:
+    the file is read into one reused 1 MiB buffer and each view of it is written to
+    ``WriteBehind(HashingWriter(upload))``, as ``core._store`` wires them, then the upload
+    is committed (bucket check, exists check, multipart upload, conditional completion,
+    size check of the object, SHA-256 tag).  ``bakthat-put`` is ``Backend.put`` of the
+    open file (1 MiB reads).  ``boto3`` is boto3's ``upload_file`` with the same part size
+    and concurrency.  Every one uses the standard credential chain and
+    ``AWS_ENDPOINT_URL``; the bakthat ones import bakthat from ``sys.path`` (the
+    caller's ``PYTHONPATH`` chooses the checkout).
+    """
+    size = os.path.getsize(path)
+    started = time.perf_counter()
+    if how == "boto3":
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+
+        boto3.client("s3").upload_file(path, bucket, key, Config=TransferConfig(
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=concurrency))
+    else:
+        from bakthat.backends import s3
+
+        backend = s3.Backend({"s3_bucket": bucket, "part_size": part_size, "concurrency": concurrency})
+        if how == "bakthat-put":
+            with open(path, "rb") as source:
+                backend.put(key, source)
+        elif how == "bakthat-stage":
+            from bakthat.pipeline import HashingWriter
+            from bakthat.streams import WriteBehind
+
+            upload = backend.open_upload(key)
+            counted = HashingWriter(upload)
+            behind = WriteBehind(counted)
+            buffer = bytearray(MiB)
+            view = memoryview(buffer)
+            with open(path, "rb", buffering=0) as source:
+                while count := source.readinto(buffer):
+                    behind.write(view[:count])
+            behind.close()
+            stored = upload.commit()
+            if stored.size != size or counted.size != size:
+                raise RuntimeError(f"stored {stored.size} bytes of {size}")
+        else:
+            raise ValueError(f"unknown uploader {how!r}")
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--upload-child"]:  # python bench_s3.py --upload-child HOW FILE KEY PART CONC OUT
+        how, path, key, part, conc, out = sys.argv[2:8]
+        Path(out).write_text(json.dumps(upload_child(how, path, key, int(part), int(conc))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--part-size", help="the profile's part_size (default: bakthat's, 8 MiB)")
