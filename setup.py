@@ -41,6 +41,7 @@ setup(
         "sh>=2",
         "shtab>=1.7",
         "tqdm>=4.66",
+        "zlib-ng>=0.5",  # the S3 parts' CRC-32 (the default checksum), several times faster than zlib's
         "zstandard>=0.22",
     ],
     extras_require={

@@ -178,8 +178,9 @@ UPLOADERS = ("bakthat-stage", "bakthat-put", "boto3")
 
 def upload_child(how: str, path: str, key: str, part_size: int, concurrency: int, bucket: str = "bench-bucket") -> dict:
     """Given an uploader of :data:`UPLOADERS`, upload the file at ``path`` to ``bucket``/``key``
-    in this process and return its timing: ``seconds`` from the client's creation to the
-    confirmed object, and ``bytes``.
+    in this process and return its timing: ``seconds`` (wall) and ``cpu_seconds`` (this
+    process's user+system, every thread) from the client's creation to the confirmed
+    object, and ``bytes``.
 
     ``bakthat-stage`` is a backup's upload stage without the tar writer and compressor:
     the file is read into one reused 1 MiB buffer and each view of it is written to
@@ -192,7 +193,7 @@ def upload_child(how: str, path: str, key: str, part_size: int, concurrency: int
     caller's ``PYTHONPATH`` chooses the checkout).
     """
     size = os.path.getsize(path)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if how == "boto3":
         import boto3
         from boto3.s3.transfer import TransferConfig
@@ -224,7 +225,7 @@ def upload_child(how: str, path: str, key: str, part_size: int, concurrency: int
                 raise RuntimeError(f"stored {stored.size} bytes of {size}")
         else:
             raise ValueError(f"unknown uploader {how!r}")
-    return {"seconds": time.perf_counter() - started, "bytes": size}
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu, "bytes": size}
 
 
 def main() -> int:

@@ -17,11 +17,12 @@ import base64
 import hashlib
 import logging
 import threading
-import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from zlib_ng.zlib_ng import crc32  # zlib's CRC-32, computed with SIMD: 5-7x faster than the stdlib's
 
 from bakthat.backends import base
 from bakthat.backends._progress import Progress
@@ -52,7 +53,7 @@ def _b64(digest: bytes) -> str:
 def part_checksum(algorithm: str, data: bytes | memoryview) -> dict[str, str]:
     """Return the request arguments carrying ``data``'s checksum for ``algorithm``."""
     if algorithm == "CRC32":
-        return {"ChecksumCRC32": _b64(zlib.crc32(data).to_bytes(4, "big"))}
+        return {"ChecksumCRC32": _b64(crc32(data).to_bytes(4, "big"))}
     if algorithm == "SHA256":
         return {"ChecksumSHA256": _b64(hashlib.sha256(data).digest())}
     if algorithm == "SHA1":
