@@ -22,7 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from zlib_ng.zlib_ng import crc32  # zlib's CRC-32, computed with SIMD: 5-7x faster than the stdlib's
+try:  # zlib's CRC-32, computed with SIMD: 5-7x faster than the standard library's
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # an environment installed before zlib-ng was required: the same values, slower
+    from zlib import crc32
 
 from bakthat.backends import base
 from bakthat.backends._progress import Progress

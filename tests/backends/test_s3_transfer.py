@@ -8,6 +8,7 @@ verifies checksums nor fails on demand.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -44,6 +45,16 @@ def test_a_part_checksum_is_the_base64_digest_s3_expects(algorithm, expected):
     data = b"123456789" if algorithm == "CRC32" else b"abc"
     assert _s3_transfer.part_checksum(algorithm, data) == expected
     assert _s3_transfer.part_checksum(algorithm, memoryview(data)) == expected
+
+
+def test_a_part_crc32_is_zlib_ngs_and_equals_the_standard_librarys():
+    from zlib_ng import zlib_ng
+
+    assert _s3_transfer.crc32 is zlib_ng.crc32  # the installed requirement, not the slow fallback
+    for size in (0, 1, 5 * 1024 + 1, MiB + 7):  # the large ones run with the GIL released
+        data = bytearray(os.urandom(size))
+        expected = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        assert _s3_transfer.part_checksum("CRC32", data) == {"ChecksumCRC32": expected}
 
 
 # --------------------------------------------------------------------------- uploads
