@@ -173,7 +173,7 @@ def s3_call(env: dict[str, str], *lines: str) -> None:
 
 
 #: The ways ``upload_child`` uploads the bytes of one file (see its docstring).
-UPLOADERS = ("bakthat-stage", "bakthat-put", "boto3")
+UPLOADERS = ("bakthat-stage", "bakthat-put", "boto3", "boto3-defaults")
 
 
 def upload_child(how: str, path: str, key: str, part_size: int, concurrency: int, bucket: str = "bench-bucket") -> dict:
@@ -188,18 +188,19 @@ def upload_child(how: str, path: str, key: str, part_size: int, concurrency: int
     is committed (bucket check, exists check, multipart upload, conditional completion,
     size check of the object, SHA-256 tag).  ``bakthat-put`` is ``Backend.put`` of the
     open file (1 MiB reads).  ``boto3`` is boto3's ``upload_file`` with the same part size
-    and concurrency.  Every one uses the standard credential chain and
+    and concurrency, ``boto3-defaults`` with its own (8 MiB, 10 threads).  Every one uses the standard credential chain and
     ``AWS_ENDPOINT_URL``; the bakthat ones import bakthat from ``sys.path`` (the
     caller's ``PYTHONPATH`` chooses the checkout).
     """
     size = os.path.getsize(path)
     started, cpu = time.perf_counter(), time.process_time()
-    if how == "boto3":
+    if how in ("boto3", "boto3-defaults"):
         import boto3
         from boto3.s3.transfer import TransferConfig
 
-        boto3.client("s3").upload_file(path, bucket, key, Config=TransferConfig(
-            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=concurrency))
+        config = TransferConfig() if how == "boto3-defaults" else TransferConfig(
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=concurrency)
+        boto3.client("s3").upload_file(path, bucket, key, Config=config)
     else:
         from bakthat.backends import s3
 
