@@ -40,6 +40,14 @@ from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
 
+#: The store-reading thread reads (and hashes) STORED_DEPTH pieces of STORED_CHUNK bytes
+#: ahead of decryption and decompression, whose thread runs PLAIN_DEPTH chunks of
+#: ``streams.CHUNK`` ahead of the tar parser: enough to keep the threads busy, with
+#: a few MiB of buffers.
+STORED_CHUNK = 256 << 10
+STORED_DEPTH = 4
+PLAIN_DEPTH = 3
+
 
 def match_at(ctx: Context, filename: str, at: Any) -> Any:
     """Return the newest live row named ``filename`` dated at or before ``at``.
@@ -196,29 +204,33 @@ def restore(
             publisher.update(phase="restore", bytes_total=row.size)
         raw = ctx.backend.open_read(row.stored_filename)
         hashed = HashingReader(raw, progress)
-        ahead = None
+        ahead = stored = None
         try:
+            # Two threads run ahead of the tar parser: one reads the store and computes
+            # the SHA-256, one decrypts and decompresses, so hashing and zstd overlap.
+            stored = ReadAhead(hashed, STORED_CHUNK, STORED_DEPTH)
             decrypted = None
             if secret and legacy.is_legacy_encrypted(row):
                 # bakthat 0.6's Blowfish format: no MAC, so the gzip layer's checks
                 # (header, CRC-32, length) are what tell a wrong password or damage.
-                plain = legacy.open_archive(hashed, secret["passphrase"])
+                plain = legacy.open_archive(stored, secret["passphrase"])
             else:
                 if secret:
                     from bakthat import crypto  # not imported for plain archives: it costs memory
 
                     decrypted = crypto.DecryptingReader(
-                        hashed, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
+                        stored, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
                     )
-                plain = archive.decompressor(decrypted or hashed, row.compression or "gzip")
-            # Reading, hashing, decryption and decompression run in a thread of their
-            # own, ahead of the tar parser.  The archive is read once: its SHA-256 is
-            # compared after the last member, before anything leaves the staging
-            # directory (the target is untouched until then).
-            ahead = plain = ReadAhead(plain)
+                plain = archive.decompressor(decrypted or stored, row.compression or "gzip")
+            # The archive is read once: its SHA-256 is compared after the last member,
+            # before anything leaves the staging directory (the target is untouched
+            # until then).
+            ahead = plain = ReadAhead(plain, depth=PLAIN_DEPTH)
 
             def verify() -> None:
-                for stream in (plain, decrypted):
+                # A ReadAhead that returned its end has finished: the layer below it
+                # may then be read from this thread.
+                for stream in (plain, decrypted, stored):
                     if stream is not None:
                         while stream.read(1 << 20):
                             pass
@@ -255,6 +267,8 @@ def restore(
                 # or hostile header): read the rest of the archive, and if its bytes do
                 # not match the recorded SHA-256, say that the stored archive is damaged.
                 drain_for_damage(plain, exc)
+                while stored.read(1 << 20):  # the rest of the stored bytes, for the hash
+                    pass
                 hashed.drain()
                 if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
                     raise IntegrityError(
@@ -269,8 +283,9 @@ def restore(
                 raise
             raise _named(exc, row.stored_filename) from exc
         finally:
-            if ahead is not None:
-                ahead.close()
+            for thread in (ahead, stored):
+                if thread is not None:
+                    thread.close()
             raw.close()
         return current.finish(result)
     raise AssertionError("unreachable")
