@@ -54,6 +54,7 @@ _TEXT_RECORDS = {"path": "name", "linkpath": "linkname", "uname": "uname", "gnam
 #: so a refused first header has cost little reading.
 READ_SIZE = 1 << 20
 _HEADER_READ = 64 << 10
+_KNOWN_PAX = 64
 
 
 class _Damaged(Exception):
@@ -69,9 +70,10 @@ def _text(field: bytes) -> str:
 
 def _number(field: bytes) -> int:
     """Decode a numeric header field: octal digits, or GNU base-256."""
-    if field[-1] in _TERMINATORS:  # the usual "0000644\0": one conversion
+    last = field[-1]
+    if last in _TERMINATORS:  # the usual "0000644\0" or a checksum's "001234\0 ": one conversion
         try:
-            return int(field[:-1], 8)
+            return int(field[:-2] if last == 0x20 and field[-2] == 0 else field[:-1], 8)
         except ValueError:
             pass
     first = field[0]
@@ -149,6 +151,9 @@ class TarReader:
         self._base = 0  # stream position of _buf[0]
         self._data_end = 0  # end of the current member's data region
         self._globals: dict[str, str] = {}
+        # PAX header blocks already parsed and checked, by content: bakthat (and GNU
+        # tar) write the same block before every member whose records have one length.
+        self._known_pax: dict[bytes, tuple[tuple, int, int]] = {}
         self._eof = False
         self._want = _HEADER_READ  # READ_SIZE once the first member is through
         self.offset = 0
@@ -199,7 +204,7 @@ class TarReader:
             self._pos = len(self._buf)
             if not self._fill(READ_SIZE):
                 return
-        if offset > self.position:
+        if offset > self._base + self._pos:
             self._pos = offset - self._base
 
     def seek(self, offset: int) -> None:
@@ -211,7 +216,7 @@ class TarReader:
     def read(self, n: int) -> Any:
         """Return up to ``n`` bytes (a bytes-like object) of the current member's data;
         fewer only when its data or the stream ends."""
-        n = min(n, self._data_end - self.position)
+        n = min(n, self._data_end - self._base - self._pos)
         if n <= 0:
             return b""
         if self._pos >= len(self._buf) and not self._fill(self._want):
@@ -270,15 +275,24 @@ class TarReader:
                 self._finish()
                 return None
             block, start = found
-            try:
-                fields = _HEADER.unpack(block)
-                chksum = _number(fields[6])
-                if not _checksum_matches(block, chksum):
-                    raise _Damaged("bad checksum")
+            known = self._known_pax.get(block)
+            if known is not None:  # the same block as an earlier PAX header: checked then
+                fields, chksum, size = known
                 kind = fields[7]
-                size = _number(fields[4])
-            except _Damaged:
-                raise self.damaged(f"unreadable member header at byte {start}") from None
+            else:
+                try:
+                    fields = _HEADER.unpack(block)
+                    chksum = _number(fields[6])
+                    if not _checksum_matches(block, chksum):
+                        raise _Damaged("bad checksum")
+                    kind = fields[7]
+                    size = _number(fields[4])
+                except _Damaged:
+                    raise self.damaged(f"unreadable member header at byte {start}") from None
+                if kind in _PAX_TYPES and size <= MAX_PAX_HEADER:
+                    if len(self._known_pax) >= _KNOWN_PAX:
+                        self._known_pax.clear()
+                    self._known_pax[block] = (fields, chksum, size)
             if kind in _PAX_TYPES or kind == tarfile.XGLTYPE:
                 if size > MAX_PAX_HEADER:
                     raise unsafe(_text(fields[0]), f"its PAX extended header is {size} bytes long (the limit is {MAX_PAX_HEADER})")
@@ -359,10 +373,8 @@ class TarReader:
         info.type = kind
         info.size = size
         info.offset = first
-        info.offset_data = data_start = self.position
-        pax = dict(self._globals)
-        if extended:
-            pax.update(extended)
+        info.offset_data = data_start = self._base + self._pos
+        pax = {**self._globals, **extended} if self._globals and extended else extended or dict(self._globals)
         stored = size
         if pax:
             try:

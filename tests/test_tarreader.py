@@ -169,6 +169,25 @@ def test_a_bad_checksum_is_damage_naming_the_header_position():
         read_all(bytes(data))
 
 
+def test_members_whose_extended_headers_share_a_header_block_each_get_their_own_records():
+    # Records of one length give byte-identical PAX header blocks (parsed once), never
+    # the same records.
+    members = []
+    for i in range(5):
+        info = tarfile.TarInfo(f"f{i}")
+        info.size, info.pax_headers = 1, {"comment": f"value-{i}", "mtime": f"1600000000.{i:09d}"}
+        members.append((info, bytes([i])))
+    data = archive_of(members, tarfile.PAX_FORMAT)
+    assert data[0:512] == data[2048:2560]  # the first two members' PAX header blocks
+    seen = reader_view(io.BytesIO(data))
+    assert seen == tarfile_view(data)
+    assert [fields[FIELDS.index("pax_headers")]["comment"] for fields, _ in seen] == [f"value-{i}" for i in range(5)]
+    damaged = bytearray(data)
+    damaged[2048 + 10] ^= 0xFF  # the second member's copy of the block, after a good one
+    with pytest.raises(IntegrityError, match="unreadable member header at byte 2048"):
+        read_all(bytes(damaged))
+
+
 def test_a_stream_ending_before_the_end_marker_is_damage():
     data = good_archive()
     end = data.rindex(b"raw") + 512  # inside the member data region after the last header
