@@ -12,8 +12,9 @@ What it does, in one run:
 2. writes ``--size`` bytes of random data into a source directory and backs it up to
    S3 with zstd (the archive the restores read), then fetches that archive's bytes;
 3. ``--reps`` times, interleaved: the uploads of the same bytes (``bakthat backup`` of
-   the archive file with ``--compression none``, boto3's ``upload_file`` and ``aws s3
-   cp`` of the file, same part size and concurrency), each object deleted after (moto
+   the archive file with ``--compression none``, a whole command; bakthat's upload stage
+   alone, :func:`upload_child`; boto3's ``upload_file`` and ``aws s3 cp`` of the file,
+   same part size and concurrency), each object deleted after (moto
    keeps objects in memory); then the restores of the zstd archive: ``bakthat restore``,
    ``aws s3 cp`` to a file then ``zstd -d | tar x`` (the CLI downloads in parallel
    ranged GETs), and one streaming GET (boto3 ``get_object``) piped into ``zstd -d |
@@ -309,10 +310,14 @@ def main() -> int:
             add("bakthat backup -d s3 (upload)", run_measured(
                 [*bakthat, "backup", str(archive), "-d", "s3", "--prompt", "no", "--compression", "none",
                  "--name", f"up{rep}"], {**env, "TMPDIR": str(tmpdir)}, tmpdir, [*allowed, str(archive)]))
+            # The upload stage alone (docs/benchmarks.md: the fair comparison with boto3).
+            add("bakthat upload stage (same bytes)", run_measured(
+                [sys.executable, __file__, "--upload-child", "bakthat-stage", str(archive), f"stage{rep}",
+                 str(part_size), str(concurrency), str(work / "timing.json")], env, tmpdir, ["/"]))
             add("boto3 upload_file", run_measured(boto_up, env, tmpdir, ["/"]))
             if upload_peer:
                 add("aws s3 cp (upload)", measure_shell(upload_peer, env, tmpdir))
-            s3_call(env, *[f"c.delete_object(Bucket='bench-bucket', Key={key!r})" for key in ("boto.bin", "aws.bin")],
+            s3_call(env, *[f"c.delete_object(Bucket='bench-bucket', Key={key!r})" for key in ("boto.bin", "aws.bin", f"stage{rep}")],
                     "[c.delete_object(Bucket='bench-bucket', Key=o['Key']) for o in "
                     f"c.list_objects_v2(Bucket='bench-bucket', Prefix='up{rep}.').get('Contents', [])]")
             if args.uploads_only:
