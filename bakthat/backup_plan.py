@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -89,6 +89,28 @@ class Plan:
     publisher: Any = None  # bakthat.status.StatusPublisher (told by bakthat.estimates.begin)
     state: Any = None  # the state index at this backup, once stored
     index: dict[str, Any] | None = None  # what the manifest records of the stored index
+    file_keys: list[Any] = field(default_factory=list)  # crypto.PendingFileKey: the archive's, the index's
+
+
+def start_file_keys(ctx: Context, plan: Plan) -> None:
+    """Start making the file keys of an encrypted backup, each in a thread (see
+    :class:`bakthat.crypto.PendingFileKey`): the archive's, then the index's (not for a
+    dump, which has no index), so their scrypt derivations overlap the start of the
+    backup and its walk instead of delaying them.  Each is a new key with its own salt
+    or ephemeral shares, as age requires of every file.  Nothing is started without
+    encryption."""
+    if plan.encryption == "none":
+        return
+    from bakthat import crypto  # not imported for plain backups: it costs memory
+
+    arguments = {
+        "passphrase": plan.passphrase,
+        "recipients": plan.recipients,
+        "work_factor": int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
+    }
+    plan.file_keys = [crypto.PendingFileKey(**arguments)]
+    if plan.dump is None:
+        plan.file_keys.append(crypto.PendingFileKey(**arguments, after=plan.file_keys[0]))
 
 
 def plan_level(ctx: Context, plan: Plan, requested: str) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 from bakthat import manifest, models, naming, passwords
 from bakthat.actions import Context, advancing, find_row, resolve, status_publisher
 from bakthat.archive import EXTENSIONS
-from bakthat.backup_plan import Plan, dumped_source, join_tags, plan_level
+from bakthat.backup_plan import Plan, dumped_source, join_tags, plan_level, start_file_keys
 from bakthat.backup_reserve import candidates, reserve, unstore, wait_until
 from bakthat.catalog import search, show  # noqa: F401 - public here as in 0.6
 from bakthat.context import using_context
@@ -232,6 +232,7 @@ def _backup_work(ctx: Context, plan: Plan, suffix: str, warn_unencrypted: bool) 
         if warn_unencrypted:
             passwords.warn_unencrypted(found.stored_filename, dry_run=True)
         return found
+    start_file_keys(ctx, plan)
     reservation, plan.backup_date = reserve(ctx, plan.name, suffix, int(time.time()), plan.session_id)
     plan.stored_filename = reservation.stored_filename
     try:
@@ -316,18 +317,6 @@ def _dry_run_backup(ctx: Context, plan: Plan, suffix: str) -> Any:
     return found
 
 
-def _file_key(ctx: Context, plan: Plan) -> Any:
-    """Return a new crypto.FileKey for one file of an encrypted backup (its archive, or its
-    index): the plan's passphrase or recipients, the profile's scrypt work factor."""
-    from bakthat import crypto
-
-    return crypto.FileKey(
-        passphrase=plan.passphrase,
-        recipients=plan.recipients,
-        work_factor=int(ctx.settings.get("scrypt_work_factor") or crypto.DEFAULT_WORK_FACTOR),
-    )
-
-
 def _store(ctx: Context, plan: Plan) -> Any:
     """Stream the archive into the store, then write its manifest, then its catalog row.
 
@@ -346,7 +335,9 @@ def _store(ctx: Context, plan: Plan) -> Any:
         if plan.encryption != "none":
             from bakthat import crypto  # not imported for plain backups: it costs memory
 
-            encrypter = crypto.EncryptingWriter(counted, key=_file_key(ctx, plan))
+            # The key may still be in the making: the first compressed bytes wait for it
+            # in memory (see start_file_keys), not the walk.
+            encrypter = crypto.KeyAwaitingWriter(counted, plan.file_keys[0])
         # Encryption, hashing and the store's writes run in a thread of their own, so
         # the walk (this thread) and zstd's workers keep the cores busy.
         behind = WriteBehind(encrypter or counted)
@@ -387,7 +378,7 @@ def _store(ctx: Context, plan: Plan) -> Any:
         delta, plan.state = plan.planner.finish()
         # The index is a file of its own: its own file key, salt or ephemeral share (age).
         plan.index = index_store.store_index(
-            ctx.backend, delta, key=None if encrypter is None else _file_key(ctx, plan)
+            ctx.backend, delta, key=None if encrypter is None else plan.file_keys[1].result()
         )
         plan.index["entries"] = len(delta)
         plan.index["deletions"] = len(delta.deletions)

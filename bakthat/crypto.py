@@ -63,6 +63,8 @@ __all__ = [
     "DecryptingReader",
     "EncryptingWriter",
     "FileKey",
+    "KeyAwaitingWriter",
+    "PendingFileKey",
     "generate_identity",
     "is_age",
     "load_identities",
@@ -525,6 +527,115 @@ class FileKey:
 
     def __repr__(self) -> str:
         return "FileKey(<secret>)"
+
+
+class PendingFileKey:
+    """A :class:`FileKey` being made in a thread of its own, so that its scrypt
+    derivation (which releases the GIL) overlaps other work.
+
+    Given :class:`FileKey`'s arguments, start making the key at once; :meth:`result`
+    returns it, or raises what :class:`FileKey` raised.  With ``after``, the key is
+    made once that one is (a backup's archive key comes first, its index key second:
+    one derivation at a time, the first needed first).  Each pending key is a FileKey of
+    its own, with its own file key and salt or ephemeral shares: only the moment it is
+    made changes.
+    """
+
+    def __init__(
+        self,
+        *,
+        passphrase: str | None = None,
+        recipients: Sequence[str] = (),
+        work_factor: int = DEFAULT_WORK_FACTOR,
+        after: PendingFileKey | None = None,
+    ) -> None:
+        self._key: FileKey | None = None
+        self._error: BaseException | None = None
+
+        def make() -> None:
+            if after is not None:
+                after._thread.join()
+            try:
+                self._key = FileKey(passphrase=passphrase, recipients=recipients, work_factor=work_factor)
+            except BaseException as exc:  # noqa: BLE001 - raised again by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=make, name="bakthat-file-key", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        """Return True once the key is made (or its making failed)."""
+        return not self._thread.is_alive()
+
+    def result(self) -> FileKey:
+        """Wait for the key and return it; raise what making it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._key is not None
+        return self._key
+
+    def __repr__(self) -> str:
+        return "PendingFileKey(<secret>)"
+
+
+#: What a :class:`KeyAwaitingWriter` holds at most while its key is being made.
+AWAITING_LIMIT = 64 << 20
+
+
+class KeyAwaitingWriter:
+    """An :class:`EncryptingWriter` whose key may still be in the making.
+
+    Given a sink and a :class:`PendingFileKey`, take writes at once: while the key is
+    not made, up to ``limit`` bytes are held in memory (the ``bytes`` given, not copies:
+    the caller must not change them); beyond that, or once the key is made, the
+    EncryptingWriter is made (waiting for the key) and everything held is encrypted
+    first, in order.  :meth:`close` does the same, then seals the file.  What reaches
+    the sink is exactly what an EncryptingWriter given the made key writes.  Raise what
+    making the key raised, from the write or close that needed it.
+    """
+
+    def __init__(self, sink: _Sink, key: PendingFileKey, limit: int = AWAITING_LIMIT) -> None:
+        self._sink = sink
+        self._pending = key
+        self._limit = limit
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._writer: EncryptingWriter | None = None
+
+    @property
+    def header(self) -> bytes:
+        """The header written (see :attr:`EncryptingWriter.header`); once data or close came."""
+        if self._writer is None:
+            raise ValueError("no header yet: the key is still being made")
+        return self._writer.header
+
+    def _encrypter(self) -> EncryptingWriter:
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = EncryptingWriter(self._sink, key=self._pending.result())
+            held, self._held = self._held, []
+            self._held_size = 0
+            for data in held:
+                writer.write(data)
+        return writer
+
+    def write(self, data: bytes) -> int:
+        """Given plaintext bytes, hold or encrypt them; return how many were taken (all)."""
+        if self._writer is None and not self._pending.ready() and self._held_size + len(data) <= self._limit:
+            self._held.append(bytes(data) if not isinstance(data, bytes) else data)
+            self._held_size += len(data)
+            return len(data)
+        return self._encrypter().write(data)
+
+    def flush(self) -> None:
+        """Flush the sink once encrypting (nothing to flush before)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Encrypt what is held and seal the final chunk (waiting for the key)."""
+        self._encrypter().close()
 
 
 class EncryptingWriter:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bakthat.actions import resolve
-from bakthat.backup_plan import Plan, dumped_source, join_tags, plan_level
+from bakthat.backup_plan import Plan, dumped_source, join_tags, plan_level, start_file_keys
 from bakthat.errors import ConfigError
 
 
@@ -64,3 +64,24 @@ def test_an_incremental_without_an_earlier_backup_is_a_full_with_a_change_planne
     assert (chosen.level, chosen.base) == ("full", None)
     assert chosen.level_reason
     assert chosen.planner is not None
+
+
+def test_an_encrypted_backup_s_file_keys_are_started_before_the_walk_one_per_stored_file(home):
+    import dataclasses
+
+    from bakthat import crypto
+
+    ctx = resolve(None, "default", None, {"scrypt_work_factor": 11})
+    plain = plan("app")
+    start_file_keys(ctx, plain)
+    assert plain.file_keys == [], "nothing to make without encryption"
+    secret = dataclasses.replace(plan("app"), encryption="password", passphrase="pw")
+    start_file_keys(ctx, secret)
+    assert [type(key) for key in secret.file_keys] == [crypto.PendingFileKey] * 2, "the archive's and the index's"
+    archive_key, index_key = (pending.result() for pending in secret.file_keys)
+    assert archive_key is not index_key
+    stanza = lambda key: key.header.split(b"\n")[1]
+    assert stanza(archive_key).endswith(b" 11") and stanza(archive_key) != stanza(index_key), "the profile's work factor, a salt each"
+    dump = dataclasses.replace(plan("app"), encryption="password", passphrase="pw", dump=object())
+    start_file_keys(ctx, dump)
+    assert len(dump.file_keys) == 1, "a dump has no index: one key"

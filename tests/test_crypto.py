@@ -961,6 +961,88 @@ def test_a_file_key_encrypts_one_file_only_as_age_requires_a_new_salt_for_each_f
         decrypt(index, passphrase="wrong")
 
 
+def gated_derivations(monkeypatch):
+    """Make each scrypt derivation wait for the returned event; record the thread of each."""
+    import threading
+
+    gate, threads, real = threading.Event(), [], crypto._scrypt_key
+
+    def gated(passphrase, salt, work_factor):
+        threads.append(threading.current_thread().name)
+        assert gate.wait(30), "the test never opened the gate"
+        return real(passphrase, salt, work_factor)
+
+    monkeypatch.setattr(crypto, "_scrypt_key", gated)
+    return gate, threads
+
+
+def test_pending_file_keys_are_made_in_a_thread_in_order_each_with_its_own_salt(monkeypatch):
+    gate, threads = gated_derivations(monkeypatch)
+    archive_key = crypto.PendingFileKey(passphrase=PASSWORD, work_factor=WF)
+    index_key = crypto.PendingFileKey(passphrase=PASSWORD, work_factor=WF, after=archive_key)
+    time.sleep(0.05)
+    assert not archive_key.ready() and not index_key.ready(), "made in the background, not when asked for"
+    assert threads == ["bakthat-file-key"], "the second waits for the first: one derivation at a time"
+    gate.set()
+    first, second = archive_key.result(), index_key.result()
+    assert threads == ["bakthat-file-key", "bakthat-file-key"] and archive_key.ready()
+    archive, index = encrypt_with(first, b"the archive"), encrypt_with(second, b"the index")
+    salt = lambda data: data.split(b"\n")[1]
+    assert salt(archive) != salt(index), "each pending key is a file key of its own"
+    assert decrypt(archive) == b"the archive" and decrypt(index) == b"the index"
+    with pytest.raises(ValueError, match="new salt or ephemeral share"):
+        EncryptingWriter(io.BytesIO(), key=first)
+
+
+def test_a_pending_file_key_raises_what_making_it_raised_when_its_result_is_asked_for():
+    bad = crypto.PendingFileKey(passphrase=PASSWORD, work_factor=MIN_WORK_FACTOR - 1)
+    with pytest.raises(ValueError, match="work_factor"):
+        bad.result()
+    with pytest.raises(ConfigError):
+        crypto.PendingFileKey(recipients=["age1notarecipient"]).result()
+    with pytest.raises(ValueError, match="work_factor"):
+        crypto.KeyAwaitingWriter(io.BytesIO(), bad).close()
+
+
+def test_a_key_awaiting_writer_holds_up_to_its_limit_then_waits_and_writes_the_same_age_file(monkeypatch):
+    import threading
+
+    gate, _ = gated_derivations(monkeypatch)
+    sink = io.BytesIO()
+    pending = crypto.PendingFileKey(passphrase=PASSWORD, work_factor=WF)
+    writer = crypto.KeyAwaitingWriter(sink, pending, limit=3 * CHUNK)
+    parts = [random.Random(number).randbytes(CHUNK) for number in range(5)]
+    for part in parts[:3]:
+        assert writer.write(part) == CHUNK
+    assert sink.getvalue() == b"", "nothing reaches the sink before the header can be written"
+    with pytest.raises(ValueError, match="still being made"):
+        writer.header
+    fourth = threading.Thread(target=writer.write, args=(parts[3],))
+    fourth.start()
+    fourth.join(0.2)
+    assert fourth.is_alive() and sink.getvalue() == b"", "beyond the limit, the write waits for the key"
+    gate.set()
+    fourth.join(10)
+    assert not fourth.is_alive()
+    assert sink.getvalue().startswith(writer.header)
+    writer.write(parts[4])
+    writer.close()
+    archive = sink.getvalue()
+    assert archive.startswith(AGE_MAGIC) and decrypt(archive) == b"".join(parts), "everything held, in order"
+    assert len(archive) == len(encrypt(b"".join(parts))[0]), "the same layout as an EncryptingWriter's"
+
+
+def test_a_key_awaiting_writer_writes_straight_through_once_the_key_is_made():
+    pending = crypto.PendingFileKey(passphrase=PASSWORD, work_factor=WF)
+    pending.result()
+    sink = io.BytesIO()
+    writer = crypto.KeyAwaitingWriter(sink, pending)
+    writer.write(b"x" * (CHUNK + 1))
+    assert len(sink.getvalue()) > len(writer.header), "encrypted at once, not held"
+    writer.close()
+    assert decrypt(sink.getvalue()) == b"x" * (CHUNK + 1)
+
+
 def test_a_file_key_to_recipients_is_one_file_s_too_each_file_its_own_ephemeral_share():
     _, recipient = generate_identity()
     first, second = (encrypt_with(crypto.FileKey(recipients=[recipient]), b"x") for _ in range(2))
