@@ -22,7 +22,9 @@ passphrase or an identity (secret key).
 A :class:`FileKey` (the file key and the header wrapping it) encrypts exactly one
 file: the age specification requires a new scrypt salt or X25519 ephemeral share for
 each stanza and each file, so a backup's archive and its file index each get their
-own (with a passphrase, two scrypt derivations per backup).  Reading derives once per
+own (with a passphrase, two scrypt derivations per backup).  A backup makes them in a
+thread (:class:`PendingFileKey`) while it walks, its first compressed bytes waiting for
+the archive's key in memory (:class:`KeyAwaitingWriter`).  Reading derives once per
 stanza and process (a file read twice in one process, as a chain or a check may).
 
 This module is longer than most (about 950 lines) because the age format is one
