@@ -10,12 +10,14 @@ plain tar stream and the paths its backup records as deleted:
    looked up through directory descriptors that never follow a symbolic link, and must
    exist: a deletion of something the tree does not hold means the chain does not fit
    together), then its archive is extracted over the tree with ``safe_extract(...,
-   overwrite=True)``, with every safety check of a single restore; the part's
+   overwrite=True, durable=False)`` (the tree is private: its directories are not
+   fsynced one by one), with every safety check of a single restore; the part's
    ``verify`` runs once its stream has been read, before its members reach the tree
    (a restore from the store compares the archive's SHA-256 there: the chain's
    archives are not read before), and its ``on_error`` sees an error that stops it;
 3. only when every part is in, the tree's top-level entries are renamed into the
-   target, which must not hold them yet.
+   target, which must not hold them yet, and the target directory is fsynced (with
+   ``overwrite``, the merge into the target fsyncs each directory it changes).
 
 Any error leaves the target as it was (the work directory is removed, a target
 directory this call created is removed).  Each stream is read exactly once, front to
@@ -114,7 +116,12 @@ def restore_chain(
             stream = part.open()
             try:
                 try:
-                    safe_extract(stream, tree, overwrite=True, before_commit=part.verify, select=part.select)
+                    # The tree is private until the final commit: the directories a
+                    # part's merge changes are not fsynced one by one (the commit into
+                    # the target is what is made durable).
+                    safe_extract(
+                        stream, tree, overwrite=True, before_commit=part.verify, select=part.select, durable=False
+                    )
                 except TargetExistsError as exc:
                     raise IntegrityError(
                         f"{part.backup} does not fit the tree of the backups before it ({exc}); "
@@ -193,6 +200,11 @@ def _commit(tree: str, target: pathlib.Path) -> list[str]:
         for name in names:
             os.rename(os.path.join(tree, name), target / name)
             moved.append(name)
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # the target may be a link to it
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
         for name in reversed(moved):
             try:

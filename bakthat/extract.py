@@ -70,6 +70,7 @@ def safe_extract(
     overwrite: bool = False,
     before_commit: Callable[[], None] | None = None,
     select: Callable[[str], bool] | None = None,
+    durable: bool = True,
 ) -> list[pathlib.Path]:
     """Given a readable binary stream holding an uncompressed tar archive, restore its
     members under ``target`` (created if missing) and return the restored top-level
@@ -84,7 +85,9 @@ def safe_extract(
     its exception propagates (use it to raise IntegrityError when a checksum computed
     over the stream does not match).  ``select``, if given, is called with each
     member's normalised path (``www/sub/a.txt``) and only the members it returns True
-    for are restored (every member is still checked and read).
+    for are restored (every member is still checked and read).  ``durable=False`` skips
+    the fsync of each directory a merge changes: for a ``target`` that is a private
+    staging tree of the caller's (a chain's work tree), made durable by its own commit.
 
     Without ``overwrite``, each top-level entry is renamed into ``target`` in one
     atomic step.  With ``overwrite``, existing directories are merged recursively (the
@@ -120,7 +123,9 @@ def safe_extract(
         tree = _extract_to_staging(stream, root, checker, select)
         if before_commit is not None:
             before_commit()
-        commit = Commit(staging, root, target_path, overwrite, checker.explicit_dirs, tree.deferred, privileged())
+        commit = Commit(
+            staging, root, target_path, overwrite, checker.explicit_dirs, tree.deferred, privileged(), durable
+        )
         names = commit.run()
     except BaseException:
         if staging is not None:

@@ -55,7 +55,9 @@ class Commit:
     harmless.  Files the merge replaces are kept (hard-linked, or moved) in
     ``<staging>/replaced`` until the commit succeeds.  ``deferred`` directory modes
     (path components, mode), which would have kept entries from being moved out of
-    them, are applied once everything is in place.
+    them, are applied once everything is in place.  Each target directory the merge
+    changed is fsynced, unless ``durable`` is false (a target that is itself a private
+    staging tree, made durable or discarded by its own commit).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Commit:
         explicit_dirs: set[str],
         deferred: list[tuple[list[str], int]] = (),  # type: ignore[assignment]
         owners: bool = False,
+        durable: bool = True,
     ) -> None:
         self._staging_name = os.path.basename(staging)
         self._replaced = os.path.join(staging, "replaced")
@@ -76,6 +79,7 @@ class Commit:
         self._explicit_dirs = explicit_dirs
         self._deferred = list(deferred)
         self._owners = owners
+        self._durable = durable
         self._undo: list[tuple] = []
         self._count = 0
         self._src_fd = self._dst_fd = self._trash_fd = -1  # set while run() works
@@ -120,18 +124,17 @@ class Commit:
                     self._undo.append(("new", parts, name))
                     os.rename(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                 continue
-            where = self._show(rel)
             if not self._overwrite:
-                raise TargetExistsError(f"{where} already exists; restore with overwrite to replace it")
+                raise TargetExistsError(f"{self._show(rel)} already exists; restore with overwrite to replace it")
             src_kind, dst_kind = _kind_on_disk(src_st), _kind_on_disk(dst_st)
             if src_kind == DIR and dst_kind == SYMLINK:
                 raise UnsafeArchiveError(
-                    f"{where} is a symbolic link in the target and a directory in the archive; "
+                    f"{self._show(rel)} is a symbolic link in the target and a directory in the archive; "
                     "refusing to restore through the link"
                 )
             if (src_kind == DIR) != (dst_kind == DIR):
                 raise TargetExistsError(
-                    f"{where} is a {dst_kind} in the target but a {src_kind} in the archive; "
+                    f"{self._show(rel)} is a {dst_kind} in the target but a {src_kind} in the archive; "
                     "it is not replaced, even with overwrite"
                 )
             if src_kind != DIR:
@@ -152,7 +155,7 @@ class Commit:
                     os.close(child_dst)
             finally:
                 os.close(child_src)
-        if apply:
+        if apply and self._durable:
             os.fsync(dst_fd)
 
     def _set_attributes(self, fd: int, st: os.stat_result) -> None:

@@ -205,6 +205,25 @@ def test_each_stream_is_opened_once_and_closed(tmp_path):
     assert not any(name.startswith(WORK_PREFIX) for name in os.listdir(tmp_path / "target"))
 
 
+def test_only_the_target_is_fsynced_not_the_private_tree(tmp_path, monkeypatch):
+    from bakthat import extract_commit
+
+    backups, snapshots = evolve(tmp_path)
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert extract_commit.os.fsync is fsync
+    target = tmp_path / "target"
+    restore_chain(parts_of(backups), target)
+    assert snapshot(target / "www") == snapshots[3]
+    assert synced == [str(target)], "the work tree is discarded or committed: its merges are not fsynced"
+
+
 def test_a_chain_needs_its_full_first():
     with pytest.raises(ValueError):
         restore_chain([], "/nonexistent")

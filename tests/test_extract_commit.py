@@ -70,3 +70,19 @@ def test_without_a_failure_the_same_restore_commits_everything(target):
     assert sorted(os.listdir(target / "docs")) == ["added.txt", "kept.txt"]
     assert (target / "z.txt").read_bytes() == b"new z\n"
     assert_no_staging(target)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_merge_fsyncs_the_directories_it_changes_unless_not_durable(target, monkeypatch, durable):
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(extract_commit.os, "fsync", fsync)
+    members = [regular("b.txt", b"new b\n"), directory("docs"), regular("docs/added.txt", b"added\n")]
+    safe_extract(stream(*members), target, overwrite=True, durable=durable)
+    assert (target / "docs" / "added.txt").read_bytes() == b"added\n"
+    assert sorted(synced) == ([str(target), str(target / "docs")] if durable else [])
