@@ -239,6 +239,14 @@ def test_public_key_backups_need_the_identity_to_restore(tree, tmp_path):
     assert snapshot(tmp_path / "out" / "mydir") == snapshot(tree)
 
 
+def test_a_malformed_recipient_fails_the_backup_naming_it_and_stores_nothing(tree, home):
+    # The file keys are made in a thread while the walk starts: the error still ends the
+    # backup, as a ConfigError, with nothing under a final name and no catalog row.
+    with pytest.raises(ConfigError, match="malformed age recipient 'age1bogus'"):
+        bakthat.backup(str(tree), conf={"encryption_recipients": ["age1bogus"]})
+    assert stored_files(home) == [] and list(models.Backups.select()) == []
+
+
 def test_no_secret_reaches_a_log_record_or_an_error_message(tree, tmp_path, caplog):
     import logging
 
