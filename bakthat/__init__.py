@@ -23,7 +23,7 @@ __version__ = "1.0.0.dev0"
 #: calls ``bakthat.ls()``; it lists backups like ``show``.
 _EXPORTS: dict[str, tuple[str, str]] = {
     "backup": ("bakthat.core", "backup"),
-    "restore": ("bakthat.core", "restore"),
+    "restore": ("bakthat.restore_action", "restore"),
     "delete": ("bakthat.core", "delete"),
     "search": ("bakthat.catalog", "search"),
     "show": ("bakthat.catalog", "show"),
