@@ -255,10 +255,18 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt or None, info=info).derive(ikm)
 
 
+#: One scrypt derivation at a time in this process: each takes 128 * r * N bytes (256 MiB
+#: at the default work factor), and a backup makes its file keys in threads while its
+#: planner may be reading an index, so without this two could overlap (512 MiB).
+_SCRYPT_MEMORY = threading.Lock()
+
+
 def _scrypt_key(passphrase: str, salt: bytes, work_factor: int) -> bytes:
-    """Given a passphrase, 16-byte salt and log2(N), return the 32-byte scrypt wrap key."""
+    """Given a passphrase, 16-byte salt and log2(N), return the 32-byte scrypt wrap key.
+    Derivations of several threads run one after the other (memory)."""
     kdf = Scrypt(salt=_SCRYPT_LABEL + salt, length=32, n=1 << work_factor, r=8, p=1)
-    return kdf.derive(passphrase.encode("utf-8"))
+    with _SCRYPT_MEMORY:
+        return kdf.derive(passphrase.encode("utf-8"))
 
 
 #: Wrap keys derived by this process for reading, by (salted passphrase digest, salt,

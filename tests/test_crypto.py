@@ -1159,3 +1159,36 @@ def test_an_archive_cut_after_a_whole_chunk_says_it_ends_before_its_last_chunk()
     assert reader.read(CHUNK) == data[:CHUNK]
     with pytest.raises(IntegrityError, match="^archive is truncated: it ends before its last chunk$"):
         reader.read(CHUNK)
+
+
+def test_scrypt_derivations_of_several_threads_never_overlap(monkeypatch):
+    """Each derivation holds 128 * r * N bytes: writers and readers in threads of one
+    process derive one at a time, so a backup never holds two at once."""
+    import threading
+
+    spans: list[tuple[float, float]] = []
+    real = crypto.Scrypt
+
+    class Timed:  # the library's Scrypt, each derivation's span recorded
+        def __init__(self, **kwargs: object) -> None:
+            self._kdf = real(**kwargs)
+
+        def derive(self, key_material: bytes) -> bytes:
+            start = time.perf_counter()
+            try:
+                return self._kdf.derive(key_material)
+            finally:
+                spans.append((start, time.perf_counter()))
+
+    monkeypatch.setattr(crypto, "Scrypt", Timed)
+    salt = os.urandom(16)
+    jobs = [lambda: crypto.FileKey(passphrase="pw", work_factor=15) for _ in range(3)]
+    jobs.append(lambda: crypto._read_wrap_key("pw", salt, 15))
+    threads = [threading.Thread(target=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spans.sort()
+    assert len(spans) == 4
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
