@@ -28,7 +28,7 @@ log = logging.getLogger("bakthat")
 EXTENSIONS = {"zstd": "tar.zst", "gzip": "tgz", "none": "tar"}
 DEFAULT_LEVELS = {"zstd": 3, "gzip": 6, "none": None}
 BUFFER_SIZE = 1 << 20
-ZSTD_JOB_SIZE = 4 << 20
+ZSTD_JOB_SIZE = 3 << 19  # 1.5 MiB
 
 
 class _NonClosing:
@@ -61,8 +61,9 @@ def compressor(sink: IO[bytes], compression: str, level: int | None = None, thre
     if compression == "zstd":
         import zstandard
 
-        # 4 MiB jobs instead of zstd's default 8 MiB at level 3: the workers' buffers
-        # take ~25 MiB less for an archive 0.1 % larger, at the same speed.
+        # 1.5 MiB jobs instead of zstd's default 8 MiB at level 3: the workers' buffers
+        # take ~18 MiB instead of ~65 MiB for an archive 0.4 % larger, at the same speed
+        # (docs/benchmarks.md, "Issue 15's S3 backup memory").
         params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=ZSTD_JOB_SIZE if threads else 0, write_checksum=True
         )

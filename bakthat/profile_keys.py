@@ -93,7 +93,7 @@ S3: dict[str, Setting] = {
     "s3_prefix": Setting(str, "", "key prefix ('folder') inside the bucket, e.g. backups/host1"),
     "endpoint_url": Setting(str, None, "S3-compatible endpoint (https://minio.example:9000); default: AWS, or $AWS_ENDPOINT_URL"),
     "storage_class": Setting(str, None, "S3 storage class of archives (default: the bucket's, STANDARD)", STORAGE_CLASSES),
-    "part_size": Setting((int, str), "8MiB", "multipart part size (bytes, or 8MiB, 64MB...; 5 MiB to 5 GiB)"),
+    "part_size": Setting((int, str), "5MiB", "multipart part size (bytes, or 8MiB, 64MB...; 5 MiB to 5 GiB)"),
     "concurrency": Setting(int, 4, "parts uploaded at once; memory is about (concurrency + 1) * part_size"),
     "checksum_mode": Setting(
         str,

@@ -38,7 +38,7 @@ class S3Config:
     prefix: str = ""
     endpoint_url: str | None = None
     storage_class: str | None = None
-    part_size: int = 8 * MiB
+    part_size: int = 5 * MiB
     concurrency: int = 4
     checksum_mode: str = "when_supported"
     checksum_algorithm: str = "CRC32"

@@ -43,8 +43,9 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 #: Part sizes grow by one ``part_size`` every this many parts, so a stream of unknown
-#: length fits in S3's 10,000 parts: 8 MiB parts reach 880 GB, 32 MiB parts 3.5 TB.
-PART_GROWTH_EVERY = 500
+#: length fits in S3's 10,000 parts: 5 MiB parts (the default) reach 900 GB, 8 MiB
+#: parts 1.4 TB, 32 MiB parts S3's 5 TiB object limit.
+PART_GROWTH_EVERY = 300
 #: The metadata key (single PUT) or object tag (multipart) holding the object's SHA-256.
 SHA256_KEY = "bakthat-sha256"
 

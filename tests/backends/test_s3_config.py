@@ -33,7 +33,7 @@ def test_a_zero_where_a_count_is_needed_names_the_key(key):
 def test_the_typed_config_takes_the_declared_defaults_and_shows_no_secret():
     store = s3.Backend({"s3_bucket": "b", "access_key": "AKIAEXAMPLE", "secret_key": "very-secret-key"})
     config = store.config
-    assert config.part_size == parse_size(s3.SETTINGS["part_size"].default, 0) == 8 * MiB
+    assert config.part_size == parse_size(s3.SETTINGS["part_size"].default, 0) == 5 * MiB
     assert (config.concurrency, config.checksum_mode, config.abort_incomplete_days) == (
         s3.SETTINGS["concurrency"].default, s3.SETTINGS["checksum_mode"].default, s3.SETTINGS["s3_abort_incomplete_days"].default
     )

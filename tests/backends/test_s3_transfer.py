@@ -103,13 +103,15 @@ def test_the_per_part_checksum_follows_the_profile(aws, monkeypatch, settings, f
 def test_part_sizes_grow_so_a_stream_of_unknown_length_fits_in_10000_parts(backend):
     upload = backend.open_upload("never-written")
     sizes = []
-    for number in (0, 999, 1000, 5000, 9999):
+    for number in (0, 299, 300, 600, 9999):
         upload._part_number = number
         sizes.append(upload._current_part_size() // MiB)
+    part_size = upload.part_size
     upload.abort()
-    assert sizes == [8, 16, 24, 88, 160]
-    total = sum(8 * MiB * (1 + n // _s3_transfer.PART_GROWTH_EVERY) for n in range(_s3_transfer.MAX_PARTS))
-    assert total > 800 * 10**9
+    assert part_size == 5 * MiB  # the default
+    assert sizes == [5, 5, 10, 15, 170]
+    total = sum(part_size * (1 + n // _s3_transfer.PART_GROWTH_EVERY) for n in range(_s3_transfer.MAX_PARTS))
+    assert total > 880 * 10**9  # what the 8 MiB parts of bakthat <= 2026-12-01 reached
 
 
 class SlowSink:
