@@ -237,7 +237,7 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
-    parser.add_argument("--part-size", help="the profile's part_size (default: bakthat's, 8 MiB)")
+    parser.add_argument("--part-size", help="the profile's part_size (default: bakthat's, 5 MiB)")
     parser.add_argument("--concurrency", type=int, help="the profile's concurrency (default: bakthat's, 4)")
     parser.add_argument("--reps", type=int, default=3, help="interleaved runs of each row (medians)")
     parser.add_argument("--aws", default=shutil.which("aws"), help="the aws CLI (default: found on PATH)")

@@ -57,7 +57,9 @@ import bench_s3  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
-#: The S3 rows' part size and concurrency: bakthat's defaults (S3Config), given to boto3 too.
+#: The S3 upload rows' part size and concurrency, given to bakthat's upload stage and to boto3
+#: alike: issue 15's row is pinned at 8 MiB x 4 (bakthat's default part size is 5 MiB since
+#: 2026-12-01, for memory; docs/benchmarks.md, "Issue 15's S3 backup memory").
 S3_PART_SIZE = 8 * MiB
 S3_CONCURRENCY = 4
 
