@@ -19,7 +19,6 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 try:  # zlib's CRC-32, computed with SIMD: 5-7x faster than the standard library's
@@ -170,11 +169,14 @@ class S3Upload(base.Upload):
                 self._check()
             if self._free:
                 buffer = self._free.pop()
-                return buffer if len(buffer) >= size else bytearray(size)  # parts grew
+                if len(buffer) >= size:
+                    return buffer
+                del buffer  # parts grew: free the smaller buffer before allocating its successor
+                return bytearray(size)
             self.part_buffers += 1
             return bytearray() if self.part_buffers == 1 else bytearray(size)
 
-    def _give_back(self, buffer: bytearray, _future: object = None) -> None:
+    def _give_back(self, buffer: bytearray) -> None:
         with self._returned:
             self._free.append(buffer)
             self._returned.notify()
@@ -216,11 +218,13 @@ class S3Upload(base.Upload):
         number = self._part_number
         assert self._executor is not None
         future = self._executor.submit(self._upload_part, number, part)
-        future.add_done_callback(partial(self._part_done, part))
+        # The callback must not hold the buffer: a future keeps its callbacks after they
+        # ran, and every future is kept until the commit, so a buffer replaced by a
+        # larger one when parts grow would never be freed.  The worker gives it back.
+        future.add_done_callback(self._part_done)
         self._futures.append(future)
 
-    def _part_done(self, part: bytearray, future: Future[None]) -> None:
-        self._give_back(part)
+    def _part_done(self, future: Future[None]) -> None:
         exc = future.exception() if not future.cancelled() else None
         if exc is not None and not isinstance(exc, _Cancelled):
             with self._lock:
@@ -229,6 +233,14 @@ class S3Upload(base.Upload):
             self._cancel.set()
 
     def _upload_part(self, number: int, part: bytearray) -> None:
+        """Send ``part`` as part ``number`` (with retries); give its buffer back to the pool
+        whatever the outcome."""
+        try:
+            self._send_part(number, part)
+        finally:
+            self._give_back(part)
+
+    def _send_part(self, number: int, part: bytearray) -> None:
         checksum = part_checksum(self.algorithm, part)
         client = self.backend.client
 
