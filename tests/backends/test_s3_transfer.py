@@ -15,6 +15,7 @@ import threading
 import time
 import tracemalloc
 import zlib
+from typing import Any
 
 import pytest
 
@@ -147,7 +148,9 @@ class SlowSink:
         return {}
 
 
-def test_memory_stays_bounded_by_concurrency_and_part_size(monkeypatch):
+def stream_mebibytes(monkeypatch, name: str, mebibytes: int) -> tuple[SlowSink, Any, int]:
+    """Stream ``mebibytes`` MiB through an upload to a slow fake S3 (5 MiB parts, 3 threads);
+    return the sink, the committed upload and the peak of traced memory."""
     sink = SlowSink()
     store = s3.Backend({"s3_bucket": "b", "part_size": "5MiB", "concurrency": 3})
     store.client = sink
@@ -155,13 +158,18 @@ def test_memory_stays_bounded_by_concurrency_and_part_size(monkeypatch):
     chunk = os.urandom(MiB)
     tracemalloc.start()
     try:
-        upload = store.open_upload("huge")
-        for _ in range(200):  # 200 MiB streamed
+        upload = store.open_upload(name)
+        for _ in range(mebibytes):
             upload.write(chunk)
         upload.commit()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return sink, upload, peak
+
+
+def test_memory_stays_bounded_by_concurrency_and_part_size(monkeypatch):
+    sink, _, peak = stream_mebibytes(monkeypatch, "huge", 200)
     assert sink.max_in_flight <= 3
     # (concurrency + 1) parts of 5 MiB: three in flight and one filling; plus the caller's chunk
     assert peak < (3 + 1) * 5 * MiB + 4 * MiB, f"peak {peak / MiB:.1f} MiB"  # measured: 20.1 MiB
@@ -170,20 +178,8 @@ def test_memory_stays_bounded_by_concurrency_and_part_size(monkeypatch):
 def test_memory_stays_bounded_when_parts_grow(monkeypatch):
     """A buffer replaced by a larger one when parts grow is freed (nothing keeps it)."""
     monkeypatch.setattr(_s3_transfer, "PART_GROWTH_EVERY", 4)
-    sink = SlowSink()
-    store = s3.Backend({"s3_bucket": "b", "part_size": "5MiB", "concurrency": 3})
-    store.client = sink
-    monkeypatch.setattr(store, "verify_committed", lambda key, size, digest, etag: s3.base.ObjectInfo(key, size))
-    chunk = os.urandom(MiB)
-    tracemalloc.start()
-    try:
-        upload = store.open_upload("growing")
-        for _ in range(4 * 5 + 4 * 10 + 4 * 15):  # 4 parts of 5 MiB, 4 of 10 MiB, 4 of 15 MiB
-            upload.write(chunk)
-        upload.commit()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    # 4 parts of 5 MiB, 4 of 10 MiB, 4 of 15 MiB
+    _, upload, peak = stream_mebibytes(monkeypatch, "growing", 4 * 5 + 4 * 10 + 4 * 15)
     assert upload._part_number == 12
     # at most (concurrency + 1) buffers alive, the largest 15 MiB (the old code kept the replaced
     # buffers referenced by finished futures: 96 MiB measured)
