@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from bakthat.atomic import fsync_directory
 from bakthat.errors import IntegrityError, TargetExistsError, UnsafeArchiveError
 from bakthat.extract import safe_extract
 
@@ -200,11 +201,7 @@ def _commit(tree: str, target: pathlib.Path) -> list[str]:
         for name in names:
             os.rename(os.path.join(tree, name), target / name)
             moved.append(name)
-        fd = os.open(target, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # the target may be a link to it
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(target)  # (the target may be a link to the directory: followed)
     except BaseException:
         for name in reversed(moved):
             try:
