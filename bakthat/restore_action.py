@@ -22,7 +22,7 @@ from typing import Any
 
 from bakthat import passwords
 from bakthat.actions import Context, advancing, backups_of, find_row, resolve, status_publisher
-from bakthat.chain_read import drain_for_damage
+from bakthat.chain_read import ArchiveStream
 from bakthat.context import using_context
 from bakthat.errors import (
     BakthatError,
@@ -35,18 +35,9 @@ from bakthat.errors import (
     WrongPasswordError,
 )
 from bakthat.eventing import session
-from bakthat.pipeline import HashingReader
 from bakthat.utils import strict_keywords
 
 log = logging.getLogger("bakthat")
-
-#: The store-reading thread reads (and hashes) STORED_DEPTH pieces of STORED_CHUNK bytes
-#: ahead of decryption and decompression, whose thread runs PLAIN_DEPTH chunks of
-#: ``streams.CHUNK`` ahead of the tar parser: enough to keep the threads busy, with
-#: a few MiB of buffers.
-STORED_CHUNK = 256 << 10
-STORED_DEPTH = 4
-PLAIN_DEPTH = 3
 
 
 def match_at(ctx: Context, filename: str, at: Any) -> Any:
@@ -126,9 +117,8 @@ def restore(
     overwritten and ``overwrite`` is false, TargetFullError if the target's disk fills
     up.  On any error the target directory is left exactly as it was.
     """
-    from bakthat import archive, dryrun, legacy, legacy_raw
+    from bakthat import dryrun, legacy, legacy_raw
     from bakthat.extract import safe_extract
-    from bakthat.streams import ReadAhead
 
     from bakthat.context import RunContext
 
@@ -202,60 +192,29 @@ def restore(
             progress = advancing(publisher, progress)
             stack.enter_context(publisher)
             publisher.update(phase="restore", bytes_total=row.size)
-        raw = ctx.backend.open_read(row.stored_filename)
-        hashed = HashingReader(raw, progress)
-        ahead = stored = None
+        stream = None
         try:
-            # Two threads run ahead of the tar parser: one reads the store and computes
-            # the SHA-256, one decrypts and decompresses, so hashing and zstd overlap.
-            stored = ReadAhead(hashed, STORED_CHUNK, STORED_DEPTH)
-            decrypted = None
-            if secret and legacy.is_legacy_encrypted(row):
-                # bakthat 0.6's Blowfish format: no MAC, so the gzip layer's checks
-                # (header, CRC-32, length) are what tell a wrong password or damage.
-                plain = legacy.open_archive(stored, secret["passphrase"])
-            else:
-                if secret:
-                    from bakthat import crypto  # not imported for plain archives: it costs memory
-
-                    decrypted = crypto.DecryptingReader(
-                        stored, expected_header_sha256=(row.metadata or {}).get("header_sha256"), **secret
-                    )
-                plain = archive.decompressor(decrypted or stored, row.compression or "gzip")
-            # The archive is read once: its SHA-256 is compared after the last member,
-            # before anything leaves the staging directory (the target is untouched
-            # until then).
-            ahead = plain = ReadAhead(plain, depth=PLAIN_DEPTH)
-
-            def verify() -> None:
-                # A ReadAhead that returned its end has finished: the layer below it
-                # may then be read from this thread.
-                for stream in (plain, decrypted, stored):
-                    if stream is not None:
-                        while stream.read(1 << 20):
-                            pass
-                hashed.drain()
-                if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
-                    raise IntegrityError(f"{row.stored_filename}: SHA-256 mismatch; nothing was restored")
-
+            # One pass: the archive's SHA-256 is compared after the last member, before
+            # anything leaves the staging directory (the target is untouched until then).
+            stream = ArchiveStream(ctx.backend, row, secret, progress)
             log.info("%s %s into %s", "Checking (dry run)" if dry_run else "Restoring", row.stored_filename,
                      into or where)
             try:
                 if dump_kind and not dry_run:
                     from bakthat.sources import pipeline
 
-                    restored = pipeline.restore_dump(row, plain, where, into, overwrite, ctx.settings, verify)
+                    restored = pipeline.restore_dump(row, stream, where, into, overwrite, ctx.settings, stream.verify)
                     log.info("Restored %s to %s", row.stored_filename, restored)
                     result = row
                 elif dump_kind:
-                    verify()
+                    stream.verify()
                     dumped_to = into or str(where / f"{row.filename}.{(row.metadata or {}).get('extension')}")
-                    result = dryrun.RestorePlan(row, dumped_to, overwrite, entries=1, bytes=hashed.size,
+                    result = dryrun.RestorePlan(row, dumped_to, overwrite, entries=1, bytes=stream.hashed.size,
                                                 would_write=[f"the dump of {row.source_path}"])
                 elif dry_run:
-                    result = dryrun.plan_restore(row, plain, where, overwrite, verify)
+                    result = dryrun.plan_restore(row, stream, where, overwrite, stream.verify)
                 else:
-                    safe_extract(plain, where, overwrite=overwrite, before_commit=verify)
+                    safe_extract(stream, where, overwrite=overwrite, before_commit=stream.verify)
                     result = row
             except (WrongPasswordError, TargetExistsError):
                 raise
@@ -264,17 +223,11 @@ def restore(
                 raise
             except Exception as exc:
                 # Damage can look like anything downstream (a codec error, a malformed
-                # or hostile header): read the rest of the archive, and if its bytes do
-                # not match the recorded SHA-256, say that the stored archive is damaged.
-                drain_for_damage(plain, exc)
-                while stored.read(1 << 20):  # the rest of the stored bytes, for the hash
-                    pass
-                hashed.drain()
-                if row.sha256 and (hashed.hexdigest() != row.sha256 or hashed.size != row.size):
-                    raise IntegrityError(
-                        f"{row.stored_filename}: SHA-256 mismatch, the stored archive is damaged or altered ({exc}); "
-                        "nothing was restored"
-                    ) from exc
+                # or hostile header): the rest of the archive is read, and if its bytes
+                # are not the recorded ones, the error says the stored archive is damaged.
+                found = stream.damage(exc)
+                if found is not None:
+                    raise found from exc
                 if isinstance(exc, IntegrityError) and row.stored_filename not in str(exc):
                     raise IntegrityError(f"{row.stored_filename}: {exc}") from exc
                 raise
@@ -283,10 +236,8 @@ def restore(
                 raise
             raise _named(exc, row.stored_filename) from exc
         finally:
-            for thread in (ahead, stored):
-                if thread is not None:
-                    thread.close()
-            raw.close()
+            if stream is not None:
+                stream.close()
         return current.finish(result)
     raise AssertionError("unreachable")
 
