@@ -87,6 +87,9 @@ AGE_MAGIC = b"age-encryption.org/v1\n"
 _CHUNK = 64 * 1024  # plaintext bytes per STREAM chunk
 _TAG = 16  # Poly1305 tag
 _CT_CHUNK = _CHUNK + _TAG  # ciphertext bytes per full chunk
+#: Sealed chunks are handed to the sink together once they hold this many bytes: one
+#: write (a hash update, a system call) per 16 chunks rather than one per chunk.
+_WRITE_BATCH = 16 * _CT_CHUNK
 _FILE_KEY_LEN = 16
 _PAYLOAD_NONCE_LEN = 16
 _MAX_HEADER = 1024 * 1024  # a header larger than this is refused as damaged
@@ -654,7 +657,8 @@ class EncryptingWriter:
     Given a sink (anything with ``.write(bytes)``) and either a passphrase or a non-empty
     sequence of ``age1...`` recipients (a :class:`FileKey` is made of them), or a
     ``key`` made earlier (shared by several files), write the age header and payload
-    nonce to the sink at once, then encrypt what is written in 64 KiB chunks.  :meth:`close` seals the final
+    nonce to the sink at once, then encrypt what is written in 64 KiB chunks, handed to
+    the sink in batches of 16 (as ``bytes``) and by :meth:`flush`.  :meth:`close` seals the final
     chunk; until then the sink holds an unfinished archive that readers refuse as truncated.
     Leaving a ``with`` block through an exception does *not* seal the archive, so a partial
     plaintext can never look like a complete archive.  The sink is never closed.
@@ -691,6 +695,8 @@ class EncryptingWriter:
         self._aead = ChaCha20Poly1305(_hkdf(key._file_key, nonce, b"payload"))
         self._sink = sink
         self._buf = bytearray()
+        self._sealed: list[bytes] = []  # sealed chunks not yet handed to the sink
+        self._sealed_size = 0
         self._counter = 0
         self._closed = False
         self._failed = False
@@ -736,7 +742,18 @@ class EncryptingWriter:
     def _emit(self, plaintext: bytes | bytearray | memoryview, last: bool) -> None:
         ciphertext = self._aead.encrypt(_stream_nonce(self._counter, last), plaintext, None)
         self._counter += 1
-        self._write_out(ciphertext)
+        self._sealed.append(ciphertext)
+        self._sealed_size += len(ciphertext)
+        if self._sealed_size >= _WRITE_BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Write the sealed chunks held to the sink, in one write."""
+        if self._sealed:
+            sealed = self._sealed[0] if len(self._sealed) == 1 else b"".join(self._sealed)
+            self._sealed.clear()
+            self._sealed_size = 0
+            self._write_out(sealed)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Given plaintext bytes, buffer and encrypt them; return how many were taken (all).
@@ -768,9 +785,13 @@ class EncryptingWriter:
         return total
 
     def flush(self) -> None:
-        """Flush the sink if it can be; never emits a partial chunk."""
+        """Hand the sealed chunks to the sink and flush it if it can be; never emits a
+        partial chunk."""
+        if self._failed:
+            return
+        self._hand_over()
         flush = getattr(self._sink, "flush", None)
-        if flush is not None and not self._failed:
+        if flush is not None:
             flush()
 
     def close(self) -> None:

@@ -311,6 +311,23 @@ def test_flush_does_not_emit_a_partial_chunk():
     assert len(sink.getvalue()) == start + CT_CHUNK
 
 
+def test_sealed_chunks_reach_the_sink_in_batches_of_sixteen_as_bytes():
+    writes = []
+
+    class Sink:
+        def write(self, data):
+            writes.append(data)
+            return len(data)
+
+    data = plaintext(40 * CHUNK + 123)
+    with EncryptingWriter(Sink(), passphrase=PASSWORD, work_factor=WF) as writer:
+        writer.write(data)
+        assert [len(w) for w in writes[1:]] == [16 * CT_CHUNK, 16 * CT_CHUNK]  # after the header
+    assert [len(w) for w in writes[1:]] == [16 * CT_CHUNK, 16 * CT_CHUNK, 8 * CT_CHUNK + 123 + 16]
+    assert all(type(w) is bytes for w in writes)
+    assert decrypt(b"".join(writes)) == data
+
+
 def test_close_is_idempotent_and_leaves_the_sink_open():
     sink = io.BytesIO()
     writer = EncryptingWriter(sink, passphrase=PASSWORD, work_factor=WF)
