@@ -214,8 +214,9 @@ def _arc_path(arcname: str, relative: str) -> str:
 class _Writer:
     """Writes headers and data to the buffered sink; remembers hard-link groups."""
 
-    def __init__(self, sink: Any, stats: TarStats, progress: Callable[[int], None] | None):
-        self._sink = sink
+    def __init__(self, sink: io.BufferedWriter, stats: TarStats, progress: Callable[[int], None] | None):
+        self._sink = sink  # headers and small files: buffered
+        self._raw = sink.raw  # large files' data: straight from the read buffer, after a flush
         self._offset = 0
         # File data is read into this one buffer (no new 1 MiB object, and no fresh
         # pages to fault in, per read); the sink copies what it keeps.
@@ -306,7 +307,9 @@ class _Writer:
         if offset is not None:
             os.lseek(fd, offset, os.SEEK_SET)
         left = length
-        buffer, view, sink, progress = [self._buffer], self._view, self._sink, self._progress
+        buffer, view, progress = [self._buffer], self._view, self._progress
+        self._sink.flush()  # what is buffered goes first; the data is not copied into the buffer
+        sink = self._raw
         while left:
             if left < BUFFER_SIZE:
                 buffer = [view[:left]]
