@@ -28,7 +28,7 @@ log = logging.getLogger("bakthat")
 EXTENSIONS = {"zstd": "tar.zst", "gzip": "tgz", "none": "tar"}
 DEFAULT_LEVELS = {"zstd": 3, "gzip": 6, "none": None}
 BUFFER_SIZE = 1 << 20
-ZSTD_JOB_SIZE = 3 << 20  # 3 MiB
+ZSTD_JOB_SIZE = 2 << 20  # 2 MiB
 #: Each job reloads window >> (9 - ZSTD_OVERLAP_LOG) bytes of the one before (32 KiB at level 3).
 ZSTD_OVERLAP_LOG = 3
 
@@ -63,12 +63,13 @@ def compressor(sink: IO[bytes], compression: str, level: int | None = None, thre
     if compression == "zstd":
         import zstandard
 
-        # 3 MiB jobs with a 32 KiB overlap, where zstd's defaults at level 3 are 8 MiB
-        # jobs reloading 256 KiB: the workers' buffers take ~30 MiB instead of ~65 MiB,
-        # the archive is as small (0.1 % smaller on the benchmark's set than with the
-        # 1.5 MiB jobs of before), and a backup is ~7 % faster on two cores than with
-        # 1.5 MiB jobs (less CPU spent reloading overlaps, fewer hand-overs between
-        # jobs); docs/benchmarks.md, "zstd job size".
+        # 2 MiB jobs with a 32 KiB overlap, where zstd's defaults at level 3 are 8 MiB
+        # jobs reloading 256 KiB: the workers' buffers take ~20 MiB instead of ~65 MiB,
+        # for an archive 0.6 % larger (0.1 % more than with the 1.5 MiB jobs reloading
+        # 256 KiB used before), and a backup on two cores is ~6 % faster than with
+        # 1.5 MiB jobs reloading 256 KiB (less CPU spent reloading the overlaps, fewer
+        # hand-overs between jobs) and as fast as with 3 MiB jobs, which take 10 MiB
+        # more; docs/benchmarks.md, "zstd job size".
         params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=ZSTD_JOB_SIZE if threads else 0,
             overlap_log=ZSTD_OVERLAP_LOG if threads else 0, write_checksum=True,
