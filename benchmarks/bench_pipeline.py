@@ -132,6 +132,11 @@ def rmtree(path: Path) -> None:
 # QUIET_CPUS CPUs, and afterwards re-run commands whose best run was disturbed.
 QUIET_CPUS = 0.25
 QUIET_MAX_WAIT = 60.0
+# Where restores write (--restore-root): None keeps them in the run directory, on the
+# disk being measured; a tmpfs measures the restore pipelines without the disk, whose
+# file creation on a `discard`-mounted ext4 varies 2-4x after bulk deletions (README).
+# Trees restored there are deleted once verified (a tmpfs holds them in memory).
+RESTORE_ROOT: Path | None = None
 
 
 def settle() -> None:
@@ -996,11 +1001,14 @@ def bench_one_size(args: argparse.Namespace, size: int, workdir: Path, pool: Any
 
         def restore(tool: Tool, n: int) -> RunRecord:
             # restored trees are kept until the end of this size (see settle())
-            dest = rundir / "restore" / f"{re.sub(r'[^a-z0-9]+', '-', tool.name)}-{n}"
+            dest = (RESTORE_ROOT or rundir / "restore") / f"{re.sub(r'[^a-z0-9]+', '-', tool.name)}-{n}"
+            rmtree(dest)
             dest.mkdir(parents=True)
             label = f"{tool.name} restore #{n}"
             rec = runner.run(label, tool.restore_steps(dest), env=tool.env(), cwd=tool.restore_cwd(dest))
             checked = verify_restore(pool, data, tool.restored_root(dest), tool.full_verify)
+            if RESTORE_ROOT is not None:
+                shutil.rmtree(dest)
             res = results.setdefault((tool.name, "restore"), Result(tool.name, "restore"))
             res.add(rec)
             res.verified = f"ok ({checked})"
@@ -1196,8 +1204,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not wait for other processes to go quiet before each measured command")
     parser.add_argument("--no-settle", action="store_true",
                         help="do not wait after bulk deletions before measuring (see README)")
+    parser.add_argument("--restore-root", type=Path,
+                        help="restore into this directory (a tmpfs: the restore pipelines without the disk)")
     args = parser.parse_args(argv)
-    global SETTLE_SECONDS, QUIET_MAX_WAIT
+    global SETTLE_SECONDS, QUIET_MAX_WAIT, RESTORE_ROOT
+    RESTORE_ROOT = args.restore_root
     if args.no_settle:
         SETTLE_SECONDS = 0.0
     if args.no_quiet_wait:

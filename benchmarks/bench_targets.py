@@ -439,10 +439,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="parts to leave out: pipeline,small,s3,startup")
     parser.add_argument("--no-quiet-wait", action="store_true", help="see bench_pipeline.py")
     parser.add_argument("--no-settle", action="store_true", help="see bench_pipeline.py")
+    parser.add_argument("--restore-root", type=Path,
+                        help="restore into this directory (a tmpfs: the restore pipelines without the disk)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.no_quiet_wait:
         bp.QUIET_MAX_WAIT = 0.0
+    bp.RESTORE_ROOT = args.restore_root
     if args.no_settle:
         bp.SETTLE_SECONDS = 0.0
     args.small = args.small or args.size // 4
@@ -463,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                               capture_output=True, text=True).stdout.strip()
         print(f"  base:          {args.base_root} ({base[:90]})")
     print(f"  reps:          {args.reps} (medians)", flush=True)
+    if args.restore_root:
+        print(f"  restores into: {args.restore_root} (--restore-root; the S3 part's stay in the workdir)", flush=True)
     bp._build_vocab(args.seed)
     figures: dict[str, Figures] = {}
     pool = multiprocessing.get_context("fork").Pool(len(os.sched_getaffinity(0)))
