@@ -434,10 +434,13 @@ def config_path(config: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.path.expanduser(os.fspath(config)))
 
 
-def load_config(config: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def load_config(config: str | os.PathLike[str] | None = None, *, create: bool = False) -> dict[str, Any]:
     """Given a config path (or None for the default), return the parsed YAML mapping.
 
-    Return ``{}`` if the file does not exist.  Raise ConfigError if it is not valid
+    Return ``{}`` if the default file (``~/.bakthat.yml``) does not exist, or any file
+    when ``create`` is true (it is about to be written).  Raise ConfigError if a file
+    named by ``config`` or ``$BAKTHAT_CONFIG`` does not exist (a mistyped path must not
+    mean the embedded defaults), or if it is not valid
     YAML, uses a Python object tag (only safe loading is done), is not a mapping, has a
     top-level value that is not a profile, or has a malformed ``sync:`` mapping.  Warn
     (once per process) if the file holds secrets and others can read it.
@@ -449,7 +452,9 @@ def load_config(config: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        if create or (config is None and not os.environ.get("BAKTHAT_CONFIG")):
+            return {}
+        raise ConfigError(f"{shown}: config file not found") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{shown}: invalid config: not UTF-8 text") from None
     except OSError as exc:
@@ -575,7 +580,7 @@ def update_profile(
     shown = display_path(path)
     if profile == "sync":
         raise ConfigError(f"{shown}: 'sync' is the sync server's section, not a profile")
-    data = load_config(config)
+    data = load_config(config, create=True)
     new = dict(data.get(profile) or {})
     for key, value in (changes or {}).items():
         if "." in key:

@@ -35,10 +35,19 @@ def test_backup_show_restore_delete_round_trip(data, tmp_path):
 
 def test_password_from_the_environment_encrypts_and_decrypts(data, tmp_path):
     env = {"BAKTHAT_PASSWORD": "s3cret"}
-    assert run_cli("backup", str(data), "-c", str(tmp_path / "none.yml"), env=env).returncode == 0
+    (tmp_path / "empty.yml").write_text("")  # an empty config: the embedded defaults
+    assert run_cli("backup", str(data), "-c", str(tmp_path / "empty.yml"), env=env).returncode == 0
     result = run_cli("restore", "mydir", "--target", str(tmp_path / "out"), env=env)
     assert result.returncode == 0, result.stderr
     assert snapshot(tmp_path / "out" / "mydir") == snapshot(data)
+
+
+def test_a_config_named_with_c_that_does_not_exist_is_refused_before_any_backup(data, tmp_path):
+    missing = tmp_path / "typo.yml"
+    result = run_cli("backup", str(data), "-c", str(missing))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"bakthat: error: {missing}: config file not found"
+    assert cli_ok("show", "--json").stdout.strip() == "[]"  # nothing went to the default store
 
 
 def test_version_flag_prints_the_version():

@@ -225,6 +225,20 @@ def test_bakthat_config_selects_the_file_and_c_wins_over_it(tmp_path, monkeypatc
     assert get_profile(config=str(tmp_path / "flag.yml"))["compression"] == "none"
 
 
+def test_a_named_config_that_does_not_exist_is_an_error_naming_it(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="^" + str(tmp_path / "typo.yml") + ": config file not found$"):
+        get_profile(config=str(tmp_path / "typo.yml"))
+    monkeypatch.setenv("BAKTHAT_CONFIG", str(tmp_path / "env-typo.yml"))
+    with pytest.raises(ConfigError, match="env-typo.yml: config file not found$"):
+        get_profile()
+    assert conf.load_config(str(tmp_path / "new.yml"), create=True) == {}  # configure writes it next
+
+
+def test_the_default_config_may_be_missing(home):
+    assert not (home / ".bakthat.yml").exists()
+    assert get_profile()["compression"] == "zstd"
+
+
 def test_environment_values_are_typed(monkeypatch):
     monkeypatch.setenv("BAKTHAT_COMPRESSION_LEVEL", "9")
     monkeypatch.setenv("BAKTHAT_COMPRESS", "no")

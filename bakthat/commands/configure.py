@@ -193,7 +193,7 @@ def _ask(args: argparse.Namespace) -> dict[str, Any]:
     """Ask for the usual settings of a profile; return the answers that change something."""
     from bakthat.conf import load_config
 
-    current = dict(load_config(args.config).get(args.profile) or {})
+    current = dict(load_config(args.config, create=True).get(args.profile) or {})
     known = _destinations()
     sys.stderr.write(f"Profile {args.profile!r}. Blank answers keep the value in brackets.\n")
     answers: dict[str, Any] = {}
@@ -266,7 +266,7 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError("\n".join(problems))
     if not args.json:
-        profiles = [name for name in load_config(args.config) if name != "sync"]
+        profiles = [name for name in load_config(args.config, create=True) if name != "sync"]
         state = f"{len(profiles)} profile(s) valid" if path.exists() else "does not exist (defaults apply)"
         print(f"{display_path(path)}: {state}")
     return 0

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from bakthat.conf import display_path, load_config, update_profile
     from bakthat.errors import ConfigError
 
-    current = {} if args.replace else dict((load_config(args.config).get(args.profile) or {}).get("rotation") or {})
+    current = {} if args.replace else dict((load_config(args.config, create=True).get(args.profile) or {}).get("rotation") or {})
     changes = _flags(args)
     if not changes:
         if not (args.interactive or sys.stdin.isatty()):
