@@ -63,13 +63,10 @@ def compressor(sink: IO[bytes], compression: str, level: int | None = None, thre
     if compression == "zstd":
         import zstandard
 
-        # 2 MiB jobs with a 32 KiB overlap, where zstd's defaults at level 3 are 8 MiB
-        # jobs reloading 256 KiB: the workers' buffers take ~20 MiB instead of ~65 MiB,
-        # for an archive 0.6 % larger (0.1 % more than with the 1.5 MiB jobs reloading
-        # 256 KiB used before), and a backup on two cores is ~6 % faster than with
-        # 1.5 MiB jobs reloading 256 KiB (less CPU spent reloading the overlaps, fewer
-        # hand-overs between jobs) and as fast as with 3 MiB jobs, which take 10 MiB
-        # more; docs/benchmarks.md, "zstd job size".
+        # 2 MiB jobs, each reloading 32 KiB of the one before (zstd's defaults at level 3:
+        # 8 MiB jobs reloading 256 KiB): ~20 MiB of worker buffers instead of ~65 MiB, an
+        # archive 0.6 % larger, less CPU spent on overlaps (docs/benchmarks.md, "zstd job
+        # size").
         params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=ZSTD_JOB_SIZE if threads else 0,
             overlap_log=ZSTD_OVERLAP_LOG if threads else 0, write_checksum=True,

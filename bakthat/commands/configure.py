@@ -266,7 +266,7 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError("\n".join(problems))
     if not args.json:
-        profiles = [name for name in load_config(args.config, create=True) if name != "sync"]
+        profiles = [name for name in load_config(args.config) if name != "sync"]
         state = f"{len(profiles)} profile(s) valid" if path.exists() else "does not exist (defaults apply)"
         print(f"{display_path(path)}: {state}")
     return 0
