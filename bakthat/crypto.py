@@ -750,7 +750,7 @@ class EncryptingWriter:
     def _hand_over(self) -> None:
         """Write the sealed chunks held to the sink, in one write."""
         if self._sealed:
-            sealed = self._sealed[0] if len(self._sealed) == 1 else b"".join(self._sealed)
+            sealed = b"".join(self._sealed)  # one chunk: joined, it is that same object
             self._sealed.clear()
             self._sealed_size = 0
             self._write_out(sealed)
